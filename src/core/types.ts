@@ -1,0 +1,335 @@
+/**
+ * The public contract of Ferry (SPEC §1 and §3): every store, and the HTTP client, implement {@link Ferry}.
+ * This module is browser-safe: it imports nothing from `node:`.
+ */
+
+/** Any JSON value. */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/** Whole milliseconds, or a string such as `"250ms"`, `"30s"`, `"5m"`, `"2h"`, `"7d"`. */
+export type Duration = number | string;
+
+/** A message's state. `waiting` and `delayed` differ only by whether `runAt` has passed. */
+export type MessageState = 'waiting' | 'delayed' | 'active' | 'completed' | 'dead' | 'cancelled';
+
+export const MESSAGE_STATES: readonly MessageState[] = [
+  'waiting',
+  'delayed',
+  'active',
+  'completed',
+  'dead',
+  'cancelled',
+];
+
+/** The states a message never leaves by itself. */
+export const FINAL_STATES: readonly MessageState[] = ['completed', 'dead', 'cancelled'];
+
+/** How long a failed attempt waits before the next one. */
+export interface Backoff {
+  /** `exponential` doubles from `delay` up to `max`; `fixed` always waits `delay`. */
+  type: 'exponential' | 'fixed';
+  /** Default `1s`. */
+  delay?: Duration;
+  /** Cap for `exponential`. Default `1h`. */
+  max?: Duration;
+  /** Randomize each wait between half and all of it (exponential only). Default true. */
+  jitter?: boolean;
+}
+
+/** Options of one send. */
+export interface SendOptions {
+  /** Do not deliver before this much time has passed. */
+  delay?: Duration;
+  /** Do not deliver before this moment (a Date, an ISO 8601 string, or epoch milliseconds). */
+  runAt?: Date | string | number;
+  /** Higher is delivered first. Default 0. */
+  priority?: number;
+  /** Messages sharing a key within a queue are delivered one at a time, in send order. */
+  key?: string;
+  /** A second send with the same id, while the first message exists, creates nothing. */
+  dedupeId?: string;
+  /** Attempts before the message is dead. Default: the queue's, else 3. */
+  maxAttempts?: number;
+  /** Default: the queue's, else exponential from 1s to 1h. */
+  backoff?: Backoff;
+  /** How long each delivery is leased. Default: the queue's, else 30s. */
+  lease?: Duration;
+  /** String metadata that travels with the message (e.g. `traceparent`). */
+  headers?: Record<string, string>;
+}
+
+/** One message of a {@link Ferry.sendBatch}. */
+export interface BatchMessage extends SendOptions {
+  payload: unknown;
+}
+
+/** What a send answers. */
+export interface Sent {
+  id: string;
+  queue: string;
+  /** True when a message with the same `dedupeId` existed: nothing was created. */
+  deduplicated: boolean;
+  /**
+   * Waits until the message is completed and resolves with its result. Rejects with
+   * {@link MessageFailedError} if it ends dead or cancelled, with {@link TimeoutError} after `timeout`.
+   */
+  result<T = unknown>(options?: WaitOptions): Promise<T>;
+}
+
+export interface WaitOptions {
+  /** Give up after this long. Default: wait forever. */
+  timeout?: Duration;
+  signal?: AbortSignal;
+}
+
+/** A failure, as kept on a message and carried by events. */
+export interface FailureInfo {
+  message: string;
+  name?: string;
+  data?: unknown;
+}
+
+/** Everything known of a message. Times are ISO 8601 strings; absent values are null. */
+export interface MessageInfo {
+  id: string;
+  queue: string;
+  state: MessageState;
+  payload: unknown;
+  result: unknown;
+  error: FailureInfo | null;
+  /** Deliveries so far. */
+  attempts: number;
+  maxAttempts: number;
+  priority: number;
+  key: string | null;
+  dedupeId: string | null;
+  progress: unknown;
+  headers: Record<string, string>;
+  sentAt: string;
+  runAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  /** When the current lease ends (active messages only). */
+  leaseUntil: string | null;
+}
+
+/** A message handed to a consumer by {@link Ferry.receive}. */
+export interface Delivery {
+  id: string;
+  queue: string;
+  payload: unknown;
+  /** 1 for the first delivery. */
+  attempt: number;
+  /** Proof of this delivery: ack, nack, extend and progress must present it. */
+  receipt: string;
+  priority: number;
+  key: string | null;
+  headers: Record<string, string>;
+  sentAt: string;
+  /** When this lease ends unless extended. */
+  leaseUntil: string;
+}
+
+/** What ack, nack, extend and progress need of a delivery. */
+export interface DeliveryRef {
+  id: string;
+  receipt: string;
+}
+
+export interface ReceiveOptions {
+  /** At most this many messages (1–1000). Default 1. */
+  max?: number;
+  /** Wait up to this long for the first message. Default 0 (answer at once). */
+  wait?: Duration;
+  /** Lease length. Default: the message's, else the queue's, else 30s. */
+  lease?: Duration;
+  signal?: AbortSignal;
+}
+
+export interface NackOptions {
+  error?: FailureInfo | string;
+  /** Wait this long before the next attempt, instead of the backoff. */
+  delay?: Duration;
+  /** `false` makes the message dead at once. Default true. */
+  retry?: boolean;
+}
+
+/** A message being handled by {@link Ferry.work}. */
+export interface Job<P = unknown> {
+  id: string;
+  queue: string;
+  payload: P;
+  attempt: number;
+  key: string | null;
+  priority: number;
+  headers: Record<string, string>;
+  sentAt: string;
+  receipt: string;
+  /** Fires when the message is cancelled or the lease is lost, and when the worker closes past its bound. */
+  signal: AbortSignal;
+  progress(value: unknown): Promise<void>;
+  extend(lease: Duration): Promise<void>;
+}
+
+export type Handler<P = unknown, R = unknown> = (job: Job<P>) => Promise<R> | R;
+
+export interface WorkOptions {
+  /** Handlers running at once. Default 1. */
+  concurrency?: number;
+  /** Lease per delivery; renewed while the handler runs. Default: the message's, else the queue's, else 30s. */
+  lease?: Duration;
+  /** Called with errors the worker cannot hand to a handler (store unavailable, …). */
+  onError?: (error: unknown) => void;
+}
+
+export interface Worker {
+  readonly queue: string;
+  /** Handlers running now. */
+  readonly running: number;
+  /**
+   * Stops taking messages and waits for the handlers in hand, at most `timeout` (default 30s);
+   * then aborts their signals and returns. Their messages are redelivered when their leases run out.
+   */
+  close(options?: { timeout?: Duration }): Promise<void>;
+}
+
+export interface ListOptions {
+  state?: MessageState;
+  /** 1–1000, default 50. */
+  limit?: number;
+  /** From a previous page's `cursor`. */
+  cursor?: string | null;
+}
+
+export interface MessagePage {
+  messages: MessageInfo[];
+  /** Pass to the next call; null on the last page. */
+  cursor: string | null;
+}
+
+export interface QueueStats {
+  name: string;
+  waiting: number;
+  delayed: number;
+  active: number;
+  completed: number;
+  dead: number;
+  cancelled: number;
+  paused: boolean;
+}
+
+/** Per-queue defaults; messages' own options take precedence. */
+export interface QueueConfig {
+  maxAttempts?: number;
+  backoff?: Backoff;
+  lease?: Duration;
+  /** How long completed, dead and cancelled messages are kept. Default 7d. */
+  retention?: Duration;
+  /** Most messages active at once in this queue, across every consumer. */
+  concurrency?: number | null;
+  /** Most deliveries per window, across every consumer. */
+  rateLimit?: { max: number; per: Duration } | null;
+}
+
+/** The full configuration of a queue as stored (durations in milliseconds). */
+export interface QueueSettings {
+  maxAttempts: number;
+  backoff: { type: 'exponential' | 'fixed'; delay: number; max: number; jitter: boolean };
+  lease: number;
+  retention: number;
+  concurrency: number | null;
+  rateLimit: { max: number; per: number } | null;
+  paused: boolean;
+}
+
+export type EventType = 'sent' | 'active' | 'progress' | 'completed' | 'retrying' | 'dead' | 'cancelled';
+
+export const EVENT_TYPES: readonly EventType[] = [
+  'sent',
+  'active',
+  'progress',
+  'completed',
+  'retrying',
+  'dead',
+  'cancelled',
+];
+
+/** A change of state. `seq` increases with every event of a store. */
+export interface FerryEvent {
+  seq: number;
+  type: EventType;
+  queue: string;
+  id: string;
+  /** ISO 8601. */
+  at: string;
+  attempt?: number;
+  result?: unknown;
+  error?: FailureInfo;
+  progress?: unknown;
+}
+
+export interface EventsOptions {
+  queue?: string;
+  types?: EventType[];
+  /** Resume after this seq (as SSE's Last-Event-ID): replay from the durable log, then follow. */
+  after?: number;
+  signal?: AbortSignal;
+}
+
+/** An async iterable of events that can be stopped. */
+export interface EventStream extends AsyncIterable<FerryEvent> {
+  close(): void;
+}
+
+export interface PurgeOptions {
+  /** Default: every state but `active`. */
+  state?: MessageState | MessageState[];
+}
+
+/** The one interface of Ferry, identical on every store and over HTTP. */
+export interface Ferry {
+  send(queue: string, payload: unknown, options?: SendOptions): Promise<Sent>;
+  /** All or nothing. */
+  sendBatch(queue: string, messages: BatchMessage[]): Promise<Sent[]>;
+  /** Sends, then waits for the result. */
+  call<T = unknown>(queue: string, payload: unknown, options?: SendOptions & WaitOptions): Promise<T>;
+  /** Waits until message `id` is completed (its result), dead or cancelled (rejects). */
+  result<T = unknown>(id: string, options?: WaitOptions): Promise<T>;
+
+  receive(queue: string, options?: ReceiveOptions): Promise<Delivery[]>;
+  ack(delivery: DeliveryRef, result?: unknown): Promise<void>;
+  /** Ends the attempt as failed; answers the state the message is now in. */
+  nack(delivery: DeliveryRef, options?: NackOptions): Promise<{ state: MessageState }>;
+  extend(delivery: DeliveryRef, lease: Duration): Promise<{ leaseUntil: string }>;
+  progress(delivery: DeliveryRef, value: unknown): Promise<void>;
+
+  work<P = unknown, R = unknown>(queue: string, handler: Handler<P, R>, options?: WorkOptions): Worker;
+
+  /** Null when no such message exists. */
+  get(id: string): Promise<MessageInfo | null>;
+  cancel(id: string): Promise<{ state: MessageState }>;
+  /** Makes a dead or cancelled message waiting again with fresh attempts, or a delayed one due now. */
+  retry(id: string): Promise<{ state: MessageState }>;
+  list(queue: string, options?: ListOptions): Promise<MessagePage>;
+  stats(queue: string): Promise<QueueStats>;
+  queues(): Promise<QueueStats[]>;
+  /** Changes a queue's defaults and answers its whole configuration; `configure(queue)` only reads it. */
+  configure(queue: string, config?: QueueConfig): Promise<QueueSettings>;
+  pause(queue: string): Promise<void>;
+  resume(queue: string): Promise<void>;
+  /** Moves every dead message of the queue back to waiting, with fresh attempts. */
+  redrive(queue: string): Promise<{ moved: number }>;
+  purge(queue: string, options?: PurgeOptions): Promise<{ purged: number }>;
+
+  subscribe(topic: string, queue: string): Promise<void>;
+  unsubscribe(topic: string, queue: string): Promise<void>;
+  /** One copy into each queue subscribed now. */
+  publish(
+    topic: string,
+    payload: unknown,
+    options?: SendOptions,
+  ): Promise<{ messages: { queue: string; id: string }[] }>;
+
+  events(options?: EventsOptions): EventStream;
+  close(): Promise<void>;
+}

@@ -1,0 +1,200 @@
+/**
+ * The contract between the engine and a store. It states queue semantics, one batched operation per
+ * method; it exposes no connection or transaction type. Every method is atomic: it happens whole or not at
+ * all, and its promise resolves only once the change is durable (committed, fsynced where configured).
+ *
+ * The engine validates and normalizes every input before it reaches a store, resolves defaults it can, and
+ * turns records into the public shapes. The store owns everything that must hold across processes: leases
+ * and receipts, ordering keys, dedupe, pause, per-queue limits, the event log.
+ *
+ * Times are epoch milliseconds read from the engine's clock and passed in as `now`, so tests can drive time.
+ */
+import type { EventType, FerryEvent, MessageState, QueueSettings, QueueStats } from '../core/types.ts';
+
+/** What a store can do; differences between stores are data, not `if (store === …)`. */
+export interface StoreCapabilities {
+  /** Other processes may change the same data (a PostgreSQL database, a shared SQLite file). */
+  readonly shared: boolean;
+  /** `send` accepts the caller's own transaction handle. */
+  readonly transactionalSend: boolean;
+}
+
+/** The store's stored form of a backoff: durations in milliseconds. */
+export type BackoffSettings = QueueSettings['backoff'];
+
+/** Given to a store once, at `init`. */
+export interface StoreContext {
+  /** Delay before attempt `attempt + 1` after attempt `attempt` failed, by the message's backoff. */
+  retryDelay(attempt: number, backoff: BackoffSettings): number;
+  /** Receives every event the store commits, in seq order: its own at once, other processes' when it learns of them. */
+  onEvents(events: FerryEvent[]): void;
+}
+
+/** A validated message to insert. JSON fields are already serialized. */
+export interface NewMessage {
+  id: string;
+  queue: string;
+  payload: string;
+  priority: number;
+  key: string | null;
+  dedupeId: string | null;
+  /** Null: the queue's setting applies when needed. */
+  maxAttempts: number | null;
+  backoff: BackoffSettings | null;
+  lease: number | null;
+  headers: string | null;
+  runAt: number;
+}
+
+export interface SendOutcome {
+  id: string;
+  deduplicated: boolean;
+}
+
+/** The stored states; `queued` is `waiting` or `delayed` depending on `runAt`. */
+export type StoredState = 'queued' | 'active' | 'completed' | 'dead' | 'cancelled';
+
+/** A message as stored. JSON fields are serialized text. */
+export interface MessageRecord {
+  id: string;
+  queue: string;
+  state: StoredState;
+  payload: string;
+  result: string | null;
+  error: string | null;
+  attempts: number;
+  /** Effective: the message's own, else the queue's. */
+  maxAttempts: number;
+  priority: number;
+  key: string | null;
+  dedupeId: string | null;
+  progress: string | null;
+  headers: string | null;
+  sentAt: number;
+  runAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+  leaseUntil: number | null;
+  cancelRequested: boolean;
+}
+
+/** One delivery made by `claim`. */
+export interface Claimed {
+  id: string;
+  queue: string;
+  payload: string;
+  attempt: number;
+  receipt: string;
+  priority: number;
+  key: string | null;
+  headers: string | null;
+  sentAt: number;
+  leaseUntil: number;
+  /** The lease length used, so a worker can renew by the same amount. */
+  lease: number;
+}
+
+export interface Completion {
+  id: string;
+  receipt: string;
+  result: string | null;
+}
+
+export interface Failure {
+  id: string;
+  receipt: string;
+  error: string;
+  /** False: dead at once. */
+  retry: boolean;
+  /** Instead of the backoff. */
+  delay: number | null;
+}
+
+/** How one settle went: the state the message is now in, or null when the receipt was stale. */
+export type Settled = StoredState | null;
+
+export interface ListQuery {
+  state: MessageState | null;
+  limit: number;
+  /** Opaque position from a previous page. */
+  cursor: string | null;
+}
+
+export interface RecordPage {
+  records: MessageRecord[];
+  cursor: string | null;
+}
+
+/** A partial update of a queue's settings. */
+export type SettingsPatch = Partial<QueueSettings>;
+
+export interface Store {
+  readonly capabilities: StoreCapabilities;
+
+  /** Creates or migrates the schema; called once before anything else. */
+  init(context: StoreContext): Promise<void>;
+
+  /** Inserts all or none. A message whose queue has a live message with its dedupeId is not inserted. */
+  send(messages: NewMessage[], now: number, transaction?: unknown): Promise<SendOutcome[]>;
+  /** Inserts one copy of `message` per queue subscribed to `topic`, each with an id from `newId`. */
+  publish(
+    topic: string,
+    message: Omit<NewMessage, 'id' | 'queue'>,
+    newId: () => string,
+    now: number,
+  ): Promise<{ queue: string; id: string }[]>;
+
+  /**
+   * Leases up to `max` deliverable messages of `queue`: queued, due, not behind an earlier message of their
+   * key, queue not paused, within the queue's concurrency and rate limit; by priority, then runAt, then send
+   * order. Expired leases of the queue are settled first. `lease` null: the message's, else the queue's.
+   */
+  claim(queue: string, max: number, lease: number | null, now: number): Promise<Claimed[]>;
+  complete(items: Completion[], now: number): Promise<Settled[]>;
+  fail(items: Failure[], now: number): Promise<Settled[]>;
+  /** The new lease end, or null when the receipt is stale. */
+  extend(id: string, receipt: string, lease: number, now: number): Promise<number | null>;
+  /** False when the receipt is stale. */
+  progress(id: string, receipt: string, value: string, now: number): Promise<boolean>;
+
+  get(id: string): Promise<MessageRecord | null>;
+  /** Cancels (or flags, when active); null when no such message. */
+  cancel(id: string, now: number): Promise<MessageRecord | null>;
+  /** Requeues a dead or cancelled message (fresh attempts) or makes a queued one due now; null when none. */
+  retry(id: string, now: number): Promise<MessageRecord | null>;
+  list(queue: string, query: ListQuery, now: number): Promise<RecordPage>;
+  /** Stats of one queue, or of every known queue when `queue` is null. */
+  stats(queue: string | null, now: number): Promise<QueueStats[]>;
+  settings(queue: string): Promise<QueueSettings>;
+  configure(queue: string, patch: SettingsPatch): Promise<QueueSettings>;
+  redrive(queue: string, now: number): Promise<number>;
+  purge(queue: string, states: StoredState[], now: number): Promise<number>;
+
+  subscribe(topic: string, queue: string): Promise<void>;
+  unsubscribe(topic: string, queue: string): Promise<void>;
+
+  /**
+   * Housekeeping, bounded per call: settles expired leases (redelivery or dead), removes finished messages
+   * past their retention and events past `eventRetention`. Answers how much it did, so callers can repeat.
+   */
+  sweep(now: number, eventRetention: number): Promise<{ expired: number; removed: number }>;
+  /** Events with seq greater than `after`, oldest first, at most `limit`. */
+  readEvents(after: number, limit: number): Promise<FerryEvent[]>;
+  /** The highest seq committed so far (0 when none). */
+  lastSeq(): Promise<number>;
+
+  close(): Promise<void>;
+}
+
+/** An event as a store builds it, before seq and time are assigned at commit. */
+export interface PendingEvent {
+  type: EventType;
+  queue: string;
+  id: string;
+  attempt?: number;
+  result?: unknown;
+  error?: unknown;
+  progress?: unknown;
+  /** For `sent` and `retrying`: when the message is due, so idle consumers can wake then. Not public. */
+  runAt?: number;
+}
