@@ -1,0 +1,164 @@
+/**
+ * The HTTP API of SPEC §4 as a Fastify app over any {@link Ferry}: an embedded store, PostgreSQL, or even
+ * another server through `connect()`. The caller owns the Ferry: closing the app does not close it.
+ */
+import { randomUUID } from 'node:crypto';
+import cors from '@fastify/cors';
+import swagger from '@fastify/swagger';
+import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { parseDuration } from '../core/duration.ts';
+import type { Duration, Ferry } from '../core/types.ts';
+import { registerAccess } from './access.ts';
+import type { App, RouteDeps } from './deps.ts';
+import { registerJsonParser } from './json-body.ts';
+import { Metrics } from './metrics.ts';
+import { errorHandler, notFoundHandler } from './problem.ts';
+import { RateLimiter, type RateLimitOptions } from './rate-limit.ts';
+import { deliveryRoutes } from './routes/deliveries.ts';
+import { eventRoutes } from './routes/events.ts';
+import { messageRoutes } from './routes/messages.ts';
+import { opsRoutes } from './routes/ops.ts';
+import { queueRoutes } from './routes/queues.ts';
+import { topicRoutes } from './routes/topics.ts';
+import { StreamTokens } from './stream-tokens.ts';
+import { TokenSet } from './tokens.ts';
+
+/** A route as registered, for tools and tests that walk the router. */
+export interface RouteEntry {
+  method: string;
+  url: string;
+  access: import('./access.ts').Access | undefined;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Every route registered, in order. */
+    ferryRoutes: RouteEntry[];
+  }
+}
+
+export interface ServerOptions {
+  /** Token entries (see src/server/tokens.ts for the format). None: every request is let in. */
+  tokens?: string[];
+  /** Origins allowed to call the API from a browser, e.g. `https://app.example.com`. None: no CORS headers. */
+  cors?: string[];
+  /** Per-token (or, without tokens, per-address) request rate. Default: none. */
+  rateLimit?: RateLimitOptions | false;
+  /** Largest request body in bytes. Default 2 MiB (a 1 MiB payload plus its options, escaped). */
+  bodyLimit?: number;
+  /** Largest body of `POST …/batch`. Default 32 MiB. */
+  batchBodyLimit?: number;
+  /** Deepest JSON nesting accepted in a body. Default 64. */
+  maxDepth?: number;
+  /** Between SSE heartbeat comments. Default 15s. */
+  heartbeat?: Duration;
+  /** Shared secret for stream tokens when several servers sit behind one balancer. Default: random. */
+  streamSecret?: string;
+  /** Fastify's logger option: true, pino options, or a pino instance. Default: info-level JSON to stdout. */
+  logger?: FastifyServerOptions['logger'];
+  /** Trust X-Forwarded-* from a proxy (for the client address used by rate limits and logs). */
+  trustProxy?: boolean;
+  /** Registered after the API, e.g. the dashboard's `GET /`. */
+  plugins?: ((app: FastifyInstance, ferry: Ferry) => Promise<void>)[];
+}
+
+const MiB = 1024 * 1024;
+
+/** Builds (but does not start) the HTTP API over `ferry`. */
+export async function createServer(ferry: Ferry, options: ServerOptions = {}): Promise<FastifyInstance> {
+  const tokens = new TokenSet(options.tokens ?? []);
+  const streams = new StreamTokens(options.streamSecret);
+  const limiter = options.rateLimit ? new RateLimiter(options.rateLimit) : null;
+  const heartbeatMs = parseDuration(options.heartbeat ?? '15s', 'heartbeat', 10, 3_600_000);
+  const bodyLimit = options.bodyLimit ?? 2 * MiB;
+
+  const fastify = Fastify({
+    logger: options.logger ?? { level: 'info' },
+    bodyLimit,
+    trustProxy: options.trustProxy ?? false,
+    // Idle sockets die after 90s: longer than the 60s cap of a long poll, and SSE heartbeats every 15s.
+    connectionTimeout: 90_000,
+    keepAliveTimeout: 72_000,
+    requestTimeout: 120_000,
+    http: { maxHeaderSize: 16 * 1024 },
+    requestIdHeader: 'x-request-id',
+    requestIdLogLabel: 'reqId',
+    genReqId: () => randomUUID(),
+    disableRequestLogging: true,
+    routerOptions: { maxParamLength: 512, ignoreTrailingSlash: true },
+  });
+  const app = fastify.withTypeProvider() as unknown as App;
+  app.setValidatorCompiler(TypeBoxValidatorCompiler);
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler(notFoundHandler);
+  registerJsonParser(app, options.maxDepth ?? 64);
+
+  app.decorate('ferryRoutes', [] as RouteEntry[]);
+  app.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    for (const method of methods) {
+      if (method === 'HEAD') continue;
+      app.ferryRoutes.push({ method, url: route.url, access: route.config?.access });
+    }
+    if (route.url.startsWith('/v1/queues/:queue/batch')) route.bodyLimit ??= options.batchBodyLimit ?? 32 * MiB;
+  });
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+
+  const metrics = new Metrics(ferry);
+  const shutdown = new AbortController();
+  app.addHook('onReady', async () => metrics.start());
+  app.addHook('preClose', async () => shutdown.abort(new Error('the server is closing')));
+  app.addHook('onClose', async () => metrics.stop());
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    metrics.http(request.method, route, reply.statusCode, reply.elapsedTime / 1000);
+    if (reply.statusCode >= 400) {
+      request.log.info(
+        { method: request.method, url: redact(request.url), status: reply.statusCode },
+        'request refused',
+      );
+    } else {
+      request.log.debug(
+        { method: request.method, url: redact(request.url), status: reply.statusCode, ms: reply.elapsedTime },
+        'request',
+      );
+    }
+  });
+
+  if (options.cors && options.cors.length > 0) {
+    await app.register(cors, {
+      // Never '*': only the listed origins, with the headers the API and SSE resume need.
+      origin: options.cors,
+      methods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
+      allowedHeaders: ['authorization', 'content-type', 'last-event-id', 'x-request-id'],
+      exposedHeaders: ['location', 'retry-after', 'x-request-id'],
+      maxAge: 600,
+    });
+  }
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Ferry', version: '0.1.0', description: 'A durable broker for asynchronous messages and tasks.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: tokens.required ? [{ bearer: [] }] : [],
+    },
+  });
+
+  registerAccess(app, { tokens, streams, limiter, ferry });
+  const deps: RouteDeps = { ferry, shutdown: shutdown.signal, metrics, streams, heartbeatMs };
+  for (const routes of [messageRoutes, deliveryRoutes, queueRoutes, topicRoutes, eventRoutes, opsRoutes]) {
+    await routes(app, deps);
+  }
+  for (const plugin of options.plugins ?? []) await plugin(app as unknown as FastifyInstance, ferry);
+  return app as unknown as FastifyInstance;
+}
+
+/** Stream tokens in URLs stay out of logs. */
+function redact(url: string): string {
+  return url.replace(/([?&]token=)[^&]*/g, '$1…');
+}

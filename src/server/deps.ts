@@ -1,0 +1,31 @@
+/** What the route modules share. */
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type {
+  FastifyBaseLogger,
+  FastifyInstance,
+  RawReplyDefaultExpression,
+  RawRequestDefaultExpression,
+  RawServerDefault,
+} from 'fastify';
+import type { Ferry } from '../core/types.ts';
+import type { Metrics } from './metrics.ts';
+import type { StreamTokens } from './stream-tokens.ts';
+
+/** The Fastify instance with TypeBox as its type provider, as routes see it. */
+export type App = FastifyInstance<
+  RawServerDefault,
+  RawRequestDefaultExpression,
+  RawReplyDefaultExpression,
+  FastifyBaseLogger,
+  TypeBoxTypeProvider
+>;
+
+export interface RouteDeps {
+  ferry: Ferry;
+  /** Fires when the server starts closing: long polls answer and event streams end. */
+  shutdown: AbortSignal;
+  metrics: Metrics;
+  streams: StreamTokens;
+  /** Milliseconds between SSE heartbeat comments. */
+  heartbeatMs: number;
+}

@@ -1,0 +1,28 @@
+/**
+ * Long polls wait inside the Ferry (its receive `wait` and `result()`), woken by the engine's events, never
+ * by a polling loop here. Their signal fires when the client goes away or the server shuts down, so a
+ * waiter is freed at once.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { parseDuration } from '../core/duration.ts';
+import type { Duration } from '../core/types.ts';
+
+/** The longest a request may wait: below common proxies' 60–100 s idle timeouts, with the server's own margin. */
+export const MAX_WAIT_MS = 60_000;
+
+export function parseWait(value: Duration | undefined, what = 'wait'): number {
+  return value === undefined ? 0 : parseDuration(value, what, 0, MAX_WAIT_MS);
+}
+
+/** An AbortSignal that fires when the client disconnects before its answer is written, or at `shutdown`. */
+export function requestSignal(request: FastifyRequest, reply: FastifyReply, shutdown: AbortSignal): AbortSignal {
+  const controller = new AbortController();
+  const res = reply.raw;
+  const onClose = (): void => {
+    if (!res.writableFinished) controller.abort(new Error('client disconnected'));
+  };
+  res.once('close', onClose);
+  // A socket that already closed (the body took a while to arrive) never emits again.
+  if (request.raw.socket?.destroyed) controller.abort(new Error('client disconnected'));
+  return AbortSignal.any([controller.signal, shutdown]);
+}

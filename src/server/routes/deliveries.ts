@@ -1,0 +1,123 @@
+/** Consuming: receive (a long poll), then ack, nack, extend or progress with the delivery's receipt. */
+import type { App, RouteDeps } from '../deps.ts';
+import { parseWait, requestSignal } from '../long-poll.ts';
+import {
+  AckBody,
+  Deliveries,
+  Empty,
+  ExtendBody,
+  IdParams,
+  LeaseReply,
+  NackBody,
+  Problem,
+  ProgressBody,
+  QueueParams,
+  ReceiveBody,
+  StateReply,
+} from '../schemas.ts';
+
+const problems = { 400: Problem, 401: Problem, 403: Problem, 404: Problem, 409: Problem, 413: Problem, 429: Problem };
+const settle = { scopes: ['receive'], byId: true } as const;
+
+export async function deliveryRoutes(app: App, deps: RouteDeps): Promise<void> {
+  const { ferry, metrics } = deps;
+
+  app.post(
+    '/v1/queues/:queue/receive',
+    {
+      schema: {
+        summary: 'Lease messages',
+        description: 'Waits up to `wait` (≤ 60s) for the first message; answers as soon as one is there.',
+        params: QueueParams,
+        body: ReceiveBody,
+        response: { 200: Deliveries, ...problems },
+      },
+      config: { access: { scopes: ['receive'], queueParams: ['queue'] } },
+      // Every field is optional, so a bodiless POST means all defaults.
+      preValidation: async (request) => {
+        request.body ??= {};
+      },
+    },
+    async (request, reply) => {
+      const { max, lease } = request.body;
+      const wait = parseWait(request.body.wait);
+      const signal = wait > 0 ? requestSignal(request, reply, deps.shutdown) : undefined;
+      try {
+        return { messages: await ferry.receive(request.params.queue, { max, wait, lease, signal }) };
+      } catch (error) {
+        // The client left or the server is closing: nothing was leased by this call.
+        if (signal?.aborted) return { messages: [] };
+        throw error;
+      }
+    },
+  );
+
+  app.post(
+    '/v1/messages/:id/ack',
+    {
+      schema: {
+        summary: 'Complete a delivery, with an optional result',
+        params: IdParams,
+        body: AckBody,
+        response: { 200: Empty, ...problems },
+      },
+      config: { access: settle },
+    },
+    async (request) => {
+      const { receipt, result } = request.body;
+      await ferry.ack({ id: request.params.id, receipt }, result);
+      metrics.settled('ack');
+      return {};
+    },
+  );
+
+  app.post(
+    '/v1/messages/:id/nack',
+    {
+      schema: {
+        summary: 'Fail a delivery: retried after the backoff (or `delay`), or dead with `retry: false`',
+        params: IdParams,
+        body: NackBody,
+        response: { 200: StateReply, ...problems },
+      },
+      config: { access: settle },
+    },
+    async (request) => {
+      const { receipt, ...options } = request.body;
+      const answer = await ferry.nack({ id: request.params.id, receipt }, options);
+      metrics.settled('nack');
+      return answer;
+    },
+  );
+
+  app.post(
+    '/v1/messages/:id/extend',
+    {
+      schema: {
+        summary: 'Extend a lease',
+        params: IdParams,
+        body: ExtendBody,
+        response: { 200: LeaseReply, ...problems },
+      },
+      config: { access: settle },
+    },
+    async (request) => ferry.extend({ id: request.params.id, receipt: request.body.receipt }, request.body.lease),
+  );
+
+  app.post(
+    '/v1/messages/:id/progress',
+    {
+      schema: {
+        summary: 'Report progress',
+        params: IdParams,
+        body: ProgressBody,
+        response: { 200: Empty, ...problems },
+      },
+      config: { access: settle },
+    },
+    async (request) => {
+      await ferry.progress({ id: request.params.id, receipt: request.body.receipt }, request.body.progress);
+      return {};
+    },
+  );
+}

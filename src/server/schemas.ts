@@ -1,0 +1,262 @@
+/**
+ * TypeBox schemas of every request and response of the HTTP API (SPEC §4). Fastify validates requests with
+ * them and `@fastify/swagger` turns them into `GET /openapi.json`, so the document cannot drift from the code.
+ * Bounds mirror src/core/validate.ts; the engine checks again what a schema cannot express.
+ */
+import { type Static, Type } from 'typebox';
+import { EVENT_TYPES } from '../core/types.ts';
+import { QUEUE_NAME } from '../core/validate.ts';
+
+const PRIORITY_LIMIT = 2 ** 31 - 1;
+
+export const QueueName = Type.String({ pattern: QUEUE_NAME.source, description: 'a queue or topic name' });
+export const MessageId = Type.String({ minLength: 1, maxLength: 64, description: 'a message id' });
+export const Duration = Type.Union([Type.Integer({ minimum: 0 }), Type.String({ minLength: 1, maxLength: 32 })], {
+  description: 'whole milliseconds, or a string such as "250ms", "30s", "5m", "2h", "7d"',
+});
+export const State = Type.Union(
+  [
+    Type.Literal('waiting'),
+    Type.Literal('delayed'),
+    Type.Literal('active'),
+    Type.Literal('completed'),
+    Type.Literal('dead'),
+    Type.Literal('cancelled'),
+  ],
+  { description: 'a message state' },
+);
+const Headers = Type.Record(Type.String(), Type.String(), { description: 'string metadata carried by the message' });
+const Time = Type.Union([Type.String({ maxLength: 64 }), Type.Integer({ minimum: 0 })], {
+  description: 'an ISO 8601 time or epoch milliseconds',
+});
+const Iso = Type.String({ format: 'date-time' });
+const NullableIso = Type.Union([Iso, Type.Null()]);
+
+export const Backoff = Type.Object(
+  {
+    type: Type.Union([Type.Literal('exponential'), Type.Literal('fixed')]),
+    delay: Type.Optional(Duration),
+    max: Type.Optional(Duration),
+    jitter: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+
+const sendFields = {
+  delay: Type.Optional(Duration),
+  runAt: Type.Optional(Time),
+  priority: Type.Optional(Type.Integer({ minimum: -PRIORITY_LIMIT, maximum: PRIORITY_LIMIT })),
+  key: Type.Optional(Type.String({ minLength: 1, maxLength: 512 })),
+  dedupeId: Type.Optional(Type.String({ minLength: 1, maxLength: 512 })),
+  maxAttempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+  backoff: Type.Optional(Backoff),
+  lease: Type.Optional(Duration),
+  headers: Type.Optional(Headers),
+};
+
+export const SendBody = Type.Object({ payload: Type.Unknown(), ...sendFields }, { additionalProperties: false });
+export type SendBody = Static<typeof SendBody>;
+
+export const BatchBody = Type.Object(
+  { messages: Type.Array(SendBody, { minItems: 1, maxItems: 10_000 }) },
+  { additionalProperties: false },
+);
+
+export const WaitQuery = Type.Object(
+  { wait: Type.Optional(Duration) },
+  { additionalProperties: false, description: 'wait up to this long (at most 60s) for the message to end' },
+);
+
+export const ReceiveBody = Type.Object(
+  {
+    max: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+    wait: Type.Optional(Duration),
+    lease: Type.Optional(Duration),
+  },
+  { additionalProperties: false },
+);
+
+export const Failure = Type.Object(
+  {
+    message: Type.String({ maxLength: 65_536 }),
+    name: Type.Optional(Type.String({ maxLength: 512 })),
+    data: Type.Optional(Type.Unknown()),
+  },
+  { additionalProperties: false },
+);
+
+const Receipt = Type.String({ minLength: 1, maxLength: 256 });
+export const AckBody = Type.Object(
+  { receipt: Receipt, result: Type.Optional(Type.Unknown()) },
+  { additionalProperties: false },
+);
+export const NackBody = Type.Object(
+  {
+    receipt: Receipt,
+    error: Type.Optional(Type.Union([Failure, Type.String({ maxLength: 65_536 })])),
+    delay: Type.Optional(Duration),
+    retry: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+export const ExtendBody = Type.Object({ receipt: Receipt, lease: Duration }, { additionalProperties: false });
+export const ProgressBody = Type.Object(
+  { receipt: Receipt, progress: Type.Unknown() },
+  { additionalProperties: false },
+);
+
+export const QueuePatch = Type.Object(
+  {
+    maxAttempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+    backoff: Type.Optional(Backoff),
+    lease: Type.Optional(Duration),
+    retention: Type.Optional(Duration),
+    concurrency: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: 100_000 }), Type.Null()])),
+    rateLimit: Type.Optional(
+      Type.Union([
+        Type.Object(
+          { max: Type.Integer({ minimum: 1, maximum: 1_000_000 }), per: Duration },
+          { additionalProperties: false },
+        ),
+        Type.Null(),
+      ]),
+    ),
+    paused: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+export type QueuePatch = Static<typeof QueuePatch>;
+
+export const ListQuery = Type.Object(
+  {
+    state: Type.Optional(State),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 512 })),
+  },
+  { additionalProperties: false },
+);
+
+export const PurgeQuery = Type.Object(
+  {
+    state: Type.Optional(
+      Type.String({
+        maxLength: 128,
+        description: 'a state, or several separated by commas; default every state but active',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const EventsQuery = Type.Object(
+  {
+    queue: Type.Optional(QueueName),
+    types: Type.Optional(
+      Type.String({ maxLength: 256, description: `event types separated by commas: ${EVENT_TYPES.join(', ')}` }),
+    ),
+    after: Type.Optional(Type.Integer({ minimum: 0, description: 'resume after this seq, as Last-Event-ID' })),
+    token: Type.Optional(Type.String({ maxLength: 2048, description: 'a stream token from POST /v1/stream-tokens' })),
+  },
+  { additionalProperties: false },
+);
+
+export const StreamTokenBody = Type.Object(
+  {
+    queue: Type.Optional(QueueName),
+    ttl: Type.Optional(Duration),
+  },
+  { additionalProperties: false },
+);
+export const StreamToken = Type.Object({ token: Type.String(), expiresAt: Iso });
+
+export const QueueParams = Type.Object({ queue: QueueName });
+export const TopicParams = Type.Object({ topic: QueueName });
+export const SubscriptionParams = Type.Object({ topic: QueueName, queue: QueueName });
+export const IdParams = Type.Object({ id: MessageId });
+
+// Responses.
+export const SentReply = Type.Object({ id: Type.String(), queue: Type.String(), deduplicated: Type.Boolean() });
+export const BatchReply = Type.Object({
+  messages: Type.Array(Type.Object({ id: Type.String(), deduplicated: Type.Boolean() })),
+});
+export const MessageInfo = Type.Object({
+  id: Type.String(),
+  queue: Type.String(),
+  state: State,
+  payload: Type.Unknown(),
+  result: Type.Unknown(),
+  error: Type.Union([Failure, Type.Null()]),
+  attempts: Type.Integer(),
+  maxAttempts: Type.Integer(),
+  priority: Type.Integer(),
+  key: Type.Union([Type.String(), Type.Null()]),
+  dedupeId: Type.Union([Type.String(), Type.Null()]),
+  progress: Type.Unknown(),
+  headers: Headers,
+  sentAt: Iso,
+  runAt: Iso,
+  startedAt: NullableIso,
+  finishedAt: NullableIso,
+  leaseUntil: NullableIso,
+});
+export const Delivery = Type.Object({
+  id: Type.String(),
+  queue: Type.String(),
+  payload: Type.Unknown(),
+  attempt: Type.Integer(),
+  receipt: Type.String(),
+  priority: Type.Integer(),
+  key: Type.Union([Type.String(), Type.Null()]),
+  headers: Headers,
+  sentAt: Iso,
+  leaseUntil: Iso,
+});
+export const Deliveries = Type.Object({ messages: Type.Array(Delivery) });
+export const StateReply = Type.Object({ state: State });
+export const LeaseReply = Type.Object({ leaseUntil: Iso });
+export const Empty = Type.Object({});
+export const QueueStats = Type.Object({
+  name: Type.String(),
+  waiting: Type.Integer(),
+  delayed: Type.Integer(),
+  active: Type.Integer(),
+  completed: Type.Integer(),
+  dead: Type.Integer(),
+  cancelled: Type.Integer(),
+  paused: Type.Boolean(),
+});
+export const QueuesReply = Type.Object({ queues: Type.Array(QueueStats) });
+export const QueueSettings = Type.Object({
+  maxAttempts: Type.Integer(),
+  backoff: Type.Object({
+    type: Type.Union([Type.Literal('exponential'), Type.Literal('fixed')]),
+    delay: Type.Integer(),
+    max: Type.Integer(),
+    jitter: Type.Boolean(),
+  }),
+  lease: Type.Integer({ description: 'milliseconds' }),
+  retention: Type.Integer({ description: 'milliseconds' }),
+  concurrency: Type.Union([Type.Integer(), Type.Null()]),
+  rateLimit: Type.Union([Type.Object({ max: Type.Integer(), per: Type.Integer() }), Type.Null()]),
+  paused: Type.Boolean(),
+});
+export const QueueReply = Type.Object({ ...QueueStats.properties, settings: QueueSettings });
+export const MessagePage = Type.Object({
+  messages: Type.Array(MessageInfo),
+  cursor: Type.Union([Type.String(), Type.Null()]),
+});
+export const PurgeReply = Type.Object({ purged: Type.Integer() });
+export const RedriveReply = Type.Object({ moved: Type.Integer() });
+export const PublishReply = Type.Object({
+  messages: Type.Array(Type.Object({ queue: Type.String(), id: Type.String() })),
+});
+export const Problem = Type.Object(
+  {
+    type: Type.String({ description: 'invalid_request, not_found, lease_lost, payload_too_large, unauthorized, …' }),
+    title: Type.String(),
+    status: Type.Integer(),
+    detail: Type.String(),
+  },
+  { description: 'application/problem+json (RFC 9457)' },
+);
+export const Health = Type.Object({ ok: Type.Boolean() });

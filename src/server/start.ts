@@ -1,0 +1,93 @@
+/**
+ * `startServer`: opens a store, serves the API on it, and closes both gracefully. Options fall back to the
+ * environment (SPEC §5): FERRY_STORE, FERRY_HOST, FERRY_PORT, FERRY_TOKENS. Signal handling is the CLI's.
+ */
+import { isIP } from 'node:net';
+import { InvalidRequestError } from '../core/errors.ts';
+import type { Ferry } from '../core/types.ts';
+import { open } from '../index.ts';
+import { createServer, type ServerOptions } from './app.ts';
+import { TokenSet } from './tokens.ts';
+
+export interface StartOptions extends ServerOptions {
+  /** Store URL. Default FERRY_STORE, else `sqlite:./ferry-data/ferry.db`. */
+  store?: string;
+  /** Default FERRY_HOST, else 127.0.0.1. */
+  host?: string;
+  /** Default FERRY_PORT, else 7070; 0 picks a free port. */
+  port?: number;
+  /** Longest `close()` waits for requests in flight before cutting connections. Default 10 s. */
+  closeTimeoutMs?: number;
+  /** Serve this Ferry instead of opening `store` (closed by `close()` all the same). */
+  ferry?: Ferry;
+}
+
+export interface RunningServer {
+  /** e.g. `http://127.0.0.1:7070`. */
+  url: string;
+  /** Stops accepting, lets requests in flight finish (long polls answer at once), closes the store. */
+  close(): Promise<void>;
+}
+
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost' || host === '::1' || host === '[::1]') return true;
+  return isIP(host) === 4 && host.startsWith('127.');
+}
+
+function envTokens(): string[] {
+  const text = process.env.FERRY_TOKENS;
+  return text ? [text] : [];
+}
+
+export async function startServer(options: StartOptions = {}): Promise<RunningServer> {
+  const host = options.host ?? process.env.FERRY_HOST ?? '127.0.0.1';
+  const portText = options.port ?? process.env.FERRY_PORT ?? 7070;
+  const port = Number(portText);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new InvalidRequestError(`port must be an integer from 0 to 65535; got ${JSON.stringify(portText)}`);
+  }
+  const tokens = options.tokens ?? envTokens();
+  // Parse now, so a malformed token fails before anything opens.
+  const required = new TokenSet(tokens).required;
+  if (!required && !isLoopback(host)) {
+    throw new InvalidRequestError(
+      `refusing to listen on ${host} without a token: anyone who can reach it could read and change every queue. Give --token (or FERRY_TOKENS), or listen on 127.0.0.1`,
+    );
+  }
+  const ferry = options.ferry ?? (await open(options.store ?? process.env.FERRY_STORE));
+  let app: Awaited<ReturnType<typeof createServer>>;
+  try {
+    app = await createServer(ferry, { ...options, tokens });
+    await app.listen({ host, port });
+  } catch (error) {
+    await ferry.close();
+    throw error;
+  }
+  const address = app.server.address();
+  const bound = typeof address === 'object' && address ? address.port : port;
+  const shownHost = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+  const url = `http://${shownHost}:${bound}`;
+
+  let closing: Promise<void> | null = null;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      const bound = options.closeTimeoutMs ?? 10_000;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise<void>((resolve) => {
+        timer = setTimeout(() => {
+          app.log.warn(`requests still running after ${bound} ms; closing their connections`);
+          app.server.closeAllConnections();
+          resolve();
+        }, bound);
+      });
+      try {
+        await Promise.race([app.close(), late]);
+      } finally {
+        clearTimeout(timer);
+        await ferry.close();
+      }
+    })();
+    return closing;
+  };
+  return { url, close };
+}

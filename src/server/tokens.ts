@@ -1,0 +1,108 @@
+/**
+ * Access tokens: parsing `--token` / `FERRY_TOKENS` and recognizing a presented token in constant time.
+ *
+ * Format: entries separated by whitespace or `;`, each `TOKEN[:queues=A,B][:scopes=S,S]`.
+ *   - TOKEN: at least 16 characters, none of `:`, `;`, `,` or whitespace.
+ *   - queues: names the token may touch (queues, and topics for publish/subscribe); a trailing `*` matches
+ *     a prefix (`billing.*`). Default: every queue.
+ *   - scopes: any of `send`, `receive`, `admin`. Default: all three.
+ * Example: `FERRY_TOKENS="s3cr3t-producer-token:queues=emails:scopes=send  0p3n-worker-token:scopes=receive"`.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { InvalidRequestError } from '../core/errors.ts';
+import { QUEUE_NAME } from '../core/validate.ts';
+
+export type Scope = 'send' | 'receive' | 'admin';
+export const SCOPES: readonly Scope[] = ['send', 'receive', 'admin'];
+const MIN_TOKEN_LENGTH = 16;
+
+/** What a request may do. */
+export interface Grant {
+  /** A short fingerprint of the token (never the token): rate-limit key and log field. */
+  readonly id: string;
+  readonly scopes: readonly Scope[];
+  /** Queue patterns; null: every queue. */
+  readonly queues: readonly string[] | null;
+}
+
+/** The grant of a server with no tokens: everything is allowed. */
+export const OPEN_GRANT: Grant = { id: 'anonymous', scopes: SCOPES, queues: null };
+
+interface Entry {
+  hash: Buffer;
+  grant: Grant;
+}
+
+const sha256 = (text: string): Buffer => createHash('sha256').update(text).digest();
+
+function parseEntry(text: string): Entry {
+  const [token = '', ...options] = text.split(':');
+  if (token.length < MIN_TOKEN_LENGTH || /[\s,;]/.test(token)) {
+    throw new InvalidRequestError(
+      `a token must be at least ${MIN_TOKEN_LENGTH} characters without ':', ';', ',' or spaces; got one of ${token.length} characters`,
+    );
+  }
+  let scopes: Scope[] = [...SCOPES];
+  let queues: string[] | null = null;
+  for (const option of options) {
+    const [name, value = ''] = option.split('=', 2) as [string, string?];
+    const list = value.split(',').filter(Boolean);
+    if (name === 'scopes') {
+      for (const s of list) {
+        if (!SCOPES.includes(s as Scope))
+          throw new InvalidRequestError(`unknown token scope ${JSON.stringify(s)}; use send, receive, admin`);
+      }
+      scopes = list as Scope[];
+    } else if (name === 'queues') {
+      for (const q of list) {
+        const name = q.endsWith('*') ? q.slice(0, -1) : q;
+        if (name !== '' && !QUEUE_NAME.test(name))
+          throw new InvalidRequestError(`invalid queue name in token: ${JSON.stringify(q)}`);
+      }
+      queues = list;
+    } else {
+      throw new InvalidRequestError(`unknown token option ${JSON.stringify(name)}; use queues=… or scopes=…`);
+    }
+  }
+  if (scopes.length === 0) throw new InvalidRequestError('a token needs at least one scope');
+  const hash = sha256(token);
+  return { hash, grant: { id: hash.toString('hex').slice(0, 12), scopes, queues } };
+}
+
+/** Parses token entries; throws a clear error on a malformed one. */
+export function parseTokens(specs: readonly string[]): Entry[] {
+  return specs
+    .flatMap((s) => s.split(/[\s;]+/))
+    .filter(Boolean)
+    .map(parseEntry);
+}
+
+export function queueAllowed(grant: Grant, queue: string): boolean {
+  if (grant.queues === null) return true;
+  return grant.queues.some((p) => (p.endsWith('*') ? queue.startsWith(p.slice(0, -1)) : p === queue));
+}
+
+export class TokenSet {
+  readonly #entries: Entry[];
+  constructor(specs: readonly string[]) {
+    this.#entries = parseTokens(specs);
+  }
+
+  /** True when tokens are configured, so every /v1 request needs one. */
+  get required(): boolean {
+    return this.#entries.length > 0;
+  }
+
+  /**
+   * The grant of a presented token, or null. Compares hashes so that lengths never differ, and visits every
+   * entry whether or not one matched, so the time taken says nothing about which or how much matched.
+   */
+  find(token: string): Grant | null {
+    const hash = sha256(token);
+    let found: Grant | null = null;
+    for (const entry of this.#entries) {
+      if (timingSafeEqual(entry.hash, hash) && found === null) found = entry.grant;
+    }
+    return found;
+  }
+}
