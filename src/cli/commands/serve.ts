@@ -1,0 +1,66 @@
+/** `ferry serve`: the HTTP API, the events stream and the dashboard. SIGTERM or SIGINT drains and exits 0. */
+import { Command, Option } from 'commander';
+import { dashboard } from '../../dashboard/index.ts';
+import { startServer } from '../../server/index.ts';
+import { action, parseIntOption, UsageError } from '../context.ts';
+import { printJson, println } from '../output.ts';
+
+const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
+
+interface ServeFlags {
+  store?: string;
+  host: string;
+  port: string;
+  token?: string[];
+  cors?: string[];
+  json?: boolean;
+}
+
+export const serveCommand = new Command('serve')
+  .description('serve the HTTP API, the events stream and the dashboard; SIGTERM or SIGINT drains and exits')
+  .addOption(new Option('--store <url>', 'store URL: sqlite:PATH, memory: or postgres://…').env('FERRY_STORE'))
+  .addOption(new Option('--host <host>', 'address to listen on').env('FERRY_HOST').default('127.0.0.1'))
+  .addOption(new Option('--port <port>', 'port to listen on (0 picks a free one)').env('FERRY_PORT').default('7070'))
+  .addOption(
+    new Option(
+      '--token <token>',
+      'require this bearer token, TOKEN[:queues=A,B][:scopes=send,receive,admin] (repeatable; FERRY_TOKENS separates entries by spaces or ;)',
+    )
+      .argParser(collect)
+      .env('FERRY_TOKENS'),
+  )
+  .option('--cors <origin>', 'let pages on this origin call the API (repeatable)', collect)
+  .option('--json', 'print where it listens as JSON')
+  .action(
+    action(async (flags: ServeFlags) => {
+      const port = parseIntOption(flags.port, '--port');
+      if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);
+      // Each value may hold several entries (FERRY_TOKENS separates them by spaces or ';'): the server parses them.
+      const tokens = (flags.token ?? []).filter((t) => t.trim() !== '');
+      const server = await startServer({
+        ...(flags.store !== undefined && { store: flags.store }),
+        host: flags.host,
+        port,
+        ...(tokens.length > 0 && { tokens }),
+        ...(flags.cors && { cors: flags.cors }),
+        plugins: [dashboard],
+      });
+      if (flags.json) printJson({ url: server.url, auth: tokens.length > 0 });
+      else {
+        println(`Ferry is listening on ${server.url}`);
+        println(`  dashboard  ${server.url}/`);
+        println(`  API        ${server.url}/v1  (OpenAPI at ${server.url}/openapi.json)`);
+        println(
+          `  store      ${flags.store ?? 'sqlite:./ferry-data/ferry.db'}${tokens.length > 0 ? '  (auth on)' : ''}`,
+        );
+      }
+      await new Promise<void>((resolve) => {
+        const stop = () => resolve();
+        process.once('SIGTERM', stop);
+        process.once('SIGINT', stop);
+      });
+      if (!flags.json) println('draining…');
+      await server.close();
+      if (!flags.json) println('stopped');
+    }),
+  );
