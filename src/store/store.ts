@@ -168,7 +168,7 @@ export interface Store {
   settings(queue: string): Promise<QueueSettings>;
   configure(queue: string, patch: SettingsPatch): Promise<QueueSettings>;
   redrive(queue: string, now: number): Promise<number>;
-  purge(queue: string, states: StoredState[], now: number): Promise<number>;
+  purge(queue: string, states: MessageState[], now: number): Promise<number>;
 
   subscribe(topic: string, queue: string): Promise<void>;
   unsubscribe(topic: string, queue: string): Promise<void>;
@@ -197,4 +197,6 @@ export interface PendingEvent {
   progress?: unknown;
   /** For `sent` and `retrying`: when the message is due, so idle consumers can wake then. Not public. */
   runAt?: number;
+  /** When it happened (the operation's `now`). */
+  at: number;
 }

@@ -1,0 +1,140 @@
+/**
+ * In-process routing of committed events: wakes consumers waiting on a queue, settles result waiters, feeds
+ * event streams, and tells running handlers their message was cancelled. A wakeup only shortens a wait:
+ * every waiter also has a timer, so a missed wakeup costs latency, never correctness.
+ */
+import type { FerryEvent } from '../core/types.ts';
+import type { Clock, TimerHandle } from './clock.ts';
+
+type Listener = (event: FerryEvent) => void;
+
+export class Bus {
+  private readonly queueWaiters = new Map<string, Set<() => void>>();
+  private readonly idWaiters = new Map<string, Set<Listener>>();
+  private readonly cancelWatchers = new Map<string, Set<() => void>>();
+  private readonly listeners = new Set<Listener>();
+  private readonly dueTimers = new Map<string, { at: number; handle: TimerHandle }>();
+
+  constructor(private readonly clock: Clock) {}
+
+  publish(events: FerryEvent[]): void {
+    const now = this.clock.now();
+    let lastQueue: string | undefined;
+    for (const event of events) {
+      const { type, queue } = event;
+      if (type === 'sent' || type === 'retrying') {
+        const runAt = (event as FerryEvent & { runAt?: number }).runAt ?? now;
+        if (runAt > now) this.wakeAt(queue, runAt);
+        else if (queue !== lastQueue) {
+          this.wake(queue);
+          lastQueue = queue;
+        }
+      } else if (type === 'completed' || type === 'dead' || type === 'cancelled') {
+        // A finished message may unblock the next of its key or free a concurrency slot.
+        if (queue !== lastQueue && this.queueWaiters.has(queue)) {
+          this.wake(queue);
+          lastQueue = queue;
+        }
+        const waiters = this.idWaiters.get(event.id);
+        if (waiters) for (const waiter of waiters) waiter(event);
+      }
+      for (const listener of this.listeners) listener(event);
+    }
+  }
+
+  /** Wakes everyone waiting for messages on `queue`. */
+  wake(queue: string): void {
+    const waiters = this.queueWaiters.get(queue);
+    if (!waiters) return;
+    this.queueWaiters.delete(queue);
+    for (const wake of waiters) wake();
+  }
+
+  private wakeAt(queue: string, at: number): void {
+    const current = this.dueTimers.get(queue);
+    if (current && current.at <= at) return;
+    if (current) this.clock.clearTimeout(current.handle);
+    const handle = this.clock.setTimeout(
+      () => {
+        this.dueTimers.delete(queue);
+        this.wake(queue);
+      },
+      at - this.clock.now() + 1,
+    );
+    if (typeof (handle as { unref?: () => void }).unref === 'function') (handle as { unref: () => void }).unref();
+    this.dueTimers.set(queue, { at, handle });
+  }
+
+  /** Resolves when `queue` may have a deliverable message, after `ms` at the latest, or when `signal` aborts. */
+  waitForQueue(queue: string, ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      let waiters = this.queueWaiters.get(queue);
+      if (!waiters) {
+        waiters = new Set();
+        this.queueWaiters.set(queue, waiters);
+      }
+      const done = () => {
+        this.clock.clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        const set = this.queueWaiters.get(queue);
+        if (set) {
+          set.delete(done);
+          if (set.size === 0) this.queueWaiters.delete(queue);
+        }
+        resolve();
+      };
+      const timer = this.clock.setTimeout(done, ms);
+      signal?.addEventListener('abort', done, { once: true });
+      waiters.add(done);
+    });
+  }
+
+  /** Calls `listener` with the final event (completed, dead, cancelled) of message `id`. */
+  onFinal(id: string, listener: Listener): () => void {
+    let set = this.idWaiters.get(id);
+    if (!set) {
+      set = new Set();
+      this.idWaiters.set(id, set);
+    }
+    set.add(listener);
+    return () => {
+      const current = this.idWaiters.get(id);
+      if (!current) return;
+      current.delete(listener);
+      if (current.size === 0) this.idWaiters.delete(id);
+    };
+  }
+
+  /** Every event, in seq order. */
+  subscribe(listener: Listener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  onCancel(id: string, abort: () => void): () => void {
+    let set = this.cancelWatchers.get(id);
+    if (!set) {
+      set = new Set();
+      this.cancelWatchers.set(id, set);
+    }
+    set.add(abort);
+    return () => {
+      const current = this.cancelWatchers.get(id);
+      if (!current) return;
+      current.delete(abort);
+      if (current.size === 0) this.cancelWatchers.delete(id);
+    };
+  }
+
+  cancelRequested(id: string): void {
+    const set = this.cancelWatchers.get(id);
+    if (set) for (const abort of set) abort();
+  }
+
+  /** Wakes every waiter (used at close). */
+  wakeAll(): void {
+    for (const queue of [...this.queueWaiters.keys()]) this.wake(queue);
+    for (const { handle } of this.dueTimers.values()) this.clock.clearTimeout(handle);
+    this.dueTimers.clear();
+  }
+}

@@ -1,0 +1,509 @@
+/**
+ * The engine: the `Ferry` interface over any {@link Store}. It validates input, resolves defaults, turns
+ * records into public shapes, waits (long polls, results, event streams) and runs workers and housekeeping.
+ * What must hold across processes (leases, keys, dedupe, limits) is the store's.
+ */
+import { parseDuration } from '../core/duration.ts';
+import {
+  ConflictError,
+  InvalidRequestError,
+  LeaseLostError,
+  MessageFailedError,
+  NotFoundError,
+  TimeoutError,
+  UnavailableError,
+} from '../core/errors.ts';
+import type {
+  BatchMessage,
+  Delivery,
+  DeliveryRef,
+  Duration,
+  EventStream,
+  EventsOptions,
+  Ferry,
+  FerryEvent,
+  Handler,
+  ListOptions,
+  MessageInfo,
+  MessagePage,
+  MessageState,
+  NackOptions,
+  PurgeOptions,
+  QueueConfig,
+  QueueSettings,
+  QueueStats,
+  ReceiveOptions,
+  SendOptions,
+  Sent,
+  WaitOptions,
+  Worker,
+  WorkOptions,
+} from '../core/types.ts';
+import {
+  checkEventTypes,
+  checkId,
+  checkInteger,
+  checkLease,
+  checkObject,
+  checkQueueConfig,
+  checkQueueName,
+  checkSendOptions,
+  checkState,
+  DEFAULT_MAX_PAYLOAD,
+  serialize,
+} from '../core/validate.ts';
+import type { Claimed, MessageRecord, NewMessage, Store } from '../store/store.ts';
+import { retryDelay } from './backoff.ts';
+import { Bus } from './bus.ts';
+import { type Clock, systemClock } from './clock.ts';
+import { EventFeed } from './event-feed.ts';
+import { newId } from './ids.ts';
+import { toInfo } from './records.ts';
+import { WorkerLoop } from './worker.ts';
+
+export interface EngineOptions {
+  clock?: Clock;
+  /** Source of randomness for backoff jitter. */
+  random?: () => number;
+  /** Largest payload, result or progress value, as UTF-8 JSON. Default 1 MiB. */
+  maxPayloadBytes?: number;
+  /** How often an idle consumer looks again when no wakeup came (other processes, due times). Default 250ms. */
+  pollInterval?: Duration;
+  /** How often leases and retention are swept. Default 1s. */
+  sweepInterval?: Duration;
+  /** How long the event log keeps events for resuming streams. Default 1d. */
+  eventRetention?: Duration;
+}
+
+const FINAL = new Set(['completed', 'dead', 'cancelled']);
+const MAX_WAIT = 12 * 3_600_000;
+
+export class Engine implements Ferry {
+  private readonly clock: Clock;
+  private readonly bus: Bus;
+  private readonly maxPayload: number;
+  private readonly pollInterval: number;
+  private readonly sweepInterval: number;
+  private readonly eventRetention: number;
+  private readonly random: () => number;
+  private readonly workers = new Set<WorkerLoop<unknown, unknown>>();
+  private readonly feeds = new Set<EventFeed>();
+  private readonly closeController = new AbortController();
+  private sweepTimer: ReturnType<Clock['setTimeout']> | undefined;
+  private closed = false;
+
+  private constructor(
+    private readonly store: Store,
+    options: EngineOptions,
+  ) {
+    this.clock = options.clock ?? systemClock;
+    this.bus = new Bus(this.clock);
+    this.random = options.random ?? Math.random;
+    this.maxPayload = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD;
+    this.pollInterval = parseDuration(options.pollInterval ?? 250, 'pollInterval', 1, 60_000);
+    this.sweepInterval = parseDuration(options.sweepInterval ?? 1000, 'sweepInterval', 1, 3_600_000);
+    this.eventRetention = parseDuration(options.eventRetention ?? '1d', 'eventRetention', 0, 365 * 86_400_000);
+  }
+
+  static async create(store: Store, options: EngineOptions = {}): Promise<Engine> {
+    const engine = new Engine(store, options);
+    await store.init({
+      retryDelay: (attempt, backoff) => retryDelay(attempt, backoff, engine.random),
+      onEvents: (events) => engine.bus.publish(events),
+    });
+    engine.scheduleSweep();
+    return engine;
+  }
+
+  private scheduleSweep(): void {
+    const timer = this.clock.setTimeout(() => {
+      void this.sweep().finally(() => {
+        if (!this.closed) this.scheduleSweep();
+      });
+    }, this.sweepInterval);
+    (timer as { unref?: () => void }).unref?.();
+    this.sweepTimer = timer;
+  }
+
+  /** Settles expired leases and removes what retention allows; repeats while a batch came back full. */
+  async sweep(): Promise<void> {
+    try {
+      for (let i = 0; i < 20 && !this.closed; i++) {
+        const { expired, removed } = await this.store.sweep(this.clock.now(), this.eventRetention);
+        if (expired < 1000 && removed < 1000) break;
+      }
+    } catch {
+      // Unavailable store: the next sweep tries again.
+    }
+  }
+
+  private guard(): void {
+    if (this.closed) throw new UnavailableError('this Ferry is closed');
+  }
+
+  private message(
+    queue: string,
+    payload: unknown,
+    options: SendOptions | undefined,
+    now: number,
+    extra?: string[],
+  ): NewMessage {
+    const o = checkSendOptions(options, now, extra);
+    return { id: newId(), queue, payload: serialize(payload, 'payload', this.maxPayload), ...o };
+  }
+
+  private sent(queue: string, id: string, deduplicated: boolean): Sent {
+    return { id, queue, deduplicated, result: (options) => this.result(id, options) };
+  }
+
+  async send(queue: string, payload: unknown, options?: SendOptions): Promise<Sent> {
+    this.guard();
+    checkQueueName(queue);
+    const now = this.clock.now();
+    const [outcome] = await this.store.send([this.message(queue, payload, options, now)], now);
+    return this.sent(queue, outcome!.id, outcome!.deduplicated);
+  }
+
+  async sendBatch(queue: string, messages: BatchMessage[]): Promise<Sent[]> {
+    this.guard();
+    checkQueueName(queue);
+    if (!Array.isArray(messages)) throw new InvalidRequestError('messages must be an array of { payload, ...options }');
+    if (messages.length > 100_000) throw new InvalidRequestError('a batch holds at most 100000 messages');
+    const now = this.clock.now();
+    const items = messages.map((m, i) => {
+      const { payload, ...options } = checkObject(m, `messages[${i}]`) as unknown as BatchMessage;
+      try {
+        return this.message(queue, payload, options, now);
+      } catch (error) {
+        if (error instanceof Error) error.message = `messages[${i}]: ${error.message}`;
+        throw error;
+      }
+    });
+    if (items.length === 0) return [];
+    const outcomes = await this.store.send(items, now);
+    return outcomes.map((o) => this.sent(queue, o.id, o.deduplicated));
+  }
+
+  async call<T = unknown>(queue: string, payload: unknown, options: SendOptions & WaitOptions = {}): Promise<T> {
+    const { timeout, signal, ...sendOptions } = options ?? {};
+    const sent = await this.send(queue, payload, sendOptions);
+    return sent.result<T>({ ...(timeout === undefined ? {} : { timeout }), ...(signal ? { signal } : {}) });
+  }
+
+  async result<T = unknown>(id: string, options: WaitOptions = {}): Promise<T> {
+    this.guard();
+    checkId(id);
+    const timeout = options.timeout === undefined ? undefined : parseDuration(options.timeout, 'timeout', 0, MAX_WAIT);
+    const info = await this.waitFinal(id, timeout, options.signal);
+    if (info.state === 'completed') return info.result as T;
+    throw new MessageFailedError(info);
+  }
+
+  /** Waits until message `id` is completed, dead or cancelled; answers its info. */
+  async waitFinal(id: string, timeout?: number, signal?: AbortSignal): Promise<MessageInfo> {
+    let wake: (() => void) | undefined;
+    const unsubscribe = this.bus.onFinal(id, () => wake?.());
+    const deadline = timeout === undefined ? Number.POSITIVE_INFINITY : this.clock.now() + timeout;
+    try {
+      for (;;) {
+        const info = await this.get(id);
+        if (!info) throw new NotFoundError(`no message ${id}`);
+        if (FINAL.has(info.state)) return info;
+        const left = deadline - this.clock.now();
+        if (left <= 0) throw new TimeoutError(`message ${id} is still ${info.state} after ${timeout} ms`);
+        if (signal?.aborted) throw new TimeoutError(`waiting for message ${id} was aborted`);
+        if (this.closed) throw new UnavailableError('this Ferry is closed');
+        // The event wakes us at once; the timer re-reads in case an event was missed (another process).
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            this.clock.clearTimeout(timer);
+            signal?.removeEventListener('abort', done);
+            this.closeController.signal.removeEventListener('abort', done);
+            wake = undefined;
+            resolve();
+          };
+          const timer = this.clock.setTimeout(done, Math.min(left, Math.max(1000, this.pollInterval)));
+          wake = done;
+          signal?.addEventListener('abort', done, { once: true });
+          this.closeController.signal.addEventListener('abort', done, { once: true });
+        });
+      }
+    } finally {
+      unsubscribe();
+    }
+  }
+
+  async receive(queue: string, options: ReceiveOptions = {}): Promise<Delivery[]> {
+    this.guard();
+    checkQueueName(queue);
+    const o = options ?? {};
+    const max = o.max === undefined ? 1 : checkInteger(o.max, 'max', 1, 1000);
+    const wait = o.wait === undefined ? 0 : parseDuration(o.wait, 'wait', 0, MAX_WAIT);
+    const lease = o.lease === undefined ? null : checkLease(o.lease);
+    const deadline = this.clock.now() + wait;
+    for (;;) {
+      const claimed = await this.store.claim(queue, max, lease, this.clock.now());
+      if (claimed.length > 0) return claimed.map(toDelivery);
+      const left = deadline - this.clock.now();
+      if (left <= 0 || o.signal?.aborted || this.closed) return [];
+      await this.bus.waitForQueue(queue, Math.min(left, this.pollInterval), o.signal);
+    }
+  }
+
+  private ref(delivery: DeliveryRef): DeliveryRef {
+    const d = checkObject(delivery, 'delivery');
+    if (typeof d.receipt !== 'string' || d.receipt.length === 0 || d.receipt.length > 200) {
+      throw new InvalidRequestError('delivery.receipt must be the receipt string of a delivery');
+    }
+    return { id: checkId(d.id, 'delivery.id'), receipt: d.receipt };
+  }
+
+  async ack(delivery: DeliveryRef, result?: unknown): Promise<void> {
+    this.guard();
+    const { id, receipt } = this.ref(delivery);
+    const text = result === undefined ? null : serialize(result, 'result', this.maxPayload);
+    const [settled] = await this.store.complete([{ id, receipt, result: text }], this.clock.now());
+    if (!settled) throw new LeaseLostError();
+  }
+
+  async nack(delivery: DeliveryRef, options: NackOptions = {}): Promise<{ state: MessageState }> {
+    this.guard();
+    const { id, receipt } = this.ref(delivery);
+    const o = checkObject(options ?? {}, 'options') as NackOptions;
+    const error =
+      o.error === undefined
+        ? { message: 'nacked' }
+        : typeof o.error === 'string'
+          ? { message: o.error }
+          : (checkObject(o.error, 'error') as unknown as { message: string });
+    if (typeof error.message !== 'string') throw new InvalidRequestError('error.message must be a string');
+    if (o.retry !== undefined && typeof o.retry !== 'boolean') throw new InvalidRequestError('retry must be a boolean');
+    const delay = o.delay === undefined ? null : parseDuration(o.delay, 'delay', 0, 366 * 86_400_000);
+    const now = this.clock.now();
+    const [settled] = await this.store.fail(
+      [{ id, receipt, error: serialize(error, 'error', this.maxPayload), retry: o.retry !== false, delay }],
+      now,
+    );
+    if (!settled) throw new LeaseLostError();
+    if (settled !== 'queued') return { state: settled };
+    return { state: delay === 0 ? 'waiting' : 'delayed' };
+  }
+
+  async extend(delivery: DeliveryRef, lease: Duration): Promise<{ leaseUntil: string }> {
+    this.guard();
+    const { id, receipt } = this.ref(delivery);
+    const ms = checkLease(lease);
+    const until = await this.store.extend(id, receipt, ms, this.clock.now());
+    if (until === null) throw new LeaseLostError();
+    return { leaseUntil: new Date(until).toISOString() };
+  }
+
+  async progress(delivery: DeliveryRef, value: unknown): Promise<void> {
+    this.guard();
+    const { id, receipt } = this.ref(delivery);
+    const ok = await this.store.progress(id, receipt, serialize(value, 'progress', this.maxPayload), this.clock.now());
+    if (!ok) throw new LeaseLostError();
+  }
+
+  work<P = unknown, R = unknown>(queue: string, handler: Handler<P, R>, options: WorkOptions = {}): Worker {
+    this.guard();
+    checkQueueName(queue);
+    if (typeof handler !== 'function') throw new InvalidRequestError('handler must be a function');
+    const worker = new WorkerLoop<P, R>(
+      {
+        receive: (q, o) => this.receive(q, o),
+        ack: (d, r) => this.ack(d, r),
+        nack: (d, o) => this.nack(d, o),
+        extend: (d, l) => this.extend(d, l),
+        progress: (d, v) => this.progress(d, v),
+        onCancel: (id, abort) => this.bus.onCancel(id, abort),
+        now: () => this.clock.now(),
+        idleWait: 30_000,
+      },
+      queue,
+      handler,
+      options,
+    );
+    const loop = worker as unknown as WorkerLoop<unknown, unknown>;
+    this.workers.add(loop);
+    const close = worker.close.bind(worker);
+    worker.close = (o) => close(o).finally(() => this.workers.delete(loop));
+    return worker;
+  }
+
+  async get(id: string): Promise<MessageInfo | null> {
+    this.guard();
+    checkId(id);
+    const record = await this.store.get(id);
+    return record ? toInfo(record, this.clock.now()) : null;
+  }
+
+  async cancel(id: string): Promise<{ state: MessageState }> {
+    this.guard();
+    checkId(id);
+    const record = await this.store.cancel(id, this.clock.now());
+    if (!record) throw new NotFoundError(`no message ${id}`);
+    if (record.state === 'active' && record.cancelRequested) this.bus.cancelRequested(id);
+    return { state: toInfo(record, this.clock.now()).state };
+  }
+
+  async retry(id: string): Promise<{ state: MessageState }> {
+    this.guard();
+    checkId(id);
+    const record = await this.store.retry(id, this.clock.now());
+    if (!record) throw new NotFoundError(`no message ${id}`);
+    if (record.state === 'active' || record.state === 'completed') {
+      throw new ConflictError(
+        `message ${id} is ${record.state}: only dead, cancelled or delayed messages can be retried`,
+      );
+    }
+    return { state: toInfo(record, this.clock.now()).state };
+  }
+
+  async list(queue: string, options: ListOptions = {}): Promise<MessagePage> {
+    this.guard();
+    checkQueueName(queue);
+    const o = options ?? {};
+    const state = o.state === undefined || o.state === null ? null : checkState(o.state);
+    const limit = o.limit === undefined ? 50 : checkInteger(o.limit, 'limit', 1, 1000);
+    let cursor: string | null = null;
+    if (o.cursor !== undefined && o.cursor !== null) {
+      if (typeof o.cursor !== 'string' || !/^\d{1,20}$/.test(o.cursor)) {
+        throw new InvalidRequestError('cursor must be the cursor of a previous page');
+      }
+      cursor = o.cursor;
+    }
+    const now = this.clock.now();
+    const page = await this.store.list(queue, { state, limit, cursor }, now);
+    return { messages: page.records.map((r) => toInfo(r, now)), cursor: page.cursor };
+  }
+
+  async stats(queue: string): Promise<QueueStats> {
+    this.guard();
+    checkQueueName(queue);
+    const [stats] = await this.store.stats(queue, this.clock.now());
+    return stats!;
+  }
+
+  async queues(): Promise<QueueStats[]> {
+    this.guard();
+    return this.store.stats(null, this.clock.now());
+  }
+
+  async configure(queue: string, config?: QueueConfig): Promise<QueueSettings> {
+    this.guard();
+    checkQueueName(queue);
+    if (config === undefined) return this.store.settings(queue);
+    return this.store.configure(queue, checkQueueConfig(config));
+  }
+
+  async pause(queue: string): Promise<void> {
+    this.guard();
+    checkQueueName(queue);
+    await this.store.configure(queue, { paused: true });
+  }
+
+  async resume(queue: string): Promise<void> {
+    this.guard();
+    checkQueueName(queue);
+    await this.store.configure(queue, { paused: false });
+    this.bus.wake(queue);
+  }
+
+  async redrive(queue: string): Promise<{ moved: number }> {
+    this.guard();
+    checkQueueName(queue);
+    return { moved: await this.store.redrive(queue, this.clock.now()) };
+  }
+
+  async purge(queue: string, options: PurgeOptions = {}): Promise<{ purged: number }> {
+    this.guard();
+    checkQueueName(queue);
+    const given = options?.state;
+    const states: MessageState[] =
+      given === undefined
+        ? ['waiting', 'delayed', 'completed', 'dead', 'cancelled']
+        : (Array.isArray(given) ? given : [given]).map((s) => checkState(s));
+    return { purged: await this.store.purge(queue, [...new Set(states)], this.clock.now()) };
+  }
+
+  async subscribe(topic: string, queue: string): Promise<void> {
+    this.guard();
+    checkQueueName(topic, 'topic name');
+    checkQueueName(queue);
+    await this.store.subscribe(topic, queue);
+  }
+
+  async unsubscribe(topic: string, queue: string): Promise<void> {
+    this.guard();
+    checkQueueName(topic, 'topic name');
+    checkQueueName(queue);
+    await this.store.unsubscribe(topic, queue);
+  }
+
+  async publish(
+    topic: string,
+    payload: unknown,
+    options?: SendOptions,
+  ): Promise<{ messages: { queue: string; id: string }[] }> {
+    this.guard();
+    checkQueueName(topic, 'topic name');
+    const now = this.clock.now();
+    const { id: _id, queue: _queue, ...template } = this.message(topic, payload, options, now);
+    return { messages: await this.store.publish(topic, template, newId, now) };
+  }
+
+  events(options: EventsOptions = {}): EventStream {
+    this.guard();
+    const o = options ?? {};
+    if (o.queue !== undefined) checkQueueName(o.queue);
+    const types = o.types === undefined ? undefined : new Set(checkEventTypes(o.types));
+    if (o.after !== undefined && (typeof o.after !== 'number' || !Number.isInteger(o.after) || o.after < 0)) {
+      throw new InvalidRequestError('after must be a non-negative integer event seq');
+    }
+    const filter = (e: FerryEvent) => (o.queue === undefined || e.queue === o.queue) && (!types || types.has(e.type));
+    const feed = new EventFeed(
+      this.store,
+      this.bus,
+      filter,
+      o.after,
+      anySignal(o.signal, this.closeController.signal),
+      () => this.feeds.delete(feed),
+    );
+    this.feeds.add(feed);
+    return feed;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await Promise.all([...this.workers].map((w) => w.close({ timeout: 5000 })));
+    this.closed = true;
+    this.closeController.abort();
+    if (this.sweepTimer) this.clock.clearTimeout(this.sweepTimer);
+    this.bus.wakeAll();
+    for (const feed of this.feeds) feed.close();
+    await this.store.close();
+  }
+}
+
+function toDelivery(c: Claimed): Delivery {
+  return {
+    id: c.id,
+    queue: c.queue,
+    payload: JSON.parse(c.payload),
+    attempt: c.attempt,
+    receipt: c.receipt,
+    priority: c.priority,
+    key: c.key,
+    headers: c.headers === null ? {} : JSON.parse(c.headers),
+    sentAt: new Date(c.sentAt).toISOString(),
+    leaseUntil: new Date(c.leaseUntil).toISOString(),
+  };
+}
+
+function anySignal(...signals: (AbortSignal | undefined)[]): AbortSignal {
+  const present = signals.filter((s): s is AbortSignal => s !== undefined);
+  return present.length === 1 ? (present[0] as AbortSignal) : AbortSignal.any(present);
+}
+
+export type { MessageRecord };

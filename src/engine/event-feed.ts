@@ -1,0 +1,105 @@
+/**
+ * One `events()` stream: replays the durable log after `after`, then follows live events, with no gap and no
+ * duplicate (events are taken by seq, once). A consumer that falls more than BUFFER events behind is not
+ * allowed to grow memory: its buffer is dropped and it catches up from the log instead.
+ */
+import type { EventStream, FerryEvent } from '../core/types.ts';
+import type { Store } from '../store/store.ts';
+import type { Bus } from './bus.ts';
+
+const BUFFER = 10_000;
+const PAGE = 500;
+
+export class EventFeed implements EventStream {
+  private live: FerryEvent[] = [];
+  private head = 0;
+  private ready: FerryEvent[] = [];
+  private cursor: number;
+  private replay: boolean;
+  private done = false;
+  private wake: (() => void) | undefined;
+  private readonly unsubscribe: () => void;
+
+  constructor(
+    private readonly store: Store,
+    bus: Bus,
+    private readonly filter: (event: FerryEvent) => boolean,
+    after: number | undefined,
+    private readonly signal: AbortSignal,
+    private readonly onClose: () => void,
+  ) {
+    this.cursor = after ?? -1;
+    this.replay = after !== undefined;
+    this.unsubscribe = bus.subscribe((event) => this.push(event));
+    if (signal.aborted) this.close();
+    else signal.addEventListener('abort', this.abort, { once: true });
+  }
+
+  private readonly abort = () => this.close();
+
+  private push(event: FerryEvent): void {
+    if (this.done || !this.filter(event)) return;
+    if (this.live.length - this.head >= BUFFER) {
+      if (this.cursor < 0) this.cursor = (this.live[this.head] as FerryEvent).seq - 1;
+      this.live = [];
+      this.head = 0;
+      this.replay = true;
+    } else this.live.push(event);
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
+  }
+
+  async next(): Promise<IteratorResult<FerryEvent, undefined>> {
+    for (;;) {
+      if (this.done) return { done: true, value: undefined };
+      const replayed = this.ready.shift();
+      if (replayed) return { done: false, value: replayed };
+      if (this.replay) {
+        const page = await this.store.readEvents(this.cursor, PAGE);
+        for (const event of page) {
+          this.cursor = event.seq;
+          if (this.filter(event)) this.ready.push(event);
+        }
+        if (page.length < PAGE) this.replay = false;
+        continue;
+      }
+      while (this.head < this.live.length) {
+        const event = this.live[this.head++] as FerryEvent;
+        if (event.seq > this.cursor) {
+          this.cursor = event.seq;
+          if (this.head > 1024) {
+            this.live = this.live.slice(this.head);
+            this.head = 0;
+          }
+          return { done: false, value: event };
+        }
+      }
+      this.live = [];
+      this.head = 0;
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+      });
+    }
+  }
+
+  async return(): Promise<IteratorResult<FerryEvent, undefined>> {
+    this.close();
+    return { done: true, value: undefined };
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<FerryEvent, undefined> {
+    return this;
+  }
+
+  close(): void {
+    if (this.done) return;
+    this.done = true;
+    this.unsubscribe();
+    this.signal.removeEventListener('abort', this.abort);
+    this.onClose();
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
+  }
+}

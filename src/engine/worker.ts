@@ -1,0 +1,234 @@
+/**
+ * The `work()` loop, written over the public calls (receive, ack, nack, extend) so the engine and the HTTP
+ * client share it. Keeps up to `concurrency` handlers running, renews leases while they run, aborts a job's
+ * signal when its message is cancelled or its lease is lost, and drains on close within a bound.
+ *
+ * A slot frees when the handler returns, before its ack commits: the ack and the next claim then share one
+ * group commit, which is what lets a batch of handlers cost one transaction per cycle.
+ */
+import { parseDuration } from '../core/duration.ts';
+import { LeaseLostError, toFailure, UnrecoverableError } from '../core/errors.ts';
+import type { Delivery, DeliveryRef, Duration, Handler, Job, NackOptions, Worker, WorkOptions } from '../core/types.ts';
+import { checkInteger, checkLease } from '../core/validate.ts';
+
+/** What the loop needs of a Ferry. Browser-safe: no `node:` imports here. */
+export interface WorkerHost {
+  receive(
+    queue: string,
+    options: { max: number; wait: Duration; lease?: Duration; signal?: AbortSignal },
+  ): Promise<Delivery[]>;
+  ack(delivery: DeliveryRef, result?: unknown): Promise<void>;
+  nack(delivery: DeliveryRef, options?: NackOptions): Promise<unknown>;
+  extend(delivery: DeliveryRef, lease: Duration): Promise<{ leaseUntil: string }>;
+  progress(delivery: DeliveryRef, value: unknown): Promise<void>;
+  /** Calls `abort` when message `id` is cancelled while it runs; returns an unsubscribe. */
+  onCancel?(id: string, abort: () => void): () => void;
+  now(): number;
+  /** How long one receive waits for work before the loop asks again. */
+  idleWait: number;
+}
+
+interface Running {
+  delivery: Delivery;
+  controller: AbortController;
+  lease: number;
+  leaseUntil: number;
+  renewing: boolean;
+  unwatch?: () => void;
+}
+
+export class WorkerLoop<P, R> implements Worker {
+  readonly queue: string;
+  private readonly concurrency: number;
+  private readonly lease: Duration | undefined;
+  private readonly onError: (error: unknown) => void;
+  private readonly jobs = new Map<string, Running>();
+  private readonly settling = new Set<Promise<unknown>>();
+  private readonly stop = new AbortController();
+  private slotFree: (() => void) | undefined;
+  private drained: (() => void) | undefined;
+  private renewTimer: ReturnType<typeof setInterval> | undefined;
+  private renewEvery = Number.POSITIVE_INFINITY;
+  private loopDone: Promise<void>;
+  private closing: Promise<void> | undefined;
+
+  constructor(
+    private readonly host: WorkerHost,
+    queue: string,
+    private readonly handler: Handler<P, R>,
+    options: WorkOptions = {},
+  ) {
+    this.queue = queue;
+    this.concurrency =
+      options.concurrency === undefined ? 1 : checkInteger(options.concurrency, 'concurrency', 1, 10_000);
+    if (options.lease !== undefined) checkLease(options.lease);
+    this.lease = options.lease;
+    this.onError = options.onError ?? ((error) => console.error(`ferry worker (${queue}):`, error));
+    this.loopDone = this.loop();
+  }
+
+  get running(): number {
+    return this.jobs.size;
+  }
+
+  private async loop(): Promise<void> {
+    let failures = 0;
+    while (!this.stop.signal.aborted) {
+      const free = this.concurrency - this.jobs.size;
+      if (free <= 0) {
+        await new Promise<void>((resolve) => {
+          this.slotFree = resolve;
+        });
+        continue;
+      }
+      let deliveries: Delivery[];
+      try {
+        deliveries = await this.host.receive(this.queue, {
+          max: free,
+          wait: this.host.idleWait,
+          signal: this.stop.signal,
+          ...(this.lease === undefined ? {} : { lease: this.lease }),
+        });
+        failures = 0;
+      } catch (error) {
+        if (this.stop.signal.aborted) break;
+        this.onError(error);
+        // Back off while the store is unavailable, up to 5 s, then try again: the loop never dies.
+        failures++;
+        await new Promise((resolve) => setTimeout(resolve, Math.min(5000, 100 * 2 ** failures)));
+        continue;
+      }
+      for (const delivery of deliveries) this.start(delivery);
+    }
+  }
+
+  private start(delivery: Delivery): void {
+    const controller = new AbortController();
+    const now = this.host.now();
+    const leaseUntil = Date.parse(delivery.leaseUntil);
+    const running: Running = {
+      delivery,
+      controller,
+      lease: Math.max(100, leaseUntil - now),
+      leaseUntil,
+      renewing: false,
+    };
+    this.jobs.set(delivery.id, running);
+    if (this.host.onCancel) {
+      running.unwatch = this.host.onCancel(delivery.id, () => controller.abort(new Error('message cancelled')));
+    }
+    this.scheduleRenewal(running.lease);
+    const host = this.host;
+    const job: Job<P> = {
+      id: delivery.id,
+      queue: delivery.queue,
+      payload: delivery.payload as P,
+      attempt: delivery.attempt,
+      key: delivery.key,
+      priority: delivery.priority,
+      headers: delivery.headers,
+      sentAt: delivery.sentAt,
+      receipt: delivery.receipt,
+      signal: controller.signal,
+      progress: (value) => host.progress(delivery, value),
+      extend: async (lease) => {
+        const ms = checkLease(lease);
+        const { leaseUntil } = await host.extend(delivery, lease);
+        running.lease = ms;
+        running.leaseUntil = Date.parse(leaseUntil);
+        this.scheduleRenewal(ms);
+      },
+    };
+    let outcome: Promise<unknown>;
+    try {
+      outcome = Promise.resolve(this.handler(job));
+    } catch (error) {
+      outcome = Promise.reject(error);
+    }
+    outcome.then(
+      (result) => this.settle(running, this.host.ack(delivery, result)),
+      (error: unknown) => {
+        const retry = !(error instanceof UnrecoverableError);
+        this.settle(running, this.host.nack(delivery, { error: toFailure(error), retry }));
+      },
+    );
+  }
+
+  private settle(running: Running, settled: Promise<unknown>): void {
+    this.jobs.delete(running.delivery.id);
+    running.unwatch?.();
+    const tracked = settled.then(
+      () => undefined,
+      (error: unknown) => {
+        // A stale receipt means the lease was lost: the message is redelivered or settled elsewhere.
+        if (!(error instanceof LeaseLostError)) this.onError(error);
+      },
+    );
+    this.settling.add(tracked);
+    void tracked.finally(() => {
+      this.settling.delete(tracked);
+      if (this.jobs.size === 0 && this.settling.size === 0) this.drained?.();
+    });
+    const wake = this.slotFree;
+    this.slotFree = undefined;
+    wake?.();
+    if (this.jobs.size === 0 && this.renewTimer) {
+      clearInterval(this.renewTimer);
+      this.renewTimer = undefined;
+      this.renewEvery = Number.POSITIVE_INFINITY;
+    }
+  }
+
+  /** One timer per worker, ticking at a quarter of the shortest lease in hand, renews what is past a third. */
+  private scheduleRenewal(lease: number): void {
+    const every = Math.max(20, Math.floor(lease / 4));
+    if (this.renewTimer && every >= this.renewEvery) return;
+    if (this.renewTimer) clearInterval(this.renewTimer);
+    this.renewEvery = every;
+    this.renewTimer = setInterval(() => this.renew(), every);
+  }
+
+  private renew(): void {
+    const now = this.host.now();
+    for (const running of this.jobs.values()) {
+      if (running.renewing || running.leaseUntil - now > (running.lease * 2) / 3) continue;
+      running.renewing = true;
+      this.host.extend(running.delivery, running.lease).then(
+        ({ leaseUntil }) => {
+          running.leaseUntil = Date.parse(leaseUntil);
+          running.renewing = false;
+        },
+        (error: unknown) => {
+          running.renewing = false;
+          if (error instanceof LeaseLostError) running.controller.abort(error);
+          else this.onError(error);
+        },
+      );
+    }
+  }
+
+  close(options: { timeout?: Duration } = {}): Promise<void> {
+    if (!this.closing) this.closing = this.shutdown(parseDuration(options.timeout ?? 30_000, 'timeout'));
+    return this.closing;
+  }
+
+  private async shutdown(timeout: number): Promise<void> {
+    this.stop.abort();
+    this.slotFree?.();
+    await this.loopDone;
+    if (this.jobs.size > 0 || this.settling.size > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => {
+          this.drained = resolve;
+        }),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, timeout);
+        }),
+      ]);
+      clearTimeout(timer);
+      for (const running of this.jobs.values()) running.controller.abort(new Error('worker closed'));
+    }
+    if (this.renewTimer) clearInterval(this.renewTimer);
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * `open(url)`: a Ferry on a store chosen by URL. `sqlite:PATH` (the default, `sqlite:./ferry-data/ferry.db`),
+ * `memory:` (SQLite's in-memory database, same code), `postgres://…` (loaded lazily, so SQLite users never
+ * load `pg`).
+ */
+import { resolve } from 'node:path';
+import { InvalidRequestError } from './core/errors.ts';
+import type { Ferry } from './core/types.ts';
+import { Engine, type EngineOptions } from './engine/engine.ts';
+import type { Store } from './store/store.ts';
+import { SqliteStore } from './stores/sqlite/sqlite-store.ts';
+
+export const DEFAULT_STORE = 'sqlite:./ferry-data/ferry.db';
+
+export interface OpenOptions extends EngineOptions {
+  /** SQLite: `full` (default) fsyncs each commit; `normal` survives crashes but may lose the last commits on power loss. */
+  synchronous?: 'full' | 'normal';
+  /** PostgreSQL: the application's own pool (Ferry will not end it). */
+  pool?: unknown;
+  /** PostgreSQL: connections in Ferry's pool. */
+  poolSize?: number;
+  /** PostgreSQL: schema for Ferry's tables (default `ferry`, or `?schema=` in the URL). */
+  schema?: string;
+}
+
+export async function createStore(url: string, options: OpenOptions = {}): Promise<Store> {
+  if (url === 'memory:' || url === 'sqlite::memory:') return new SqliteStore(':memory:', options);
+  if (url.startsWith('sqlite:')) {
+    const [path, query] = url.slice('sqlite:'.length).replace(/^\/\//, '').split('?');
+    if (!path) throw new InvalidRequestError(`store URL ${url} has no file path: use sqlite:PATH`);
+    const params = new URLSearchParams(query ?? '');
+    const sync = params.get('synchronous')?.toLowerCase() ?? options.synchronous;
+    if (sync !== undefined && sync !== 'full' && sync !== 'normal') {
+      throw new InvalidRequestError(`synchronous must be "full" or "normal", got ${JSON.stringify(sync)}`);
+    }
+    return new SqliteStore(resolve(path), { ...options, synchronous: sync });
+  }
+  if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
+    const { createPostgresStore } = await import('./stores/postgres/index.ts');
+    return createPostgresStore(url, options as Parameters<typeof createPostgresStore>[1]);
+  }
+  throw new InvalidRequestError(`unknown store URL ${JSON.stringify(url)}: use sqlite:PATH, memory: or postgres://…`);
+}
+
+/** Opens a Ferry on the store at `url` (default `sqlite:./ferry-data/ferry.db`). */
+export async function open(
+  url: string = process.env.FERRY_STORE ?? DEFAULT_STORE,
+  options: OpenOptions = {},
+): Promise<Ferry> {
+  return Engine.create(await createStore(url, options), options);
+}

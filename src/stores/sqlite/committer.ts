@@ -1,0 +1,145 @@
+/**
+ * Group commit. Operations that arrive in the same turn of the event loop run in one transaction and share
+ * one fsync; each caller's promise resolves only after that commit. An operation that throws is rolled back
+ * alone (a savepoint each), so one bad call never fails its neighbours.
+ *
+ * better-sqlite3 is synchronous: the transaction, fsync included, runs on the event loop. Measured on the
+ * 2-core VM, one FULL commit costs ~0.1 ms, so batching everything queued in a tick is what makes
+ * throughput (one fsync per batch, not per message) while a lone call still commits within the same tick.
+ */
+import type Database from 'better-sqlite3';
+import type { FerryEvent } from '../../core/types.ts';
+import type { PendingEvent } from '../../store/store.ts';
+
+type Op = {
+  run: (events: PendingEvent[]) => unknown;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+};
+
+export class Committer {
+  private pending: Op[] = [];
+  private scheduled = false;
+  private closed = false;
+  private readonly begin: Database.Statement;
+  private readonly commit: Database.Statement;
+  private readonly rollback: Database.Statement;
+  private readonly savepoint: Database.Statement;
+  private readonly release: Database.Statement;
+  private readonly rollbackTo: Database.Statement;
+  private readonly lastBlock: Database.Statement<[], { seq: number; n: number }>;
+  private readonly insertBlock: Database.Statement;
+
+  constructor(
+    private readonly db: Database.Database,
+    private readonly origin: string,
+    private readonly publish: (events: FerryEvent[]) => void,
+  ) {
+    this.begin = db.prepare('BEGIN IMMEDIATE');
+    this.commit = db.prepare('COMMIT');
+    this.rollback = db.prepare('ROLLBACK');
+    this.savepoint = db.prepare('SAVEPOINT op');
+    this.release = db.prepare('RELEASE op');
+    this.rollbackTo = db.prepare('ROLLBACK TO op');
+    this.lastBlock = db.prepare('SELECT seq, n FROM events ORDER BY seq DESC LIMIT 1');
+    this.insertBlock = db.prepare('INSERT INTO events (seq, n, at, origin, data) VALUES (?, ?, ?, ?, ?)');
+  }
+
+  /** The highest event seq committed (by any process sharing the file). */
+  lastSeq(): number {
+    const block = this.lastBlock.get();
+    return block ? block.seq + block.n - 1 : 0;
+  }
+
+  /** Runs `fn` inside the next group transaction; resolves with its value once committed. */
+  run<T>(fn: (events: PendingEvent[]) => T): Promise<T> {
+    if (this.closed) return Promise.reject(new Error('store is closed'));
+    return new Promise<T>((resolve, reject) => {
+      this.pending.push({ run: fn, resolve: resolve as (value: unknown) => void, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  /** Commits what is pending now, then refuses new work. */
+  close(): void {
+    if (this.pending.length) this.flush();
+    this.closed = true;
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const ops = this.pending;
+    if (ops.length === 0) return;
+    this.pending = [];
+    const results: unknown[] = new Array(ops.length);
+    const failed: (unknown | undefined)[] = new Array(ops.length);
+    const events: PendingEvent[] = [];
+    let published: FerryEvent[] = [];
+    try {
+      this.begin.run();
+      try {
+        const single = ops.length === 1;
+        for (let i = 0; i < ops.length; i++) {
+          const op = ops[i] as Op;
+          const mark = events.length;
+          if (single) {
+            results[i] = op.run(events);
+            continue;
+          }
+          this.savepoint.run();
+          try {
+            results[i] = op.run(events);
+            this.release.run();
+          } catch (error) {
+            this.rollbackTo.run();
+            this.release.run();
+            events.length = mark;
+            failed[i] = error ?? new Error('operation failed');
+          }
+        }
+        if (events.length) published = this.writeEvents(events);
+        this.commit.run();
+      } catch (error) {
+        if (this.db.inTransaction) this.rollback.run();
+        throw error;
+      }
+    } catch (error) {
+      for (const op of ops) op.reject(error);
+      return;
+    }
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i] as Op;
+      if (failed[i] !== undefined) op.reject(failed[i]);
+      else op.resolve(results[i]);
+    }
+    if (published.length) this.publish(published);
+  }
+
+  private writeEvents(pending: PendingEvent[]): FerryEvent[] {
+    let seq = this.lastSeq() + 1;
+    const first = seq;
+    const out: FerryEvent[] = new Array(pending.length);
+    let lastAt = -1;
+    let iso = '';
+    for (let i = 0; i < pending.length; i++) {
+      const e = pending[i] as PendingEvent;
+      const at = e.at;
+      if (at !== lastAt) {
+        lastAt = at;
+        iso = new Date(at).toISOString();
+      }
+      const event: FerryEvent = { seq: seq++, type: e.type, queue: e.queue, id: e.id, at: iso };
+      if (e.attempt !== undefined) event.attempt = e.attempt;
+      if (e.result !== undefined) event.result = e.result;
+      if (e.error !== undefined) event.error = e.error as FerryEvent['error'];
+      if (e.progress !== undefined) event.progress = e.progress;
+      if (e.runAt !== undefined) (event as FerryEvent & { runAt?: number }).runAt = e.runAt;
+      out[i] = event;
+    }
+    this.insertBlock.run(first, out.length, (pending[0] as PendingEvent).at, this.origin, JSON.stringify(out));
+    return out;
+  }
+}

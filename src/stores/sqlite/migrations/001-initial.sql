@@ -1,0 +1,62 @@
+-- Ferry's embedded schema. `messages.seq` is the send order; `id` is the public UUIDv7.
+-- state: 0 queued (waiting or delayed by run_at), 1 active, 2 completed, 3 dead, 4 cancelled.
+-- blocked: 1 while an earlier unfinished message of the same key exists (ordering keys).
+CREATE TABLE queues (
+  name TEXT PRIMARY KEY,
+  settings TEXT NOT NULL DEFAULT '{}',
+  paused INTEGER NOT NULL DEFAULT 0,
+  rate_window INTEGER NOT NULL DEFAULT 0,
+  rate_count INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+
+CREATE TABLE messages (
+  seq INTEGER PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  queue TEXT NOT NULL,
+  state INTEGER NOT NULL,
+  blocked INTEGER NOT NULL DEFAULT 0,
+  priority INTEGER NOT NULL,
+  run_at INTEGER NOT NULL,
+  payload TEXT NOT NULL,
+  result TEXT,
+  error TEXT,
+  progress TEXT,
+  headers TEXT,
+  key TEXT,
+  dedupe_id TEXT,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  max_attempts INTEGER,
+  backoff TEXT,
+  lease INTEGER,
+  receipt TEXT,
+  lease_until INTEGER,
+  cancel_requested INTEGER NOT NULL DEFAULT 0,
+  sent_at INTEGER NOT NULL,
+  started_at INTEGER,
+  finished_at INTEGER,
+  purge_at INTEGER
+);
+
+-- What claim scans: only deliverable rows, in delivery order.
+CREATE INDEX messages_ready ON messages (queue, priority DESC, run_at, seq) WHERE state = 0 AND blocked = 0;
+CREATE INDEX messages_lease ON messages (lease_until) WHERE state = 1;
+CREATE UNIQUE INDEX messages_dedupe ON messages (queue, dedupe_id) WHERE dedupe_id IS NOT NULL;
+CREATE INDEX messages_key ON messages (queue, key, seq) WHERE key IS NOT NULL AND state <= 1;
+CREATE INDEX messages_state ON messages (queue, state, seq);
+CREATE INDEX messages_purge ON messages (purge_at) WHERE purge_at IS NOT NULL;
+
+CREATE TABLE subscriptions (
+  topic TEXT NOT NULL,
+  queue TEXT NOT NULL,
+  PRIMARY KEY (topic, queue)
+) WITHOUT ROWID;
+
+-- One row per committed transaction: its events as a JSON array, with seqs seq .. seq + n - 1.
+CREATE TABLE events (
+  seq INTEGER PRIMARY KEY,
+  n INTEGER NOT NULL,
+  at INTEGER NOT NULL,
+  origin TEXT NOT NULL,
+  data TEXT NOT NULL
+);
+CREATE INDEX events_at ON events (at);

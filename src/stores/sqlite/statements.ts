@@ -1,0 +1,167 @@
+/** The SQLite store's SQL, prepared once per connection: one statement per operation. */
+import type Database from 'better-sqlite3';
+
+/** Stored state codes; `queued` is waiting or delayed depending on run_at. */
+export const QUEUED = 0;
+export const ACTIVE = 1;
+export const COMPLETED = 2;
+export const DEAD = 3;
+export const CANCELLED = 4;
+
+/** A messages row as SELECT * returns it. */
+export interface Row {
+  seq: number;
+  id: string;
+  queue: string;
+  state: number;
+  blocked: number;
+  priority: number;
+  run_at: number;
+  payload: string;
+  result: string | null;
+  error: string | null;
+  progress: string | null;
+  headers: string | null;
+  key: string | null;
+  dedupe_id: string | null;
+  attempts: number;
+  max_attempts: number | null;
+  backoff: string | null;
+  lease: number | null;
+  receipt: string | null;
+  lease_until: number | null;
+  cancel_requested: number;
+  sent_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  purge_at: number | null;
+}
+
+export interface ClaimedRow {
+  seq: number;
+  id: string;
+  payload: string;
+  attempts: number;
+  receipt: string;
+  priority: number;
+  run_at: number;
+  key: string | null;
+  headers: string | null;
+  sent_at: number;
+  lease_until: number;
+  lease_ms: number;
+}
+
+/** The retention of a row's queue, in SQL, for `purge_at` when a message finishes. */
+const RETENTION = `coalesce((SELECT json_extract(q.settings, '$.retention') FROM queues q WHERE q.name = messages.queue), @defaultRetention)`;
+
+export function prepare(db: Database.Database) {
+  const s = <R = unknown>(sql: string) => db.prepare<unknown[], R>(sql);
+  return {
+    ensureQueue: s('INSERT OR IGNORE INTO queues (name) VALUES (?)'),
+    queue: s<{ settings: string; paused: number; rate_window: number; rate_count: number }>(
+      'SELECT settings, paused, rate_window, rate_count FROM queues WHERE name = ?',
+    ),
+    setSettings: s('UPDATE queues SET settings = ?, paused = ? WHERE name = ?'),
+    setRate: s('UPDATE queues SET rate_window = ?, rate_count = ? WHERE name = ?'),
+    queueNames: s<{ name: string }>('SELECT name FROM queues ORDER BY name'),
+
+    dedupe: s<{ id: string }>('SELECT id FROM messages WHERE queue = ? AND dedupe_id = ?'),
+    keyBusy: s<{ one: number }>('SELECT 1 AS one FROM messages WHERE queue = ? AND key = ? AND state <= 1 LIMIT 1'),
+    insert: s(
+      `INSERT INTO messages (id, queue, state, blocked, priority, run_at, payload, headers, key, dedupe_id,
+         max_attempts, backoff, lease, sent_at)
+       VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    subscribers: s<{ queue: string }>('SELECT queue FROM subscriptions WHERE topic = ? ORDER BY queue'),
+    subscribe: s('INSERT OR IGNORE INTO subscriptions (topic, queue) VALUES (?, ?)'),
+    unsubscribe: s('DELETE FROM subscriptions WHERE topic = ? AND queue = ?'),
+
+    activeCount: s<{ n: number }>('SELECT count(*) AS n FROM messages WHERE queue = ? AND state = 1'),
+    // RETURNING does not keep the ORDER BY of the subquery: the caller sorts the (few) rows.
+    claim: s<ClaimedRow>(
+      `UPDATE messages
+         SET state = 1, attempts = attempts + 1, receipt = hex(randomblob(12)), started_at = @now,
+             lease_until = @now + coalesce(@lease, lease, @queueLease)
+       WHERE seq IN (SELECT seq FROM messages
+                      WHERE queue = @queue AND state = 0 AND blocked = 0 AND run_at <= @now
+                      ORDER BY priority DESC, run_at, seq LIMIT @max)
+       RETURNING seq, id, payload, attempts, receipt, priority, run_at, key, headers, sent_at, lease_until,
+                 lease_until - @now AS lease_ms`,
+    ),
+    expiredIn: s<Row>('SELECT * FROM messages WHERE state = 1 AND lease_until <= ? AND queue = ? LIMIT ?'),
+    expired: s<Row>('SELECT * FROM messages WHERE state = 1 AND lease_until <= ? LIMIT ?'),
+
+    complete: s<{ queue: string; key: string | null; state: number; attempts: number }>(
+      `UPDATE messages
+         SET state = CASE cancel_requested WHEN 1 THEN 4 ELSE 2 END, result = @result, finished_at = @now,
+             purge_at = @now + ${RETENTION}, receipt = NULL, lease_until = NULL
+       WHERE id = @id AND receipt = @receipt AND state = 1 AND lease_until > @now
+       RETURNING queue, key, state, attempts`,
+    ),
+    leased: s<Row>('SELECT * FROM messages WHERE id = ? AND receipt = ? AND state = 1 AND lease_until > ?'),
+    requeue: s(
+      'UPDATE messages SET state = 0, run_at = ?, error = ?, receipt = NULL, lease_until = NULL WHERE seq = ?',
+    ),
+    finish: s(
+      `UPDATE messages SET state = @state, error = coalesce(@error, error), finished_at = @now,
+         purge_at = @now + ${RETENTION}, receipt = NULL, lease_until = NULL, blocked = 0
+       WHERE seq = @seq`,
+    ),
+    unblockNext: s(
+      `UPDATE messages SET blocked = 0
+       WHERE seq = (SELECT seq FROM messages WHERE queue = @queue AND key = @key AND state <= 1 ORDER BY seq LIMIT 1)
+         AND NOT EXISTS (SELECT 1 FROM messages WHERE queue = @queue AND key = @key AND state <= 1 AND blocked = 0)`,
+    ),
+    extend: s<{ lease_until: number }>(
+      `UPDATE messages SET lease_until = @until
+       WHERE id = @id AND receipt = @receipt AND state = 1 AND lease_until > @now AND cancel_requested = 0
+       RETURNING lease_until`,
+    ),
+    progress: s<{ queue: string; attempts: number }>(
+      `UPDATE messages SET progress = @value
+       WHERE id = @id AND receipt = @receipt AND state = 1 AND lease_until > @now
+       RETURNING queue, attempts`,
+    ),
+
+    byId: s<Row>('SELECT * FROM messages WHERE id = ?'),
+    flagCancel: s('UPDATE messages SET cancel_requested = 1 WHERE seq = ?'),
+    revive: s(
+      `UPDATE messages SET state = 0, blocked = ?, attempts = 0, run_at = ?, result = NULL, finished_at = NULL,
+         purge_at = NULL, cancel_requested = 0, progress = NULL
+       WHERE seq = ?`,
+    ),
+    dueNow: s('UPDATE messages SET run_at = ? WHERE seq = ?'),
+    deadIn: s<Row>('SELECT * FROM messages WHERE queue = ? AND state = 3 ORDER BY seq LIMIT 1000'),
+
+    listAll: s<Row>('SELECT * FROM messages WHERE queue = ? AND seq > ? ORDER BY seq LIMIT ?'),
+    listState: s<Row>('SELECT * FROM messages WHERE queue = ? AND state = ? AND seq > ? ORDER BY seq LIMIT ?'),
+    listWaiting: s<Row>(
+      'SELECT * FROM messages WHERE queue = ? AND state = 0 AND run_at <= ? AND seq > ? ORDER BY seq LIMIT ?',
+    ),
+    listDelayed: s<Row>(
+      'SELECT * FROM messages WHERE queue = ? AND state = 0 AND run_at > ? AND seq > ? ORDER BY seq LIMIT ?',
+    ),
+    counts: s<{ state: number; n: number; later: number }>(
+      'SELECT state, count(*) AS n, sum(run_at > ?) AS later FROM messages WHERE queue = ? GROUP BY state',
+    ),
+    purgeKeys: s<{ key: string }>(
+      'SELECT DISTINCT key FROM messages WHERE queue = ? AND state = ? AND key IS NOT NULL AND blocked = 0',
+    ),
+    purgeState: s('DELETE FROM messages WHERE queue = ? AND state = ?'),
+    purgeWaiting: s('DELETE FROM messages WHERE queue = ? AND state = 0 AND run_at <= ?'),
+    purgeDelayed: s('DELETE FROM messages WHERE queue = ? AND state = 0 AND run_at > ?'),
+    retention: s('DELETE FROM messages WHERE seq IN (SELECT seq FROM messages WHERE purge_at <= ? LIMIT ?)'),
+    eventRetention: s('DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE at < ? ORDER BY seq LIMIT ?)'),
+    events: s<{ seq: number; data: string }>(
+      `SELECT seq, data FROM events
+       WHERE seq >= coalesce((SELECT max(seq) FROM events WHERE seq <= @after), 0)
+       ORDER BY seq LIMIT @limit`,
+    ),
+    foreignEvents: s<{ seq: number; n: number; origin: string; data: string }>(
+      'SELECT seq, n, origin, data FROM events WHERE seq > ? ORDER BY seq LIMIT 200',
+    ),
+  };
+}
+
+export type Statements = ReturnType<typeof prepare>;
