@@ -1,24 +1,8 @@
 /** Conformance: events() — types, queue and type filters, resuming with `after`, closing. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Ferry, FerryEvent } from '../../src/core/types.ts';
-import { type Ctx, describeEvents, EventReader, isoMs, qname, receiveOne } from './helpers.ts';
-
-/**
- * Makes sure a stream opened without `after` is live before the test acts: sends delayed probes (never
- * delivered) until the stream shows one. Answers the seq of the probe seen.
- */
-async function prime(ferry: Ferry, q: string, reader: EventReader): Promise<number> {
-  for (let i = 0; i < 10; i++) {
-    const probe = await ferry.send(q, 'probe', { delay: '1h' });
-    try {
-      return (await reader.until((e) => e.id === probe.id, 500)).seq;
-    } catch {
-      // Not live yet: try again.
-    }
-  }
-  assert.fail('the event stream never became live');
-}
+import type { FerryEvent } from '../../src/core/types.ts';
+import { type Ctx, describeEvents, EventReader, isoMs, prime, qname, receiveOne } from './helpers.ts';
 
 export function eventTests(ctx: Ctx): void {
   describe('events()', () => {

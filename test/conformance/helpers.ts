@@ -165,3 +165,19 @@ export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T)
   });
   return { promise, resolve };
 }
+
+/**
+ * Makes sure a stream opened without `after` is live before the test acts: sends delayed probes (never
+ * delivered) until the stream shows one. Answers the seq of the probe seen.
+ */
+export async function prime(ferry: Ferry, q: string, reader: EventReader): Promise<number> {
+  for (let i = 0; i < 10; i++) {
+    const probe = await ferry.send(q, 'probe', { delay: '1h' });
+    try {
+      return (await reader.until((e) => e.id === probe.id, 500)).seq;
+    } catch {
+      // Not live yet: try again.
+    }
+  }
+  assert.fail('the event stream never became live');
+}
