@@ -1,0 +1,312 @@
+/**
+ * The whole {@link Ferry} interface over HTTP. Arguments are checked here with the engine's own checks, so
+ * a bad call fails the same way it would embedded, without a round trip. Waits longer than the server's
+ * 60 s cap (receive `wait`, `result()` timeouts) are a sequence of long polls.
+ */
+import { parseDuration } from '../core/duration.ts';
+import {
+  InvalidRequestError,
+  MessageFailedError,
+  NotFoundError,
+  TimeoutError,
+  UnavailableError,
+} from '../core/errors.ts';
+import type {
+  BatchMessage,
+  Delivery,
+  DeliveryRef,
+  Duration,
+  EventStream,
+  EventsOptions,
+  Ferry,
+  Handler,
+  ListOptions,
+  MessageInfo,
+  MessagePage,
+  MessageState,
+  NackOptions,
+  PurgeOptions,
+  QueueConfig,
+  QueueSettings,
+  QueueStats,
+  ReceiveOptions,
+  SendOptions,
+  Sent,
+  WaitOptions,
+  Worker,
+  WorkOptions,
+} from '../core/types.ts';
+import { FINAL_STATES } from '../core/types.ts';
+import {
+  checkEventTypes,
+  checkId,
+  checkInteger,
+  checkLease,
+  checkQueueConfig,
+  checkQueueName,
+  checkState,
+} from '../core/validate.ts';
+import { WorkerLoop } from '../engine/worker.ts';
+import { HttpEventStream } from './events.ts';
+import type { RequestOptions, Transport } from './http.ts';
+
+/** The server refuses longer waits; longer ones are cut into polls of this length. */
+const POLL_MS = 55_000;
+const MAX_WAIT = 12 * 3_600_000;
+
+const q = (name: string): string => encodeURIComponent(checkQueueName(name));
+const m = (id: string): string => encodeURIComponent(checkId(id));
+
+function ref(delivery: DeliveryRef): { id: string; receipt: string } {
+  if (delivery === null || typeof delivery !== 'object' || typeof delivery.receipt !== 'string' || !delivery.receipt) {
+    throw new InvalidRequestError('delivery must be { id, receipt } from receive()');
+  }
+  return { id: checkId(delivery.id, 'delivery.id'), receipt: delivery.receipt };
+}
+
+export class HttpFerry implements Ferry {
+  readonly #http: Transport;
+  readonly #closing = new AbortController();
+  readonly #workers = new Set<Worker>();
+  #closed = false;
+
+  constructor(transport: Transport) {
+    this.#http = transport;
+  }
+
+  #guard(): void {
+    if (this.#closed) throw new UnavailableError('this Ferry is closed');
+  }
+
+  async #call<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
+    this.#guard();
+    const signal = options.signal ? AbortSignal.any([options.signal, this.#closing.signal]) : this.#closing.signal;
+    try {
+      return (await this.#http.request<T>(method, path, { ...options, signal })).body;
+    } catch (error) {
+      if (this.#closing.signal.aborted) throw new UnavailableError('this Ferry is closed');
+      throw error;
+    }
+  }
+
+  #sent(id: string, queue: string, deduplicated: boolean): Sent {
+    return { id, queue, deduplicated, result: (options) => this.result(id, options) };
+  }
+
+  async send(queue: string, payload: unknown, options?: SendOptions): Promise<Sent> {
+    const body = { ...(options ?? {}), payload: payload ?? null };
+    const s = await this.#call<{ id: string; deduplicated: boolean }>('POST', `/v1/queues/${q(queue)}/messages`, {
+      body,
+    });
+    return this.#sent(s.id, queue, s.deduplicated);
+  }
+
+  async sendBatch(queue: string, messages: BatchMessage[]): Promise<Sent[]> {
+    const path = `/v1/queues/${q(queue)}/batch`;
+    if (!Array.isArray(messages)) throw new InvalidRequestError('messages must be an array of { payload, ...options }');
+    this.#guard();
+    if (messages.length === 0) return [];
+    const answer = await this.#call<{ messages: { id: string; deduplicated: boolean }[] }>('POST', path, {
+      body: {
+        messages: messages.map((item) => (item && item.payload === undefined ? { ...item, payload: null } : item)),
+      },
+    });
+    return answer.messages.map((s) => this.#sent(s.id, queue, s.deduplicated));
+  }
+
+  async call<T = unknown>(queue: string, payload: unknown, options: SendOptions & WaitOptions = {}): Promise<T> {
+    const { timeout, signal, ...sendOptions } = options ?? {};
+    const sent = await this.send(queue, payload, sendOptions);
+    return sent.result<T>({ ...(timeout === undefined ? {} : { timeout }), ...(signal ? { signal } : {}) });
+  }
+
+  async result<T = unknown>(id: string, options: WaitOptions = {}): Promise<T> {
+    const path = `/v1/messages/${m(id)}`;
+    const timeout = options?.timeout === undefined ? undefined : parseDuration(options.timeout, 'timeout', 0, MAX_WAIT);
+    const deadline = timeout === undefined ? Number.POSITIVE_INFINITY : Date.now() + timeout;
+    const signal = options?.signal;
+    for (;;) {
+      const wait = Math.max(0, Math.min(POLL_MS, deadline - Date.now()));
+      let info: MessageInfo;
+      try {
+        info = await this.#call<MessageInfo>('GET', path, { query: { wait }, signal });
+      } catch (error) {
+        if (signal?.aborted) throw new TimeoutError(`waiting for message ${id} was aborted`);
+        throw error;
+      }
+      if (info.state === 'completed') return info.result as T;
+      if (FINAL_STATES.includes(info.state)) throw new MessageFailedError(info);
+      if (Date.now() >= deadline) throw new TimeoutError(`message ${id} is still ${info.state} after ${timeout} ms`);
+    }
+  }
+
+  async receive(queue: string, options: ReceiveOptions = {}): Promise<Delivery[]> {
+    const path = `/v1/queues/${q(queue)}/receive`;
+    const o = options ?? {};
+    const max = o.max === undefined ? undefined : checkInteger(o.max, 'max', 1, 1000);
+    const wait = o.wait === undefined ? 0 : parseDuration(o.wait, 'wait', 0, MAX_WAIT);
+    const lease = o.lease === undefined ? undefined : checkLease(o.lease);
+    const deadline = Date.now() + wait;
+    for (;;) {
+      const left = Math.max(0, Math.min(POLL_MS, deadline - Date.now()));
+      let answer: { messages: Delivery[] };
+      try {
+        answer = await this.#call('POST', path, { body: { max, wait: left, lease }, signal: o.signal });
+      } catch (error) {
+        // Aborted by the caller (or by close, as the embedded Ferry does): nothing was leased.
+        if (o.signal?.aborted || this.#closing.signal.aborted) return [];
+        throw error;
+      }
+      if (answer.messages.length > 0 || Date.now() >= deadline || o.signal?.aborted) return answer.messages;
+    }
+  }
+
+  async ack(delivery: DeliveryRef, result?: unknown): Promise<void> {
+    const { id, receipt } = ref(delivery);
+    await this.#call('POST', `/v1/messages/${m(id)}/ack`, {
+      body: result === undefined ? { receipt } : { receipt, result },
+    });
+  }
+
+  async nack(delivery: DeliveryRef, options: NackOptions = {}): Promise<{ state: MessageState }> {
+    const { id, receipt } = ref(delivery);
+    return this.#call('POST', `/v1/messages/${m(id)}/nack`, { body: { ...(options ?? {}), receipt } });
+  }
+
+  async extend(delivery: DeliveryRef, lease: Duration): Promise<{ leaseUntil: string }> {
+    const { id, receipt } = ref(delivery);
+    checkLease(lease);
+    return this.#call('POST', `/v1/messages/${m(id)}/extend`, { body: { receipt, lease } });
+  }
+
+  async progress(delivery: DeliveryRef, value: unknown): Promise<void> {
+    const { id, receipt } = ref(delivery);
+    await this.#call('POST', `/v1/messages/${m(id)}/progress`, { body: { receipt, progress: value ?? null } });
+  }
+
+  work<P = unknown, R = unknown>(queue: string, handler: Handler<P, R>, options?: WorkOptions): Worker {
+    checkQueueName(queue);
+    this.#guard();
+    if (typeof handler !== 'function') throw new InvalidRequestError('handler must be a function');
+    const worker = new WorkerLoop<P, R>(
+      {
+        receive: (name, o) => this.receive(name, o),
+        ack: (d, r) => this.ack(d, r),
+        nack: (d, o) => this.nack(d, o),
+        extend: (d, l) => this.extend(d, l),
+        progress: (d, v) => this.progress(d, v),
+        // A cancelled active message refuses extend with lease_lost, so the loop's renewal (every third of
+        // the lease) is what fires the job's signal over HTTP.
+        now: () => Date.now(),
+        idleWait: POLL_MS,
+      },
+      queue,
+      handler,
+      options,
+    );
+    this.#workers.add(worker);
+    const close = worker.close.bind(worker);
+    worker.close = (o) => close(o).finally(() => this.#workers.delete(worker));
+    return worker;
+  }
+
+  async get(id: string): Promise<MessageInfo | null> {
+    try {
+      return await this.#call<MessageInfo>('GET', `/v1/messages/${m(id)}`);
+    } catch (error) {
+      if (error instanceof NotFoundError) return null;
+      throw error;
+    }
+  }
+
+  async cancel(id: string): Promise<{ state: MessageState }> {
+    return this.#call('DELETE', `/v1/messages/${m(id)}`);
+  }
+
+  async retry(id: string): Promise<{ state: MessageState }> {
+    return this.#call('POST', `/v1/messages/${m(id)}/retry`);
+  }
+
+  async list(queue: string, options: ListOptions = {}): Promise<MessagePage> {
+    const path = `/v1/queues/${q(queue)}/messages`;
+    const o = options ?? {};
+    const state = o.state === undefined ? undefined : checkState(o.state);
+    const limit = o.limit === undefined ? undefined : checkInteger(o.limit, 'limit', 1, 1000);
+    const cursor = o.cursor ?? undefined;
+    return this.#call('GET', path, { query: { state, limit, cursor } });
+  }
+
+  async stats(queue: string): Promise<QueueStats> {
+    const { settings: _, ...stats } = await this.#call<QueueStats & { settings: QueueSettings }>(
+      'GET',
+      `/v1/queues/${q(queue)}`,
+    );
+    return stats;
+  }
+
+  async queues(): Promise<QueueStats[]> {
+    return (await this.#call<{ queues: QueueStats[] }>('GET', '/v1/queues')).queues;
+  }
+
+  async configure(queue: string, config?: QueueConfig): Promise<QueueSettings> {
+    const path = `/v1/queues/${q(queue)}`;
+    if (config !== undefined) checkQueueConfig(config);
+    const answer = await this.#call<{ settings: QueueSettings }>(config === undefined ? 'GET' : 'PATCH', path, {
+      ...(config === undefined ? {} : { body: config }),
+    });
+    return answer.settings;
+  }
+
+  async pause(queue: string): Promise<void> {
+    await this.#call('PATCH', `/v1/queues/${q(queue)}`, { body: { paused: true } });
+  }
+
+  async resume(queue: string): Promise<void> {
+    await this.#call('PATCH', `/v1/queues/${q(queue)}`, { body: { paused: false } });
+  }
+
+  async redrive(queue: string): Promise<{ moved: number }> {
+    return this.#call('POST', `/v1/queues/${q(queue)}/redrive`);
+  }
+
+  async purge(queue: string, options: PurgeOptions = {}): Promise<{ purged: number }> {
+    const path = `/v1/queues/${q(queue)}/messages`;
+    const given = options?.state;
+    const states = given === undefined ? undefined : (Array.isArray(given) ? given : [given]).map((s) => checkState(s));
+    if (states && states.length === 0) throw new InvalidRequestError('purge state must name at least one state');
+    return this.#call('DELETE', path, { query: { state: states?.join(',') } });
+  }
+
+  async subscribe(topic: string, queue: string): Promise<void> {
+    await this.#call('PUT', `/v1/topics/${q(topic)}/subscriptions/${q(queue)}`);
+  }
+
+  async unsubscribe(topic: string, queue: string): Promise<void> {
+    await this.#call('DELETE', `/v1/topics/${q(topic)}/subscriptions/${q(queue)}`);
+  }
+
+  async publish(
+    topic: string,
+    payload: unknown,
+    options?: SendOptions,
+  ): Promise<{ messages: { queue: string; id: string }[] }> {
+    const path = `/v1/topics/${q(topic)}/messages`;
+    return this.#call('POST', path, { body: { ...(options ?? {}), payload: payload ?? null } });
+  }
+
+  events(options: EventsOptions = {}): EventStream {
+    this.#guard();
+    const o = options ?? {};
+    if (o.queue !== undefined) checkQueueName(o.queue);
+    if (o.types !== undefined) checkEventTypes(o.types);
+    if (o.after !== undefined) checkInteger(o.after, 'after', 0, Number.MAX_SAFE_INTEGER);
+    return new HttpEventStream(this.#http, o, this.#closing.signal);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    await Promise.all([...this.#workers].map((w) => w.close({ timeout: 5000 })));
+    this.#closed = true;
+    this.#closing.abort();
+  }
+}
