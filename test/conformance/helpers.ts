@@ -61,6 +61,20 @@ export async function expectError<E extends Error>(
   return caught as E;
 }
 
+/** Runs every case and asserts each threw `cls`, reporting all the cases that did not at once. */
+export async function expectAllRefused(cases: [string, () => unknown][], cls: ErrorClass): Promise<void> {
+  const wrong: string[] = [];
+  for (const [what, fn] of cases) {
+    try {
+      await fn();
+      wrong.push(`${what}: accepted`);
+    } catch (error) {
+      if (!(error instanceof cls)) wrong.push(`${what}: ${(error as Error)?.name}: ${(error as Error)?.message}`);
+    }
+  }
+  assert.deepEqual(wrong, [], `expected ${cls.name} for every case`);
+}
+
 /** Polls `fn` until it answers something truthy; fails after `timeout` ms with the last value seen. */
 export async function waitFor<T>(
   fn: () => Promise<T>,

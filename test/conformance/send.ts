@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { InvalidRequestError, PayloadTooLargeError } from '../../src/core/errors.ts';
 import type { SendOptions } from '../../src/core/types.ts';
-import { type Ctx, expectError, isoMs, mustGet, nested, qname } from './helpers.ts';
+import { type Ctx, expectAllRefused, expectError, isoMs, mustGet, nested, qname } from './helpers.ts';
 
 const MIB = 1024 * 1024;
 
@@ -194,12 +194,19 @@ export function sendTests(ctx: Ctx): void {
         '😀',
         ' a',
       ];
-      for (const name of bad) {
-        await expectError(() => ctx.ferry.send(name, 1), InvalidRequestError, `send to ${JSON.stringify(name)}`);
-        await expectError(() => ctx.ferry.receive(name), InvalidRequestError, `receive ${JSON.stringify(name)}`);
-        await expectError(() => ctx.ferry.stats(name), InvalidRequestError, `stats ${JSON.stringify(name)}`);
-      }
-      await expectError(() => ctx.ferry.send(42 as never, 1), InvalidRequestError, 'numeric name');
+      await expectAllRefused(
+        [
+          ...bad.flatMap((name): [string, () => unknown][] => [
+            [`send to ${JSON.stringify(name)}`, () => ctx.ferry.send(name, 1)],
+            [`receive ${JSON.stringify(name)}`, () => ctx.ferry.receive(name)],
+            [`stats ${JSON.stringify(name)}`, () => ctx.ferry.stats(name)],
+            [`configure ${JSON.stringify(name)}`, () => ctx.ferry.configure(name)],
+            [`list ${JSON.stringify(name)}`, () => ctx.ferry.list(name)],
+          ]),
+          ['numeric name', () => ctx.ferry.send(42 as never, 1)],
+        ],
+        InvalidRequestError,
+      );
       const names = (await ctx.ferry.queues()).map((s) => s.name);
       for (const name of names) assert.match(name, /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/);
     });
@@ -242,9 +249,10 @@ export function sendTests(ctx: Ctx): void {
 
     it('refuses every bad send option with InvalidRequestError and stores nothing', async () => {
       const q = qname();
-      for (const [what, options] of badSends) {
-        await expectError(() => ctx.ferry.send(q, { what }, options), InvalidRequestError, what);
-      }
+      await expectAllRefused(
+        badSends.map(([what, options]) => [what, () => ctx.ferry.send(q, { what }, options)]),
+        InvalidRequestError,
+      );
       const stats = await ctx.ferry.stats(q);
       assert.equal(stats.waiting + stats.delayed + stats.active, 0, 'nothing stored');
     });
@@ -268,6 +276,7 @@ export function sendTests(ctx: Ctx): void {
         ['receive lease 99', () => ctx.ferry.receive(q, { lease: 99 })],
         ['receive lease 13h', () => ctx.ferry.receive(q, { lease: '13h' })],
         ['receive unknown field', () => ctx.ferry.receive(q, { colour: 'red' } as never)],
+        ['receive options not an object', () => ctx.ferry.receive(q, 'all' as never)],
         ['configure maxAttempts 0', () => ctx.ferry.configure(q, { maxAttempts: 0 })],
         ['configure lease 50', () => ctx.ferry.configure(q, { lease: 50 })],
         ['configure backoff', () => ctx.ferry.configure(q, { backoff: { type: 'nope' as never } })],
@@ -277,15 +286,24 @@ export function sendTests(ctx: Ctx): void {
         ['list limit 1001', () => ctx.ferry.list(q, { limit: 1001 })],
         ['purge state', () => ctx.ferry.purge(q, { state: 'everything' as never })],
       ];
-      for (const [what, fn] of bad) await expectError(fn, InvalidRequestError, what);
+      await expectAllRefused(bad, InvalidRequestError);
 
       await ctx.ferry.send(q, 'x');
       const [d] = await ctx.ferry.receive(q, { lease: '10s' });
       assert.ok(d);
-      await expectError(() => ctx.ferry.extend(d, 99), InvalidRequestError, 'extend 99ms');
-      await expectError(() => ctx.ferry.extend(d, '13h'), InvalidRequestError, 'extend 13h');
-      await expectError(() => ctx.ferry.nack(d, { delay: -1 }), InvalidRequestError, 'nack delay -1');
-      await expectError(() => ctx.ferry.nack(d, { colour: 1 } as never), InvalidRequestError, 'nack unknown field');
+      await expectAllRefused(
+        [
+          ['extend 99ms', () => ctx.ferry.extend(d, 99)],
+          ['extend 13h', () => ctx.ferry.extend(d, '13h')],
+          ['nack delay -1', () => ctx.ferry.nack(d, { delay: -1 })],
+          ['nack retry not a boolean', () => ctx.ferry.nack(d, { retry: 'no' as never })],
+          ['nack error a number', () => ctx.ferry.nack(d, { error: 42 as never })],
+          ['nack unknown field', () => ctx.ferry.nack(d, { colour: 1 } as never)],
+          ['progress BigInt', () => ctx.ferry.progress(d, 1n)],
+          ['ack BigInt result', () => ctx.ferry.ack(d, { n: 1n })],
+        ],
+        InvalidRequestError,
+      );
       const info = await mustGet(ctx.ferry, d.id);
       assert.equal(info.state, 'active', 'refused calls changed nothing');
       assert.equal(info.attempts, 1);

@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { UnavailableError } from '../../src/core/errors.ts';
 import type { Ferry } from '../../src/core/types.ts';
 import { adminTests } from './admin.ts';
+import { edgeTests } from './edge.ts';
 import { eventTests } from './events.ts';
 import { failureTests } from './failures.ts';
 import { type Ctx, expectError, type Factory, type FerryHandle, qname } from './helpers.ts';
@@ -46,10 +47,11 @@ export function conformance(name: string, factory: Factory): void {
     orderingTests(ctx);
     adminTests(ctx);
     eventTests(ctx);
+    edgeTests(ctx);
     loadTests(ctx);
   });
 
-  describe(`conformance: ${name}: close`, () => {
+  describe(`conformance: ${name} close()`, () => {
     it('operations after close() reject with UnavailableError; close() twice is harmless', async () => {
       const handle = await factory();
       const { ferry } = handle;
