@@ -1,0 +1,72 @@
+/**
+ * `postgres://` and `postgresql://` stores. Loaded lazily by `open`, so SQLite-only users never load `pg`.
+ */
+import pg from 'pg';
+import { InvalidRequestError } from '../../core/errors.ts';
+import type { Store } from '../../store/store.ts';
+import { PostgresStore } from './postgres-store.ts';
+
+export { PostgresStore } from './postgres-store.ts';
+
+export interface PostgresOptions {
+  /** The application's own pool; Ferry then never ends it. */
+  pool?: pg.Pool;
+  /** Connections of the pool Ferry creates. Default 10. */
+  poolSize?: number;
+  /** Overrides `?schema=` of the URL. Default `ferry`. */
+  schema?: string;
+  /** How often to look for other processes' events when no NOTIFY arrives (ms). Default 250. */
+  pollInterval?: number;
+}
+
+const SCHEMA = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+/** A store on the PostgreSQL database at `url` (`postgres://user@host:port/db?schema=NAME`). */
+export function createPostgresStore(url: string, options: PostgresOptions = {}): Store {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new InvalidRequestError(`not a PostgreSQL URL: ${JSON.stringify(url)}`);
+  }
+  if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') {
+    throw new InvalidRequestError(`a PostgreSQL URL starts with postgres:// or postgresql://; got ${parsed.protocol}`);
+  }
+  const schema = options.schema ?? parsed.searchParams.get('schema') ?? 'ferry';
+  if (!SCHEMA.test(schema)) {
+    throw new InvalidRequestError(
+      `schema must be a plain identifier (letters, digits, '_', not starting with a digit, at most 63); got ${JSON.stringify(schema)}`,
+    );
+  }
+  parsed.searchParams.delete('schema');
+  const connectionString = parsed.toString();
+  const poolSize = options.poolSize ?? 10;
+  if (!Number.isInteger(poolSize) || poolSize < 1 || poolSize > 1000) {
+    throw new InvalidRequestError(`poolSize must be an integer from 1 to 1000; got ${String(options.poolSize)}`);
+  }
+  const own = options.pool === undefined;
+  const pool = options.pool ?? new pg.Pool({ connectionString, max: poolSize });
+  // An idle pooled connection dropped by a server restart must not crash the process; the pool replaces it.
+  if (own) pool.on('error', () => {});
+  const listen: pg.ClientConfig = own
+    ? { connectionString }
+    : ({ ...(pool as unknown as { options: pg.ClientConfig }).options } as pg.ClientConfig);
+  return new PostgresStore({
+    pool,
+    ownsPool: own,
+    schema,
+    listen,
+    pollInterval: options.pollInterval ?? 250,
+  });
+}
+
+/**
+ * How far the database clock is ahead of this process's clock (ms, negative when behind), measured at the
+ * midpoint of the round trip: the engine adds it to `Date.now()` so every process shares one clock.
+ */
+export async function databaseClockOffset(pool: pg.Pool): Promise<number> {
+  const before = Date.now();
+  const r = await pool.query<{ now: string }>('SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS now');
+  const after = Date.now();
+  return Math.round(Number(r.rows[0]?.now) - (before + after) / 2);
+}

@@ -1,0 +1,81 @@
+/** Row shapes and conversions: `pg` returns int8 as strings, so times and seqs pass through Number(). */
+import type { QueueSettings } from '../../core/types.ts';
+import { DEFAULT_SETTINGS } from '../../core/validate.ts';
+import type { MessageRecord, StoredState } from '../../store/store.ts';
+
+export const QUEUED = 0;
+export const ACTIVE = 1;
+export const COMPLETED = 2;
+export const DEAD = 3;
+export const CANCELLED = 4;
+export const STATE_NAMES: StoredState[] = ['queued', 'active', 'completed', 'dead', 'cancelled'];
+
+export const LEASE_EXPIRED = JSON.stringify({ message: 'lease expired', name: 'LeaseExpired' });
+
+export interface Row {
+  seq: string;
+  id: string;
+  queue: string;
+  state: number;
+  blocked: boolean;
+  priority: number;
+  run_at: string;
+  payload: string;
+  result: string | null;
+  error: string | null;
+  progress: string | null;
+  headers: string | null;
+  key: string | null;
+  dedupe_id: string | null;
+  attempts: number;
+  max_attempts: number | null;
+  backoff: string | null;
+  lease: number | null;
+  receipt: string | null;
+  lease_until: string | null;
+  cancel_requested: boolean;
+  sent_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  /** The queue's maxAttempts setting, joined in. */
+  q_max_attempts: number | null;
+}
+
+const num = (v: string | null): number | null => (v === null ? null : Number(v));
+
+export function toRecord(row: Row): MessageRecord {
+  return {
+    id: row.id,
+    queue: row.queue,
+    state: STATE_NAMES[row.state] as StoredState,
+    payload: row.payload,
+    result: row.result,
+    error: row.error,
+    attempts: row.attempts,
+    maxAttempts: row.max_attempts ?? row.q_max_attempts ?? DEFAULT_SETTINGS.maxAttempts,
+    priority: row.priority,
+    key: row.key,
+    dedupeId: row.dedupe_id,
+    progress: row.progress,
+    headers: row.headers,
+    sentAt: Number(row.sent_at),
+    runAt: Number(row.run_at),
+    startedAt: num(row.started_at),
+    finishedAt: num(row.finished_at),
+    leaseUntil: num(row.lease_until),
+    cancelRequested: row.cancel_requested,
+  };
+}
+
+export function mergeSettings(stored: Partial<QueueSettings> | null, paused: boolean): QueueSettings {
+  return { ...DEFAULT_SETTINGS, ...(stored ?? {}), paused };
+}
+
+/** SQL (for a row aliased `m`): the effective maxAttempts, its queue's retention. $D1/$D2 are replaced. */
+export function effective(s: string) {
+  return {
+    maxAttempts: `coalesce(m.max_attempts, (SELECT (q.settings->>'maxAttempts')::int FROM ${s}.queues q WHERE q.name = m.queue), ${DEFAULT_SETTINGS.maxAttempts})`,
+    retention: `coalesce((SELECT (q.settings->>'retention')::bigint FROM ${s}.queues q WHERE q.name = m.queue), ${DEFAULT_SETTINGS.retention})`,
+    select: `m.*, (SELECT (q.settings->>'maxAttempts')::int FROM ${s}.queues q WHERE q.name = m.queue) AS q_max_attempts`,
+  };
+}
