@@ -3,10 +3,8 @@
  * error becomes a message on stderr and an exit code.
  */
 import { type Command, Option } from 'commander';
-import { connect } from '../client/index.ts';
 import { FerryError } from '../core/errors.ts';
 import type { Ferry } from '../core/types.ts';
-import { open } from '../index.ts';
 
 /** Exit codes, so scripts can tell what went wrong without parsing stderr. */
 export const EXIT = {
@@ -58,8 +56,11 @@ export async function openFerry(options: ConnectionOptions): Promise<Ferry> {
     } catch {
       throw new UsageError(`--server must be a URL like http://127.0.0.1:7070, got ${JSON.stringify(options.server)}`);
     }
+    // Loaded on demand: a command against a store never loads the HTTP client, and the reverse.
+    const { connect } = await import('../client/index.ts');
     return connect(url.toString().replace(/\/$/, ''), options.token ? { token: options.token } : {});
   }
+  const { open } = await import('../index.ts');
   return options.store ? open(options.store) : open();
 }
 
