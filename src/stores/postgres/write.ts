@@ -250,8 +250,8 @@ export async function failRows(
   await client.query(
     `UPDATE ${s}.messages m
         SET state = u.state, run_at = coalesce(u.run_at, m.run_at), error = u.error,
-            finished_at = CASE WHEN u.state >= 2 THEN $5 END,
-            purge_at = CASE WHEN u.state >= 2 THEN $5 + ${e.retention} END,
+            finished_at = CASE WHEN u.state >= 2 THEN $5::int8 END,
+            purge_at = CASE WHEN u.state >= 2 THEN $5::int8 + ${e.retention} END,
             receipt = NULL, lease_until = NULL, blocked = false
        FROM unnest($1::text[], $2::int[], $3::int8[], $4::text[]) AS u(id, state, run_at, error)
       WHERE m.id = u.id`,
