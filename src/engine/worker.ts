@@ -30,7 +30,9 @@ export interface WorkerHost {
 
 interface Running {
   delivery: Delivery;
-  controller: AbortController;
+  /** Created when the handler first reads `job.signal`, or when it must abort: most handlers never look. */
+  controller: AbortController | undefined;
+  abortReason?: unknown;
   lease: number;
   leaseUntil: number;
   renewing: boolean;
@@ -129,7 +131,10 @@ export class WorkerLoop<P, R> implements Worker {
       headers: delivery.headers,
       sentAt: delivery.sentAt,
       receipt: delivery.receipt,
-      signal: controller.signal,
+      get signal() {
+        running.controller ??= new AbortController();
+        return running.controller.signal;
+      },
       progress: (value) => host.progress(delivery, value),
       extend: async (lease) => {
         const ms = checkLease(lease);
@@ -200,7 +205,7 @@ export class WorkerLoop<P, R> implements Worker {
         },
         (error: unknown) => {
           running.renewing = false;
-          if (error instanceof LeaseLostError) running.controller.abort(error);
+          if (error instanceof LeaseLostError) abort(running, error);
           else this.onError(error);
         },
       );
@@ -227,8 +232,13 @@ export class WorkerLoop<P, R> implements Worker {
         }),
       ]);
       clearTimeout(timer);
-      for (const running of this.jobs.values()) running.controller.abort(new Error('worker closed'));
+      for (const running of this.jobs.values()) abort(running, new Error('worker closed'));
     }
     if (this.renewTimer) clearInterval(this.renewTimer);
   }
+}
+
+function abort(running: Running, reason: unknown): void {
+  running.controller ??= new AbortController();
+  running.controller.abort(reason);
 }

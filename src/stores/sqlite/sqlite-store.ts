@@ -24,11 +24,23 @@ import type {
   StoreContext,
   StoredState,
 } from '../../store/store.ts';
-import { Committer } from './committer.ts';
+import { type Batch, Committer } from './committer.ts';
 import { migrate } from './migrate.ts';
 import { ACTIVE, CANCELLED, COMPLETED, DEAD, prepare, QUEUED, type Row, type Statements } from './statements.ts';
 
 const STATE_NAMES: StoredState[] = ['queued', 'active', 'completed', 'dead', 'cancelled'];
+
+/** The row a receipt was issued for (receipts are `seq.random`); 0 for a malformed receipt, which matches nothing. */
+function seqOf(receipt: string): number {
+  const seq = Number(receipt.slice(0, receipt.indexOf('.')));
+  return Number.isSafeInteger(seq) ? seq : 0;
+}
+
+/** Whether a row in stored `state` (and due at `runAt`) is in one of the public `states` at `now`. */
+function inStates(states: Set<MessageState>, state: number, runAt: number, now: number): boolean {
+  if (state === QUEUED) return states.has(runAt > now ? 'delayed' : 'waiting');
+  return states.has(STATE_NAMES[state] as MessageState);
+}
 const LEASE_EXPIRED = JSON.stringify({ message: 'lease expired', name: 'LeaseExpired' });
 const SWEEP_BATCH = 1000;
 
@@ -50,6 +62,7 @@ export class SqliteStore implements Store {
   private readonly settingsCache = new Map<string, { raw: string; settings: QueueSettings }>();
   private tailTimer: ReturnType<typeof setInterval> | undefined;
   private tailSeq = 0;
+  private readonly retentionCursor = new Map<string, number>();
 
   constructor(
     private readonly path: string,
@@ -245,7 +258,7 @@ export class SqliteStore implements Store {
     type: 'dead' | 'cancelled',
     errorValue?: unknown,
   ): void {
-    this.sql.finish.run({ state, error, now, seq: row.seq, defaultRetention: DEFAULT_SETTINGS.retention });
+    this.sql.finish.run({ state, error, now, seq: row.seq });
     if (row.key !== null) this.sql.unblockNext.run({ queue: row.queue, key: row.key });
     const event: PendingEvent = { type, queue: row.queue, id: row.id, at: now, attempt: row.attempts };
     if (errorValue !== undefined) event.error = errorValue;
@@ -253,47 +266,61 @@ export class SqliteStore implements Store {
   }
 
   complete(items: Completion[], now: number): Promise<Settled[]> {
-    return this.committer.run((events) => {
-      const out: Settled[] = new Array(items.length);
-      const defaultRetention = DEFAULT_SETTINGS.retention;
-      for (let i = 0; i < items.length; i++) {
-        const item = items[i] as Completion;
-        const row = this.sql.complete.get({
-          id: item.id,
-          receipt: item.receipt,
-          result: item.result,
-          now,
-          defaultRetention,
-        });
-        if (!row) {
-          out[i] = null;
-          continue;
-        }
-        if (row.key !== null) this.sql.unblockNext.run({ queue: row.queue, key: row.key });
-        if (row.state === COMPLETED) {
-          const event: PendingEvent = {
-            type: 'completed',
-            queue: row.queue,
-            id: item.id,
-            at: now,
-            attempt: row.attempts,
-          };
-          event.result = item.result === null ? null : JSON.parse(item.result);
-          events.push(event);
-          out[i] = 'completed';
-        } else {
-          events.push({ type: 'cancelled', queue: row.queue, id: item.id, at: now, attempt: row.attempts });
-          out[i] = 'cancelled';
-        }
+    if (items.length === 1) {
+      return this.committer.runBatched(this.completions, { ...(items[0] as Completion), now }).then((r) => [r]);
+    }
+    return this.committer.run((events) =>
+      this.completeAll(
+        items.map((item) => ({ ...item, now })),
+        events,
+      ),
+    );
+  }
+
+  private readonly completions: Batch<Completion & { now: number }, Settled> = {
+    fn: (items, events) => this.completeAll(items, events),
+  };
+
+  private completeAll(items: (Completion & { now: number })[], events: PendingEvent[]): Settled[] {
+    const out: Settled[] = new Array(items.length);
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i] as Completion & { now: number };
+      const now = item.now;
+      const row = this.sql.complete.get({
+        seq: seqOf(item.receipt),
+        id: item.id,
+        receipt: item.receipt,
+        result: item.result,
+        now,
+      });
+      if (!row) {
+        out[i] = null;
+        continue;
       }
-      return out;
-    });
+      if (row.key !== null) this.sql.unblockNext.run({ queue: row.queue, key: row.key });
+      if (row.state === COMPLETED) {
+        const event: PendingEvent = {
+          type: 'completed',
+          queue: row.queue,
+          id: item.id,
+          at: now,
+          attempt: row.attempts,
+        };
+        event.result = item.result === null ? null : JSON.parse(item.result);
+        events.push(event);
+        out[i] = 'completed';
+      } else {
+        events.push({ type: 'cancelled', queue: row.queue, id: item.id, at: now, attempt: row.attempts });
+        out[i] = 'cancelled';
+      }
+    }
+    return out;
   }
 
   fail(items: Failure[], now: number): Promise<Settled[]> {
     return this.committer.run((events) => {
       return items.map((item): Settled => {
-        const row = this.sql.leased.get(item.id, item.receipt, now);
+        const row = this.sql.leased.get(seqOf(item.receipt), item.id, item.receipt, now);
         if (!row) return null;
         const error = JSON.parse(item.error) as unknown;
         if (row.cancel_requested === 1) {
@@ -316,12 +343,14 @@ export class SqliteStore implements Store {
   }
 
   extend(id: string, receipt: string, lease: number, now: number): Promise<number | null> {
-    return this.committer.run(() => this.sql.extend.get({ id, receipt, now, until: now + lease })?.lease_until ?? null);
+    return this.committer.run(
+      () => this.sql.extend.get({ seq: seqOf(receipt), id, receipt, now, until: now + lease })?.lease_until ?? null,
+    );
   }
 
   progress(id: string, receipt: string, value: string, now: number): Promise<boolean> {
     return this.committer.run((events) => {
-      const row = this.sql.progress.get({ id, receipt, now, value });
+      const row = this.sql.progress.get({ seq: seqOf(receipt), id, receipt, now, value });
       if (!row) return false;
       events.push({
         type: 'progress',
@@ -405,15 +434,20 @@ export class SqliteStore implements Store {
   }
 
   purge(queue: string, states: MessageState[], now: number): Promise<number> {
+    const wanted = new Set(states);
     return this.committer.run(() => {
       const keys = new Set<string>();
       let purged = 0;
-      for (const state of states) {
-        const code = state === 'waiting' || state === 'delayed' ? QUEUED : STATE_NAMES.indexOf(state as StoredState);
-        for (const { key } of this.sql.purgeKeys.all(queue, code)) keys.add(key);
-        if (state === 'waiting') purged += this.sql.purgeWaiting.run(queue, now).changes;
-        else if (state === 'delayed') purged += this.sql.purgeDelayed.run(queue, now).changes;
-        else purged += this.sql.purgeState.run(queue, code).changes;
+      for (let after = 0; ; ) {
+        const rows = this.sql.scanRows.all(queue, after, 1000);
+        for (const row of rows) {
+          if (!inStates(wanted, row.state, row.run_at, now)) continue;
+          this.sql.deleteSeq.run(row.seq);
+          if (row.key !== null) keys.add(row.key);
+          purged++;
+        }
+        if (rows.length < 1000) break;
+        after = (rows[rows.length - 1] as { seq: number }).seq;
       }
       for (const key of keys) this.sql.unblockNext.run({ queue, key });
       return purged;
@@ -421,13 +455,22 @@ export class SqliteStore implements Store {
   }
 
   async list(queue: string, query: ListQuery, now: number): Promise<RecordPage> {
-    const after = query.cursor === null ? 0 : Number(query.cursor);
     const sql = this.sql;
-    let rows: Row[];
-    if (query.state === null) rows = sql.listAll.all(queue, after, query.limit);
-    else if (query.state === 'waiting') rows = sql.listWaiting.all(queue, now, after, query.limit);
-    else if (query.state === 'delayed') rows = sql.listDelayed.all(queue, now, after, query.limit);
-    else rows = sql.listState.all(queue, STATE_NAMES.indexOf(query.state), after, query.limit);
+    const statement = {
+      all: sql.listAll,
+      waiting: sql.listWaiting,
+      delayed: sql.listDelayed,
+      active: sql.listActive,
+      completed: sql.listCompleted,
+      dead: sql.listDead,
+      cancelled: sql.listCancelled,
+    }[query.state ?? 'all'];
+    const rows = statement.all({
+      queue,
+      after: query.cursor === null ? 0 : Number(query.cursor),
+      limit: query.limit,
+      now,
+    });
     const last = rows[rows.length - 1];
     return {
       records: rows.map((row) => this.record(row)),
@@ -437,24 +480,26 @@ export class SqliteStore implements Store {
 
   async stats(queue: string | null, now: number): Promise<QueueStats[]> {
     const names = queue === null ? this.sql.queueNames.all().map((r) => r.name) : [queue];
+    const sql = this.sql;
     return names.map((name) => {
-      const stats: QueueStats = {
+      const ready = sql.countReady.get(now, name) as { n: number; later: number };
+      const blocked = sql.countBlocked.get(now, name) as { n: number; later: number };
+      const active = (sql.countActive.get(name) as { n: number }).n;
+      const dead = (sql.countDead.get(name) as { n: number }).n;
+      const cancelled = (sql.countCancelled.get(name) as { n: number }).n;
+      const all = (sql.countAll.get(name) as { n: number }).n;
+      const delayed = ready.later + blocked.later;
+      const waiting = ready.n + blocked.n - delayed;
+      return {
         name,
-        waiting: 0,
-        delayed: 0,
-        active: 0,
-        completed: 0,
-        dead: 0,
-        cancelled: 0,
+        waiting,
+        delayed,
+        active,
+        completed: all - waiting - delayed - active - dead - cancelled,
+        dead,
+        cancelled,
         paused: this.queueSettings(name).paused,
       };
-      for (const { state, n, later } of this.sql.counts.all(now, name)) {
-        if (state === QUEUED) {
-          stats.delayed = later;
-          stats.waiting = n - later;
-        } else stats[STATE_NAMES[state] as 'active' | 'completed' | 'dead' | 'cancelled'] = n;
-      }
-      return stats;
     });
   }
 
@@ -495,10 +540,33 @@ export class SqliteStore implements Store {
   sweep(now: number, eventRetention: number): Promise<{ expired: number; removed: number }> {
     return this.committer.run((events) => {
       const expired = this.expire(now, events);
-      const removed = this.sql.retention.run(now, SWEEP_BATCH).changes;
+      let removed = 0;
+      for (const { name } of this.sql.queueNames.all()) removed += this.retain(name, now);
       this.sql.eventRetention.run(now - eventRetention, SWEEP_BATCH);
       return { expired, removed };
     });
+  }
+
+  /**
+   * Removes finished messages of `queue` past its retention, walking the queue oldest first from where the
+   * last sweep stopped; a pass that reaches the end starts over. Messages finish in about send order, so
+   * the walk finds them without an index written at every completion.
+   */
+  private retain(queue: string, now: number): number {
+    const cutoff = now - this.queueSettings(queue).retention;
+    const after = this.retentionCursor.get(queue) ?? 0;
+    const rows = this.sql.scanRows.all(queue, after, SWEEP_BATCH);
+    let removed = 0;
+    for (const row of rows) {
+      if (row.state >= COMPLETED && row.finished_at !== null && row.finished_at <= cutoff) {
+        this.sql.deleteSeq.run(row.seq);
+        removed++;
+      }
+    }
+    const last = rows[rows.length - 1];
+    // At the end of the queue, the next sweep starts again from its oldest message.
+    this.retentionCursor.set(queue, rows.length === SWEEP_BATCH && last ? last.seq : 0);
+    return removed;
   }
 
   async readEvents(after: number, limit: number): Promise<FerryEvent[]> {

@@ -34,7 +34,6 @@ export interface Row {
   sent_at: number;
   started_at: number | null;
   finished_at: number | null;
-  purge_at: number | null;
 }
 
 export interface ClaimedRow {
@@ -51,9 +50,6 @@ export interface ClaimedRow {
   lease_until: number;
   lease_ms: number;
 }
-
-/** The retention of a row's queue, in SQL, for `purge_at` when a message finishes. */
-const RETENTION = `coalesce((SELECT json_extract(q.settings, '$.retention') FROM queues q WHERE q.name = messages.queue), @defaultRetention)`;
 
 export function prepare(db: Database.Database) {
   const s = <R = unknown>(sql: string) => db.prepare<unknown[], R>(sql);
@@ -79,9 +75,10 @@ export function prepare(db: Database.Database) {
 
     activeCount: s<{ n: number }>('SELECT count(*) AS n FROM messages WHERE queue = ? AND state = 1'),
     // RETURNING does not keep the ORDER BY of the subquery: the caller sorts the (few) rows.
+    // The receipt starts with the row's seq, so settling finds the row by primary key.
     claim: s<ClaimedRow>(
       `UPDATE messages
-         SET state = 1, attempts = attempts + 1, receipt = hex(randomblob(12)), started_at = @now,
+         SET state = 1, attempts = attempts + 1, receipt = seq || '.' || hex(randomblob(10)), started_at = @now,
              lease_until = @now + coalesce(@lease, lease, @queueLease)
        WHERE seq IN (SELECT seq FROM messages
                       WHERE queue = @queue AND state = 0 AND blocked = 0 AND run_at <= @now
@@ -95,17 +92,17 @@ export function prepare(db: Database.Database) {
     complete: s<{ queue: string; key: string | null; state: number; attempts: number }>(
       `UPDATE messages
          SET state = CASE cancel_requested WHEN 1 THEN 4 ELSE 2 END, result = @result, finished_at = @now,
-             purge_at = @now + ${RETENTION}, receipt = NULL, lease_until = NULL
-       WHERE id = @id AND receipt = @receipt AND state = 1 AND lease_until > @now
+             receipt = NULL, lease_until = NULL
+       WHERE seq = @seq AND id = @id AND receipt = @receipt AND state = 1 AND lease_until > @now
        RETURNING queue, key, state, attempts`,
     ),
-    leased: s<Row>('SELECT * FROM messages WHERE id = ? AND receipt = ? AND state = 1 AND lease_until > ?'),
+    leased: s<Row>('SELECT * FROM messages WHERE seq = ? AND id = ? AND receipt = ? AND state = 1 AND lease_until > ?'),
     requeue: s(
       'UPDATE messages SET state = 0, run_at = ?, error = ?, receipt = NULL, lease_until = NULL WHERE seq = ?',
     ),
     finish: s(
       `UPDATE messages SET state = @state, error = coalesce(@error, error), finished_at = @now,
-         purge_at = @now + ${RETENTION}, receipt = NULL, lease_until = NULL, blocked = 0
+         receipt = NULL, lease_until = NULL, blocked = 0
        WHERE seq = @seq`,
     ),
     unblockNext: s(
@@ -115,12 +112,13 @@ export function prepare(db: Database.Database) {
     ),
     extend: s<{ lease_until: number }>(
       `UPDATE messages SET lease_until = @until
-       WHERE id = @id AND receipt = @receipt AND state = 1 AND lease_until > @now AND cancel_requested = 0
+       WHERE seq = @seq AND id = @id AND receipt = @receipt AND state = 1 AND lease_until > @now
+         AND cancel_requested = 0
        RETURNING lease_until`,
     ),
     progress: s<{ queue: string; attempts: number }>(
       `UPDATE messages SET progress = @value
-       WHERE id = @id AND receipt = @receipt AND state = 1 AND lease_until > @now
+       WHERE seq = @seq AND id = @id AND receipt = @receipt AND state = 1 AND lease_until > @now
        RETURNING queue, attempts`,
     ),
 
@@ -128,30 +126,31 @@ export function prepare(db: Database.Database) {
     flagCancel: s('UPDATE messages SET cancel_requested = 1 WHERE seq = ?'),
     revive: s(
       `UPDATE messages SET state = 0, blocked = ?, attempts = 0, run_at = ?, result = NULL, finished_at = NULL,
-         purge_at = NULL, cancel_requested = 0, progress = NULL
+         cancel_requested = 0, progress = NULL
        WHERE seq = ?`,
     ),
     dueNow: s('UPDATE messages SET run_at = ? WHERE seq = ?'),
     deadIn: s<Row>('SELECT * FROM messages WHERE queue = ? AND state = 3 ORDER BY seq LIMIT 1000'),
 
-    listAll: s<Row>('SELECT * FROM messages WHERE queue = ? AND seq > ? ORDER BY seq LIMIT ?'),
-    listState: s<Row>('SELECT * FROM messages WHERE queue = ? AND state = ? AND seq > ? ORDER BY seq LIMIT ?'),
-    listWaiting: s<Row>(
-      'SELECT * FROM messages WHERE queue = ? AND state = 0 AND run_at <= ? AND seq > ? ORDER BY seq LIMIT ?',
+    // Listing: `where` is one of the state filters below; all page by seq through messages_queue (or a
+    // partial index the planner prefers for dead and cancelled).
+    ...listings(db),
+    countAll: s<{ n: number }>('SELECT count(*) AS n FROM messages WHERE queue = ?'),
+    countActive: s<{ n: number }>('SELECT count(*) AS n FROM messages WHERE queue = ? AND state = 1'),
+    countDead: s<{ n: number }>('SELECT count(*) AS n FROM messages WHERE queue = ? AND state = 3'),
+    countCancelled: s<{ n: number }>('SELECT count(*) AS n FROM messages WHERE queue = ? AND state = 4'),
+    countReady: s<{ n: number; later: number }>(
+      'SELECT count(*) AS n, coalesce(sum(run_at > ?), 0) AS later FROM messages WHERE queue = ? AND state = 0 AND blocked = 0',
     ),
-    listDelayed: s<Row>(
-      'SELECT * FROM messages WHERE queue = ? AND state = 0 AND run_at > ? AND seq > ? ORDER BY seq LIMIT ?',
+    countBlocked: s<{ n: number; later: number }>(
+      `SELECT count(*) AS n, coalesce(sum(run_at > ?), 0) AS later FROM messages
+       WHERE queue = ? AND key IS NOT NULL AND state <= 1 AND blocked = 1`,
     ),
-    counts: s<{ state: number; n: number; later: number }>(
-      'SELECT state, count(*) AS n, sum(run_at > ?) AS later FROM messages WHERE queue = ? GROUP BY state',
+    scanRows: s<{ seq: number; key: string | null; state: number; run_at: number; finished_at: number | null }>(
+      'SELECT seq, key, state, run_at, finished_at FROM messages WHERE queue = ? AND seq > ? ORDER BY seq LIMIT ?',
     ),
-    purgeKeys: s<{ key: string }>(
-      'SELECT DISTINCT key FROM messages WHERE queue = ? AND state = ? AND key IS NOT NULL AND blocked = 0',
-    ),
-    purgeState: s('DELETE FROM messages WHERE queue = ? AND state = ?'),
-    purgeWaiting: s('DELETE FROM messages WHERE queue = ? AND state = 0 AND run_at <= ?'),
-    purgeDelayed: s('DELETE FROM messages WHERE queue = ? AND state = 0 AND run_at > ?'),
-    retention: s('DELETE FROM messages WHERE seq IN (SELECT seq FROM messages WHERE purge_at <= ? LIMIT ?)'),
+    deleteSeq: s('DELETE FROM messages WHERE seq = ?'),
+
     eventRetention: s('DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE at < ? ORDER BY seq LIMIT ?)'),
     events: s<{ seq: number; data: string }>(
       `SELECT seq, data FROM events
@@ -161,6 +160,23 @@ export function prepare(db: Database.Database) {
     foreignEvents: s<{ seq: number; n: number; origin: string; data: string }>(
       'SELECT seq, n, origin, data FROM events WHERE seq > ? ORDER BY seq LIMIT 200',
     ),
+  };
+}
+
+/** One listing statement per state filter, each paging by seq. */
+function listings(db: Database.Database) {
+  const list = (where: string) =>
+    db.prepare<unknown[], Row>(
+      `SELECT * FROM messages WHERE queue = @queue AND seq > @after ${where} ORDER BY seq LIMIT @limit`,
+    );
+  return {
+    listAll: list(''),
+    listWaiting: list('AND state = 0 AND run_at <= @now'),
+    listDelayed: list('AND state = 0 AND run_at > @now'),
+    listActive: list('AND state = 1'),
+    listCompleted: list('AND state = 2'),
+    listDead: list('AND state = 3'),
+    listCancelled: list('AND state = 4'),
   };
 }
 

@@ -33,17 +33,20 @@ CREATE TABLE messages (
   cancel_requested INTEGER NOT NULL DEFAULT 0,
   sent_at INTEGER NOT NULL,
   started_at INTEGER,
-  finished_at INTEGER,
-  purge_at INTEGER
+  finished_at INTEGER
 );
 
--- What claim scans: only deliverable rows, in delivery order.
+-- Every index on a column that changes with state costs an index write per state change, so the hot path
+-- (claim, complete) touches only small partial indexes: `ready` (claim's scan, in delivery order) and
+-- `leases` (expiry). `messages_queue` is on immutable columns: written once, at send. Listing and counting
+-- finished messages scan it; retention walks it oldest first (no index write when a message finishes).
+CREATE INDEX messages_queue ON messages (queue, seq);
 CREATE INDEX messages_ready ON messages (queue, priority DESC, run_at, seq) WHERE state = 0 AND blocked = 0;
-CREATE INDEX messages_lease ON messages (lease_until) WHERE state = 1;
+CREATE INDEX messages_leases ON messages (queue, lease_until) WHERE state = 1;
+CREATE INDEX messages_dead ON messages (queue, seq) WHERE state = 3;
+CREATE INDEX messages_cancelled ON messages (queue, seq) WHERE state = 4;
 CREATE UNIQUE INDEX messages_dedupe ON messages (queue, dedupe_id) WHERE dedupe_id IS NOT NULL;
 CREATE INDEX messages_key ON messages (queue, key, seq) WHERE key IS NOT NULL AND state <= 1;
-CREATE INDEX messages_state ON messages (queue, state, seq);
-CREATE INDEX messages_purge ON messages (purge_at) WHERE purge_at IS NOT NULL;
 
 CREATE TABLE subscriptions (
   topic TEXT NOT NULL,
