@@ -58,6 +58,15 @@ async function newPage(width = 1280, height = 860): Promise<{ page: Page; dialog
   return { page, dialogs, errors };
 }
 
+/** Text nodes reading exactly "null": a null child that slipped into the DOM's own append(). */
+const strayNulls = (page: Page) =>
+  page.evaluate(() => {
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    let count = 0;
+    while (walker.nextNode()) if (walker.currentNode.textContent === 'null') count++;
+    return count;
+  });
+
 const completedCell = (page: Page, queue: string) =>
   page.locator(`#queues tr[data-queue="${queue}"] td[data-col="completed"]`);
 
@@ -121,6 +130,7 @@ describe('dashboard', () => {
     await page.locator('#message .badge[data-state="dead"]').waitFor();
     await page.locator('#timeline li.dead').waitFor({ timeout: 5000 });
     await shot(page, 'message-dead');
+    assert.equal(await strayNulls(page), 0);
     await page.click('#retry');
     await page.locator('#message .badge[data-state="waiting"]').waitFor({ timeout: 5000 });
     assert.equal((await ferry.get(id))?.state, 'waiting');
@@ -142,6 +152,7 @@ describe('dashboard', () => {
     assert.equal((await ferry.stats(queue)).paused, false);
     await page.click('#purge');
     await shot(page, 'purge-confirm-phone');
+    assert.equal(await strayNulls(page), 0);
     assert.equal((await ferry.stats(queue)).waiting, 2, 'nothing is deleted before confirming');
     await page.click('#purge-confirm');
     await page.locator('tr.empty').waitFor();

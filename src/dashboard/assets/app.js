@@ -1,7 +1,7 @@
 // The dashboard's entry: a hash router over three views, one events stream feeding them all, and sign-in.
 import { api, auth, follow } from './api.js';
 import { ThroughputChart } from './chart.js';
-import { clear, h } from './dom.js';
+import { clear, fill, h } from './dom.js';
 import { messageView } from './message.js';
 import { overview, queueView } from './views.js';
 
@@ -99,7 +99,7 @@ function signIn(message) {
       signIn(error.status === 401 ? 'That token was refused.' : error.message);
     }
   });
-  clear(view).append(form);
+  fill(view, form);
   input.focus();
 }
 

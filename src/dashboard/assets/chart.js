@@ -1,5 +1,5 @@
 // Throughput of the last minutes, drawn as inline SVG from the events stream: completed and failed per bucket.
-import { clear, h, svg } from './dom.js';
+import { fill, h, svg } from './dom.js';
 
 const BUCKET_MS = 5_000;
 const BUCKETS = 60; // 5 minutes
@@ -117,7 +117,7 @@ export class ThroughputChart {
         h('span', { class: 'muted' }, `≈ ${rate(totals.completed)}/s completed`),
       ),
     );
-    clear(this.container).append(figure);
+    fill(this.container, figure);
   }
 }
 

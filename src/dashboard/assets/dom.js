@@ -34,6 +34,13 @@ export function svg(tag, attrs = {}, ...children) {
   return el;
 }
 
+/** Replaces el's children; null and false children are skipped (the DOM's own append would print "null"). */
+export function fill(el, ...children) {
+  clear(el);
+  append(el, children);
+  return el;
+}
+
 export function clear(el) {
   while (el.firstChild) el.firstChild.remove();
   return el;

@@ -1,6 +1,6 @@
 // One message: its fields, payload, result or error, progress, the timeline of its attempts, and actions.
 import { api, follow, q } from './api.js';
-import { clear, clock, h, pretty, throttle, time } from './dom.js';
+import { clear, clock, fill, h, pretty, throttle, time } from './dom.js';
 import { notify, stateBadge } from './views.js';
 
 function progressView(progress) {
@@ -59,7 +59,7 @@ export function messageView(root, ctx, id) {
     try {
       m = await api('GET', `/v1/messages/${q(id)}`);
     } catch (error) {
-      if (error.status === 404) clear(body).append(h('p', { class: 'notice' }, `No message ${id}.`));
+      if (error.status === 404) fill(body, h('p', { class: 'notice' }, `No message ${id}.`));
       else notify(ctx, error);
       return;
     }
@@ -71,7 +71,8 @@ export function messageView(root, ctx, id) {
       }
       void load();
     };
-    clear(body).append(
+    fill(
+      body,
       h('p', {}, h('a', { href: `#/queues/${q(m.queue)}` }, `← ${m.queue}`), ' ', stateBadge(m.state)),
       h(
         'div',

@@ -1,11 +1,12 @@
 // The overview (queues, chart, live events) and a queue's page (messages by state, paged, and its actions).
 import { api, q } from './api.js';
-import { brief, clear, clock, h, throttle, time } from './dom.js';
+import { brief, clock, fill, h, throttle, time } from './dom.js';
 
 export const STATES = ['waiting', 'delayed', 'active', 'completed', 'dead', 'cancelled'];
 
 const queueLink = (name) => h('a', { href: `#/queues/${q(name)}` }, name);
-export const messageLink = (id) => h('a', { href: `#/messages/${q(id)}`, class: 'mono' }, id);
+export const messageLink = (id, short = false) =>
+  h('a', { href: `#/messages/${q(id)}`, class: 'mono', title: id }, short && id.length > 16 ? `…${id.slice(-12)}` : id);
 export const stateBadge = (state) => h('span', { class: `badge ${state}`, dataset: { state } }, state);
 
 /** Shows a failed action's reason in the page's notice area. */
@@ -66,7 +67,7 @@ export function eventRow(e) {
     h('time', { datetime: e.at }, clock(e.at)),
     h('span', { class: `badge ${e.type}` }, e.type),
     queueLink(e.queue),
-    messageLink(e.id),
+    messageLink(e.id, true),
     e.attempt ? h('span', { class: 'muted' }, `#${e.attempt}`) : null,
     extra ? h('span', { class: 'detail' }, extra) : null,
   );
@@ -88,7 +89,7 @@ export function overview(root, ctx) {
   const refresh = async () => {
     try {
       const { queues } = await api('GET', '/v1/queues');
-      clear(tableBox).append(queuesTable(queues));
+      fill(tableBox, queuesTable(queues));
     } catch (error) {
       notify(ctx, error);
     }
@@ -147,7 +148,8 @@ export function queueView(root, ctx, name, params) {
       h('option', { value: '' }, 'every state but active'),
       ...STATES.filter((s) => s !== 'active').map((s) => h('option', { value: s }, `${s} only (${stats[s]})`)),
     );
-    clear(confirmBox).append(
+    fill(
+      confirmBox,
       h('p', {}, 'Delete messages of ', h('strong', {}, name), '? This cannot be undone.'),
       select,
       h(
@@ -184,7 +186,8 @@ export function queueView(root, ctx, name, params) {
   const loadStats = async () => {
     try {
       const stats = await api('GET', `/v1/queues/${q(name)}`);
-      clear(tabs).append(
+      fill(
+        tabs,
         h('a', { href: `#/queues/${q(name)}`, class: state === null ? 'tab on' : 'tab' }, 'all'),
         ...STATES.map((s) =>
           h(
@@ -195,7 +198,8 @@ export function queueView(root, ctx, name, params) {
           ),
         ),
       );
-      clear(actions).append(
+      fill(
+        actions,
         stats.paused ? h('span', { class: 'badge paused' }, 'paused') : null,
         stats.paused
           ? h(
@@ -293,7 +297,8 @@ export function queueView(root, ctx, name, params) {
             ),
           )
         : [h('tr', { class: 'empty' }, h('td', { colspan: 7 }, state ? `No ${state} messages.` : 'No messages.'))];
-      clear(tableBox).append(
+      fill(
+        tableBox,
         h(
           'table',
           { class: 'messages' },
@@ -309,7 +314,8 @@ export function queueView(root, ctx, name, params) {
           h('tbody', {}, rows),
         ),
       );
-      clear(pager).append(
+      fill(
+        pager,
         h(
           'button',
           {
