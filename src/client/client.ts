@@ -42,11 +42,13 @@ import {
   checkId,
   checkInteger,
   checkLease,
+  checkObject,
   checkQueueConfig,
   checkQueueName,
   checkState,
 } from '../core/validate.ts';
 import { WorkerLoop } from '../engine/worker.ts';
+import { CancelWatch } from './cancel-watch.ts';
 import { HttpEventStream } from './events.ts';
 import type { RequestOptions, Transport } from './http.ts';
 
@@ -68,10 +70,12 @@ export class HttpFerry implements Ferry {
   readonly #http: Transport;
   readonly #closing = new AbortController();
   readonly #workers = new Set<Worker>();
+  readonly #cancels: CancelWatch;
   #closed = false;
 
   constructor(transport: Transport) {
     this.#http = transport;
+    this.#cancels = new CancelWatch(transport, this.#closing.signal);
   }
 
   #guard(): void {
@@ -142,11 +146,17 @@ export class HttpFerry implements Ferry {
 
   async receive(queue: string, options: ReceiveOptions = {}): Promise<Delivery[]> {
     const path = `/v1/queues/${q(queue)}/receive`;
-    const o = options ?? {};
+    const o = checkObject(options ?? {}, 'options') as ReceiveOptions;
+    for (const key of Object.keys(o)) {
+      if (!['max', 'wait', 'lease', 'signal'].includes(key)) {
+        throw new InvalidRequestError(`options has an unknown field ${JSON.stringify(key)}; allowed: max, wait, lease`);
+      }
+    }
     const max = o.max === undefined ? undefined : checkInteger(o.max, 'max', 1, 1000);
     const wait = o.wait === undefined ? 0 : parseDuration(o.wait, 'wait', 0, MAX_WAIT);
     const lease = o.lease === undefined ? undefined : checkLease(o.lease);
     const deadline = Date.now() + wait;
+    this.#guard();
     for (;;) {
       const left = Math.max(0, Math.min(POLL_MS, deadline - Date.now()));
       let answer: { messages: Delivery[] };
@@ -195,8 +205,7 @@ export class HttpFerry implements Ferry {
         nack: (d, o) => this.nack(d, o),
         extend: (d, l) => this.extend(d, l),
         progress: (d, v) => this.progress(d, v),
-        // A cancelled active message refuses extend with lease_lost, so the loop's renewal (every third of
-        // the lease) is what fires the job's signal over HTTP.
+        onCancel: (id, abort) => this.#cancels.watch(id, abort),
         now: () => Date.now(),
         idleWait: POLL_MS,
       },

@@ -63,10 +63,11 @@ function authenticate(request: FastifyRequest, access: Access, deps: AccessDeps)
 }
 
 export function registerAccess(app: FastifyInstance, deps: AccessDeps): void {
-  app.decorateRequest('grant', OPEN_GRANT);
+  app.decorateRequest('grant', null as unknown as Grant);
   app.decorateRequest('streamQueue', null);
 
   app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
+    request.grant = OPEN_GRANT;
     const access = request.routeOptions.config?.access;
     // Unmatched URLs (404) carry no access rule; they reveal nothing, so they answer as they are.
     if (!access || access.scopes === 'public') return;

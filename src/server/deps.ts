@@ -8,6 +8,7 @@ import type {
   RawServerDefault,
 } from 'fastify';
 import type { Ferry } from '../core/types.ts';
+import type { Cancellations } from './cancellations.ts';
 import type { Metrics } from './metrics.ts';
 import type { StreamTokens } from './stream-tokens.ts';
 
@@ -25,6 +26,7 @@ export interface RouteDeps {
   /** Fires when the server starts closing: long polls answer and event streams end. */
   shutdown: AbortSignal;
   metrics: Metrics;
+  cancellations: Cancellations;
   streams: StreamTokens;
   /** Milliseconds between SSE heartbeat comments. */
   heartbeatMs: number;

@@ -10,8 +10,11 @@ import type { Duration } from '../core/types.ts';
 /** The longest a request may wait: below common proxies' 60–100 s idle timeouts, with the server's own margin. */
 export const MAX_WAIT_MS = 60_000;
 
+/** A wait from a body or a query string, where plain digits (`?wait=5000`) are milliseconds. */
 export function parseWait(value: Duration | undefined, what = 'wait'): number {
-  return value === undefined ? 0 : parseDuration(value, what, 0, MAX_WAIT_MS);
+  if (value === undefined) return 0;
+  const ms = typeof value === 'string' && /^\d{1,12}$/.test(value) ? Number(value) : value;
+  return parseDuration(ms, what, 0, MAX_WAIT_MS);
 }
 
 /** An AbortSignal that fires when the client disconnects before its answer is written, or at `shutdown`. */

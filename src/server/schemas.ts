@@ -58,7 +58,7 @@ export const SendBody = Type.Object({ payload: Type.Unknown(), ...sendFields }, 
 export type SendBody = Static<typeof SendBody>;
 
 export const BatchBody = Type.Object(
-  { messages: Type.Array(SendBody, { minItems: 1, maxItems: 10_000 }) },
+  { messages: Type.Array(SendBody, { minItems: 1, maxItems: 100_000 }) },
   { additionalProperties: false },
 );
 
@@ -260,3 +260,8 @@ export const Problem = Type.Object(
   { description: 'application/problem+json (RFC 9457)' },
 );
 export const Health = Type.Object({ ok: Type.Boolean() });
+export const CancellationsBody = Type.Object(
+  { ids: Type.Array(MessageId, { maxItems: 10_000 }), wait: Type.Optional(Duration) },
+  { additionalProperties: false },
+);
+export const CancellationsReply = Type.Object({ ids: Type.Array(Type.String()) });

@@ -3,6 +3,8 @@ import type { App, RouteDeps } from '../deps.ts';
 import { parseWait, requestSignal } from '../long-poll.ts';
 import {
   AckBody,
+  CancellationsBody,
+  CancellationsReply,
   Deliveries,
   Empty,
   ExtendBody,
@@ -49,6 +51,25 @@ export async function deliveryRoutes(app: App, deps: RouteDeps): Promise<void> {
         if (signal?.aborted) return { messages: [] };
         throw error;
       }
+    },
+  );
+
+  app.post(
+    '/v1/cancellations',
+    {
+      schema: {
+        summary: 'Which of these active messages were cancelled (for remote workers)',
+        description:
+          'Answers the ids among `ids` whose cancel was requested through this server, waiting up to `wait` (≤ 60s) for one.',
+        body: CancellationsBody,
+        response: { 200: CancellationsReply, ...problems },
+      },
+      config: { access: { scopes: ['receive'] } },
+    },
+    async (request, reply) => {
+      const wait = parseWait(request.body.wait);
+      const signal = requestSignal(request, reply, deps.shutdown);
+      return { ids: await deps.cancellations.wait(request.body.ids, wait, signal) };
     },
   );
 

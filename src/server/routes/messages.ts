@@ -115,7 +115,11 @@ export async function messageRoutes(app: App, deps: RouteDeps): Promise<void> {
       schema: { summary: 'Cancel a message', params: IdParams, response: { 200: StateReply, ...problems } },
       config: { access: { scopes: ['send', 'admin'], byId: true } },
     },
-    async (request) => ferry.cancel(request.params.id),
+    async (request) => {
+      const answer = await ferry.cancel(request.params.id);
+      if (answer.state === 'active') deps.cancellations.flag(request.params.id);
+      return answer;
+    },
   );
 
   app.post(

@@ -1,0 +1,60 @@
+/**
+ * Cancel requests for active messages, as seen by this server, so that remote workers learn of them at once.
+ * An active message that is cancelled only gets a flag in the store; the engine tells its own in-process
+ * workers, but a worker on the far side of HTTP would otherwise learn it only when its next lease renewal
+ * is refused. Workers long-poll `POST /v1/cancellations` with the ids they hold; a DELETE answered `active`
+ * wakes them. Cancels made elsewhere (another process on the same store) still reach them by renewal.
+ */
+
+/** Flags are kept this long: the longest lease. */
+const KEEP_MS = 12 * 3_600_000;
+const MAX_FLAGS = 100_000;
+
+interface Waiter {
+  ids: ReadonlySet<string>;
+  wake: (ids: string[]) => void;
+}
+
+export class Cancellations {
+  readonly #flags = new Map<string, number>();
+  readonly #waiters = new Set<Waiter>();
+
+  flag(id: string, now = Date.now()): void {
+    if (this.#flags.size >= MAX_FLAGS) {
+      for (const [key, at] of this.#flags) {
+        if (now - at < KEEP_MS && this.#flags.size < MAX_FLAGS) break;
+        this.#flags.delete(key);
+      }
+    }
+    this.#flags.delete(id);
+    this.#flags.set(id, now);
+    for (const waiter of this.#waiters) if (waiter.ids.has(id)) waiter.wake([id]);
+  }
+
+  #flagged(ids: readonly string[], now: number): string[] {
+    return ids.filter((id) => {
+      const at = this.#flags.get(id);
+      return at !== undefined && now - at < KEEP_MS;
+    });
+  }
+
+  /** The ids among `ids` with a cancel request, waiting up to `ms` for one when there is none yet. */
+  wait(ids: readonly string[], ms: number, signal: AbortSignal): Promise<string[]> {
+    const now = Date.now();
+    const found = this.#flagged(ids, now);
+    if (found.length > 0 || ms <= 0 || signal.aborted) return Promise.resolve(found);
+    return new Promise((resolve) => {
+      const waiter: Waiter = { ids: new Set(ids), wake: (hit) => done(hit) };
+      const done = (hit: string[]): void => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        this.#waiters.delete(waiter);
+        resolve(hit);
+      };
+      const onAbort = (): void => done([]);
+      const timer = setTimeout(() => done([]), ms);
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.#waiters.add(waiter);
+    });
+  }
+}
