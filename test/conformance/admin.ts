@@ -145,6 +145,19 @@ export function adminTests(ctx: Ctx): void {
       assert.equal(info.attempts, 2, 'the expired second lease used up the queue maxAttempts of 2');
     });
 
+    it('retention removes finished messages once it has passed; their dedupeId is free again', async () => {
+      const q = qname();
+      assert.equal((await ctx.ferry.configure(q, { retention: 200 })).retention, 200);
+      const done = await ctx.ferry.send(q, 'done', { dedupeId: 'r' });
+      await ctx.ferry.ack(await receiveOne(ctx.ferry, q, '30s', 0), 'ok');
+      const live = await ctx.ferry.send(q, 'live', { delay: '1h' });
+      await waitFor(async () => (await ctx.ferry.get(done.id)) === null, 'the completed message to go', 6000, 100);
+      assert.equal((await mustGet(ctx.ferry, live.id)).state, 'delayed', 'unfinished messages are kept');
+      const again = await ctx.ferry.send(q, 'again', { dedupeId: 'r' });
+      assert.equal(again.deduplicated, false);
+      assert.notEqual(again.id, done.id);
+    });
+
     it('queue concurrency caps the active messages across consumers', async () => {
       const q = qname();
       assert.equal((await ctx.ferry.configure(q, { concurrency: 2 })).concurrency, 2);

@@ -187,6 +187,7 @@ export function receiveTests(ctx: Ctx): void {
       assert.deepEqual(info.result, { delivered: true, at: 'ünï 😀' });
       assert.equal(info.attempts, 1);
       assert.equal(info.error, null);
+      assert.equal(info.leaseUntil, null);
       const finished = isoMs(info.finishedAt, 'finishedAt');
       assert.ok(finished >= isoMs(info.startedAt), 'finishedAt after startedAt');
       assert.deepEqual(await sent.result(), { delivered: true, at: 'ünï 😀' });
