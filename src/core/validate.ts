@@ -69,12 +69,19 @@ export function checkObject(value: unknown, what: string): Record<string, unknow
   return value as Record<string, unknown>;
 }
 
-function checkKeys(value: Record<string, unknown>, allowed: readonly string[], what: string): void {
+export function checkKeys(value: Record<string, unknown>, allowed: readonly string[], what: string): void {
   for (const key of Object.keys(value)) {
     if (!allowed.includes(key) && value[key] !== undefined) {
       throw new InvalidRequestError(`${what} has an unknown field ${show(key)}; allowed: ${allowed.join(', ')}`);
     }
   }
+}
+
+/** Checks an options argument: absent, or an object with only the `allowed` fields. */
+export function checkOptions<T>(value: T | undefined, allowed: readonly string[], what = 'options'): T {
+  if (value === undefined || value === null) return {} as T;
+  checkKeys(checkObject(value, what), allowed, what);
+  return value;
 }
 
 export function checkLease(value: Duration, what = 'lease'): number {

@@ -45,6 +45,7 @@ import {
   checkInteger,
   checkLease,
   checkObject,
+  checkOptions,
   checkQueueConfig,
   checkQueueName,
   checkSendOptions,
@@ -193,6 +194,7 @@ export class Engine implements Ferry {
   async result<T = unknown>(id: string, options: WaitOptions = {}): Promise<T> {
     this.guard();
     checkId(id);
+    checkOptions(options, ['timeout', 'signal']);
     const timeout = options.timeout === undefined ? undefined : parseDuration(options.timeout, 'timeout', 0, MAX_WAIT);
     const info = await this.waitFinal(id, timeout, options.signal);
     if (info.state === 'completed') return info.result as T;
@@ -236,7 +238,7 @@ export class Engine implements Ferry {
   async receive(queue: string, options: ReceiveOptions = {}): Promise<Delivery[]> {
     this.guard();
     checkQueueName(queue);
-    const o = options ?? {};
+    const o = checkOptions(options, ['max', 'wait', 'lease', 'signal']);
     const max = o.max === undefined ? 1 : checkInteger(o.max, 'max', 1, 1000);
     const wait = o.wait === undefined ? 0 : parseDuration(o.wait, 'wait', 0, MAX_WAIT);
     const lease = o.lease === undefined ? null : checkLease(o.lease);
@@ -269,7 +271,7 @@ export class Engine implements Ferry {
   async nack(delivery: DeliveryRef, options: NackOptions = {}): Promise<{ state: MessageState }> {
     this.guard();
     const { id, receipt } = this.ref(delivery);
-    const o = checkObject(options ?? {}, 'options') as NackOptions;
+    const o = checkOptions(options, ['error', 'delay', 'retry']);
     const error =
       o.error === undefined
         ? { message: 'nacked' }
@@ -363,7 +365,7 @@ export class Engine implements Ferry {
   async list(queue: string, options: ListOptions = {}): Promise<MessagePage> {
     this.guard();
     checkQueueName(queue);
-    const o = options ?? {};
+    const o = checkOptions(options, ['state', 'limit', 'cursor']);
     const state = o.state === undefined || o.state === null ? null : checkState(o.state);
     const limit = o.limit === undefined ? 50 : checkInteger(o.limit, 'limit', 1, 1000);
     let cursor: string | null = null;
@@ -419,7 +421,7 @@ export class Engine implements Ferry {
   async purge(queue: string, options: PurgeOptions = {}): Promise<{ purged: number }> {
     this.guard();
     checkQueueName(queue);
-    const given = options?.state;
+    const given = checkOptions(options, ['state']).state;
     const states: MessageState[] =
       given === undefined
         ? ['waiting', 'delayed', 'completed', 'dead', 'cancelled']
@@ -455,7 +457,7 @@ export class Engine implements Ferry {
 
   events(options: EventsOptions = {}): EventStream {
     this.guard();
-    const o = options ?? {};
+    const o = checkOptions(options, ['queue', 'types', 'after', 'signal']);
     if (o.queue !== undefined) checkQueueName(o.queue);
     const types = o.types === undefined ? undefined : new Set(checkEventTypes(o.types));
     if (o.after !== undefined && (typeof o.after !== 'number' || !Number.isInteger(o.after) || o.after < 0)) {

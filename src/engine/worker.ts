@@ -9,7 +9,7 @@
 import { parseDuration } from '../core/duration.ts';
 import { LeaseLostError, toFailure, UnrecoverableError } from '../core/errors.ts';
 import type { Delivery, DeliveryRef, Duration, Handler, Job, NackOptions, Worker, WorkOptions } from '../core/types.ts';
-import { checkInteger, checkLease } from '../core/validate.ts';
+import { checkInteger, checkLease, checkOptions } from '../core/validate.ts';
 
 /** What the loop needs of a Ferry. Browser-safe: no `node:` imports here. */
 export interface WorkerHost {
@@ -61,6 +61,7 @@ export class WorkerLoop<P, R> implements Worker {
     options: WorkOptions = {},
   ) {
     this.queue = queue;
+    checkOptions(options, ['concurrency', 'lease', 'onError']);
     this.concurrency =
       options.concurrency === undefined ? 1 : checkInteger(options.concurrency, 'concurrency', 1, 10_000);
     if (options.lease !== undefined) checkLease(options.lease);
