@@ -9,9 +9,10 @@ const temp = tempDir();
 after(() => temp.remove());
 
 describe('ferry serve', () => {
-  it('serves the API and the dashboard, takes --server commands, and exits 0 on SIGTERM', async () => {
+  it('serves the API and the dashboard, takes --server commands, and exits 0 on SIGTERM', async (t) => {
     const server = start(['serve', '--store', `sqlite:${join(temp.dir, 'serve.db')}`, '--port', '0', '--json']);
     const done = finish(server, '', 60_000);
+    t.after(() => server.kill('SIGKILL'));
     const { url } = JSON.parse(await firstLine(server)) as { url: string };
     assert.match(url, /^http:\/\/127\.0\.0\.1:\d+$/);
 
@@ -35,10 +36,11 @@ describe('ferry serve', () => {
     assert.equal(exit.code, 0, exit.stderr);
   });
 
-  it('with a token, commands without it exit 5 and with it succeed', async () => {
+  it('with a token, commands without it exit 5 and with it succeed', async (t) => {
     const token = 'cli-test-token-0123456789';
     const server = start(['serve', '--store', 'memory:', '--port', '0', '--json'], { env: { FERRY_TOKENS: token } });
     const done = finish(server, '', 60_000);
+    t.after(() => server.kill('SIGKILL'));
     const { url, auth } = JSON.parse(await firstLine(server)) as { url: string; auth: boolean };
     assert.equal(auth, true);
     const refused = await ferry(['stats', '--server', url]);

@@ -132,4 +132,13 @@ describe('ferry CLI against --store', () => {
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /exploded/);
   });
+
+  it('bench measures, checks its counts, and cleans up after itself', async () => {
+    const out = await ferry(['bench', '--store', 'memory:', '-n', '100', '-c', '4', '--json']);
+    assert.equal(out.code, 0, out.stderr);
+    const report = json<{ check: { ok: boolean; completed: number }; send: { perSecond: number } }>(out);
+    assert.equal(report.check.ok, true);
+    assert.equal(report.check.completed, 200);
+    assert.ok(report.send.perSecond > 0);
+  });
 });

@@ -13,6 +13,7 @@ interface ServeFlags {
   port: string;
   token?: string[];
   cors?: string[];
+  logLevel: string;
   json?: boolean;
 }
 
@@ -30,6 +31,12 @@ export const serveCommand = new Command('serve')
       .env('FERRY_TOKENS'),
   )
   .option('--cors <origin>', 'let pages on this origin call the API (repeatable)', collect)
+  .addOption(
+    new Option('--log-level <level>', 'request log level, as JSON lines on stderr')
+      .choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+      .env('FERRY_LOG_LEVEL')
+      .default('info'),
+  )
   .option('--json', 'print where it listens as JSON')
   .action(
     action(async (flags: ServeFlags) => {
@@ -44,6 +51,8 @@ export const serveCommand = new Command('serve')
         ...(tokens.length > 0 && { tokens }),
         ...(flags.cors && { cors: flags.cors }),
         plugins: [dashboard],
+        // Logs go to stderr, so stdout carries only what this command prints (and stays parseable with --json).
+        logger: { level: flags.logLevel, stream: process.stderr },
       });
       if (flags.json) printJson({ url: server.url, auth: tokens.length > 0 });
       else {
