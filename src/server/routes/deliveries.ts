@@ -1,4 +1,6 @@
 /** Consuming: receive (a long poll), then ack, nack, extend or progress with the delivery's receipt. */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Delivery, Ferry } from '../../core/types.ts';
 import type { App, RouteDeps } from '../deps.ts';
 import { parseWait, requestSignal } from '../long-poll.ts';
 import {
@@ -17,6 +19,19 @@ import {
   ReceiveBody,
   StateReply,
 } from '../schemas.ts';
+
+/**
+ * A client that aborts a long poll may be gone by the time the claim that its wait led to commits: the abort
+ * and the send that woke the wait race on different sockets. One turn of the event loop lets the socket's
+ * close be seen; deliveries that can no longer reach anyone are handed back at once (as a failed attempt
+ * with no delay, the only way back the Ferry interface has) instead of staying leased until they expire.
+ */
+async function giveBackIfGone(ferry: Ferry, request: FastifyRequest, reply: FastifyReply, messages: Delivery[]) {
+  await new Promise((resolve) => setImmediate(resolve));
+  if (!reply.raw.destroyed && !request.raw.socket?.destroyed) return;
+  const error = { message: 'the client went away before this delivery reached it', name: 'ClientGone' };
+  await Promise.allSettled(messages.map((d) => ferry.nack(d, { error, delay: 0 })));
+}
 
 const problems = { 400: Problem, 401: Problem, 403: Problem, 404: Problem, 409: Problem, 413: Problem, 429: Problem };
 const settle = { scopes: ['receive'], byId: true } as const;
@@ -44,13 +59,16 @@ export async function deliveryRoutes(app: App, deps: RouteDeps): Promise<void> {
       const { max, lease } = request.body;
       const wait = parseWait(request.body.wait);
       const signal = wait > 0 ? requestSignal(request, reply, deps.shutdown) : undefined;
+      let messages: Delivery[];
       try {
-        return { messages: await ferry.receive(request.params.queue, { max, wait, lease, signal }) };
+        messages = await ferry.receive(request.params.queue, { max, wait, lease, signal });
       } catch (error) {
         // The client left or the server is closing: nothing was leased by this call.
         if (signal?.aborted) return { messages: [] };
         throw error;
       }
+      if (messages.length > 0 && wait > 0) await giveBackIfGone(ferry, request, reply, messages);
+      return { messages: reply.raw.destroyed ? [] : messages };
     },
   );
 
