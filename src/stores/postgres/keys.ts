@@ -43,9 +43,7 @@ export async function lockKeys(client: pg.ClientBase, schema: string, keys: Queu
   const hashes = [...new Set(keys.map((k) => keyHash(schema, k.queue, k.key)))].sort((a, b) =>
     a < b ? -1 : a > b ? 1 : 0,
   );
-  await client.query('SELECT count(pg_advisory_xact_lock(h)) FROM unnest($1::int8[]) AS h', [
-    hashes.map(String),
-  ]);
+  await client.query('SELECT count(pg_advisory_xact_lock(h)) FROM unnest($1::int8[]) AS h', [hashes.map(String)]);
 }
 
 /**

@@ -16,8 +16,8 @@ import type {
   PendingEvent,
   RecordPage,
   SendOutcome,
-  Settled,
   SettingsPatch,
+  Settled,
   Store,
   StoreContext,
 } from '../../store/store.ts';
@@ -26,7 +26,7 @@ import { query, transaction, unavailable } from './connection.ts';
 import { EventLog } from './events.ts';
 import { migrate, quoteIdent } from './migrate.ts';
 import { mergeSettings, STATE_NAMES } from './rows.ts';
-import { completeRows, type Ctx, ensureQueues, expire, failRows, insertMessages } from './write.ts';
+import { type Ctx, completeRows, ensureQueues, expire, failRows, insertMessages } from './write.ts';
 
 export interface PostgresStoreOptions {
   pool: pg.Pool;
@@ -62,6 +62,12 @@ export class PostgresStore implements Store {
   private log!: EventLog;
   private admin!: Admin;
   private closed = false;
+  private acks: {
+    items: (Completion & { now: number })[];
+    resolve: (states: Settled[]) => void;
+    reject: (error: unknown) => void;
+  }[] = [];
+  private acksScheduled = false;
 
   constructor(private readonly options: PostgresStoreOptions) {
     this.pool = options.pool;
@@ -254,12 +260,49 @@ export class PostgresStore implements Store {
     });
   }
 
-  async complete(items: Completion[], now: number): Promise<Settled[]> {
-    if (items.length === 0) return [];
-    const rows = await this.tx((client, events) => completeRows(client, this.ctx, items, now, events));
-    const out: Settled[] = new Array(items.length).fill(null);
-    for (const row of rows) out[Number(row.ord) - 1] = STATE_NAMES[row.state] ?? null;
-    return out;
+  /**
+   * Acks arrive one per handler; those that arrive in the same turn of the event loop share one statement and
+   * one commit (the same message twice waits for the next turn, so each settles as if alone).
+   */
+  complete(items: Completion[], now: number): Promise<Settled[]> {
+    if (items.length === 0) return Promise.resolve([]);
+    return new Promise<Settled[]>((resolve, reject) => {
+      this.acks.push({ items: items.map((i) => ({ ...i, now })), resolve, reject });
+      if (!this.acksScheduled) {
+        this.acksScheduled = true;
+        setImmediate(() => void this.flushAcks());
+      }
+    });
+  }
+
+  private async flushAcks(): Promise<void> {
+    this.acksScheduled = false;
+    const ids = new Set<string>();
+    const calls: typeof this.acks = [];
+    while (this.acks.length) {
+      const call = this.acks[0] as (typeof this.acks)[number];
+      if (call.items.some((i) => ids.has(i.id))) break;
+      for (const i of call.items) ids.add(i.id);
+      calls.push(call);
+      this.acks.shift();
+    }
+    if (this.acks.length) {
+      this.acksScheduled = true;
+      setImmediate(() => void this.flushAcks());
+    }
+    const items = calls.flatMap((c) => c.items);
+    try {
+      const rows = await this.tx((client, events) => completeRows(client, this.ctx, items, events));
+      const states: Settled[] = new Array(items.length).fill(null);
+      for (const row of rows) states[Number(row.ord) - 1] = STATE_NAMES[row.state] ?? null;
+      let at = 0;
+      for (const call of calls) {
+        call.resolve(states.slice(at, at + call.items.length));
+        at += call.items.length;
+      }
+    } catch (error) {
+      for (const call of calls) call.reject(error);
+    }
   }
 
   async fail(items: Failure[], now: number): Promise<Settled[]> {
@@ -289,7 +332,14 @@ export class PostgresStore implements Store {
       );
       const row = r.rows[0];
       if (!row) return false;
-      events.push({ type: 'progress', queue: row.queue, id, at: now, attempt: row.attempts, progress: JSON.parse(value) });
+      events.push({
+        type: 'progress',
+        queue: row.queue,
+        id,
+        at: now,
+        attempt: row.attempts,
+        progress: JSON.parse(value),
+      });
       return true;
     });
   }

@@ -1,8 +1,8 @@
 /** Inserting messages and settling leases: the batched statements of the hot path. */
 import type pg from 'pg';
-import type { Failure, NewMessage, PendingEvent, SendOutcome, StoreContext } from '../../store/store.ts';
 import type { QueueSettings } from '../../core/types.ts';
 import { DEFAULT_SETTINGS } from '../../core/validate.ts';
+import type { Failure, NewMessage, PendingEvent, SendOutcome, StoreContext } from '../../store/store.ts';
 import { distinctKeys, lockKeys, type QueueKey, unblockNext } from './keys.ts';
 import { CANCELLED, COMPLETED, DEAD, effective, LEASE_EXPIRED, QUEUED } from './rows.ts';
 
@@ -154,37 +154,38 @@ export async function expire(
   return r.rows.length;
 }
 
+/** Completes leased messages; each item carries its own `now` so concurrent calls can share a statement. */
 export async function completeRows(
   client: pg.ClientBase,
   ctx: Ctx,
-  items: { id: string; receipt: string; result: string | null }[],
-  now: number,
+  items: { id: string; receipt: string; result: string | null; now: number }[],
   events: PendingEvent[],
 ): Promise<(SettledRow & { ord: string })[]> {
   const { s } = ctx;
   const e = effective(s);
   const r = await client.query<SettledRow & { ord: string }>(
     `UPDATE ${s}.messages m
-        SET state = CASE WHEN m.cancel_requested THEN 4 ELSE 2 END, result = i.result, finished_at = $4,
-            purge_at = $4 + ${e.retention}, receipt = NULL, lease_until = NULL, blocked = false
-       FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS i(id, receipt, result, ord)
-      WHERE m.id = i.id AND m.receipt = i.receipt AND m.state = 1 AND m.lease_until > $4
+        SET state = CASE WHEN m.cancel_requested THEN 4 ELSE 2 END, result = i.result, finished_at = i.now,
+            purge_at = i.now + ${e.retention}, receipt = NULL, lease_until = NULL, blocked = false
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[]) WITH ORDINALITY AS i(id, receipt, result, now, ord)
+      WHERE m.id = i.id AND m.receipt = i.receipt AND m.state = 1 AND m.lease_until > i.now
      RETURNING i.ord, m.id, m.queue, m.key, m.state, m.attempts`,
-    [items.map((i) => i.id), items.map((i) => i.receipt), items.map((i) => i.result), now],
+    [items.map((i) => i.id), items.map((i) => i.receipt), items.map((i) => i.result), items.map((i) => i.now)],
   );
   const rows = r.rows.sort((a, b) => Number(a.ord) - Number(b.ord));
   for (const row of rows) {
-    const item = items[Number(row.ord) - 1] as { result: string | null };
+    const item = items[Number(row.ord) - 1] as { result: string | null; now: number };
+    const at = item.now;
     if (row.state === COMPLETED) {
       events.push({
         type: 'completed',
         queue: row.queue,
         id: row.id,
-        at: now,
+        at,
         attempt: row.attempts,
         result: item.result === null ? null : JSON.parse(item.result),
       });
-    } else events.push({ type: 'cancelled', queue: row.queue, id: row.id, at: now, attempt: row.attempts });
+    } else events.push({ type: 'cancelled', queue: row.queue, id: row.id, at, attempt: row.attempts });
   }
   await releaseKeys(client, ctx, rows);
   return rows;
@@ -255,7 +256,13 @@ export async function failRows(
             receipt = NULL, lease_until = NULL, blocked = false
        FROM unnest($1::text[], $2::int[], $3::int8[], $4::text[]) AS u(id, state, run_at, error)
       WHERE m.id = u.id`,
-    [updates.map((u) => u.id), updates.map((u) => u.state), updates.map((u) => u.runAt), updates.map((u) => u.error), now],
+    [
+      updates.map((u) => u.id),
+      updates.map((u) => u.state),
+      updates.map((u) => u.runAt),
+      updates.map((u) => u.error),
+      now,
+    ],
   );
   await releaseKeys(
     client,
@@ -264,4 +271,3 @@ export async function failRows(
   );
   return out;
 }
-
