@@ -19,6 +19,7 @@ import { loadTests } from './load.ts';
 import { orderingTests } from './ordering.ts';
 import { receiveTests } from './receive.ts';
 import { sendTests } from './send.ts';
+import { timingTests } from './timing.ts';
 import { workTests } from './work.ts';
 
 export type { Factory, FerryHandle } from './helpers.ts';
@@ -43,6 +44,7 @@ export function conformance(name: string, factory: Factory): void {
     sendTests(ctx);
     receiveTests(ctx);
     failureTests(ctx);
+    timingTests(ctx);
     workTests(ctx);
     orderingTests(ctx);
     adminTests(ctx);
