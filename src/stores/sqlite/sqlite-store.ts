@@ -393,9 +393,17 @@ export class SqliteStore implements Store {
     };
   }
 
+  /** The row of `id`, with its lease settled first if it ran out, so cancel and retry act on the truth. */
+  private current(id: string, now: number, events: PendingEvent[]): Row | undefined {
+    const row = this.sql.byId.get(id);
+    if (row?.state !== ACTIVE || (row.lease_until as number) > now) return row;
+    this.expire(now, events, row.queue);
+    return this.sql.byId.get(id);
+  }
+
   cancel(id: string, now: number): Promise<MessageRecord | null> {
     return this.committer.run((events) => {
-      const row = this.sql.byId.get(id);
+      const row = this.current(id, now, events);
       if (!row) return null;
       if (row.state === QUEUED) this.finish(row, CANCELLED, null, now, events, 'cancelled');
       else if (row.state === ACTIVE) this.sql.flagCancel.run(row.seq);
@@ -406,7 +414,7 @@ export class SqliteStore implements Store {
 
   retry(id: string, now: number): Promise<MessageRecord | null> {
     return this.committer.run((events) => {
-      const row = this.sql.byId.get(id);
+      const row = this.current(id, now, events);
       if (!row) return null;
       if (row.state === DEAD || row.state === CANCELLED) this.revive(row, now, events);
       else if (row.state === QUEUED && row.run_at > now) this.sql.dueNow.run(now, row.seq);
