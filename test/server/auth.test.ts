@@ -1,0 +1,216 @@
+/** Auth and limits: every route from the router refuses without a token (401) and outside its scope (403). */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { RouteEntry } from '../../src/server/index.ts';
+import { parseTokens, startServer } from '../../src/server/index.ts';
+import { type Harness, harness } from './helpers.ts';
+
+const FULL = 'full-token-0123456789abcdef';
+const SEND = 'send-token-0123456789abcdef';
+const RECEIVE = 'recv-token-0123456789abcdef';
+const ADMIN = 'admin-token-0123456789abcdef';
+const LIMITED = 'limited-token-0123456789abcdef';
+const TOKENS = [
+  FULL,
+  `${SEND}:scopes=send`,
+  `${RECEIVE}:scopes=receive`,
+  `${ADMIN}:scopes=admin`,
+  `${LIMITED}:queues=mine,own.*`,
+];
+
+/** A body that passes validation, so a 403 found after it (routes naming a message by id) is reached. */
+function bodyFor(method: string, url: string, queue: string): unknown {
+  if (method === 'GET' || method === 'DELETE' || method === 'PUT') return undefined;
+  if (url.endsWith('/ack') || url.endsWith('/nack')) return { receipt: 'r' };
+  if (url.endsWith('/extend')) return { receipt: 'r', lease: '1s' };
+  if (url.endsWith('/progress')) return { receipt: 'r', progress: 1 };
+  if (url.endsWith('/batch')) return { messages: [{ payload: 1 }] };
+  if (url === '/v1/cancellations') return { ids: ['x'] };
+  if (url === '/v1/stream-tokens') return { queue };
+  if (url.endsWith('/messages')) return { payload: 1 };
+  return {};
+}
+
+describe('auth over every route', () => {
+  let h: Harness;
+  let otherId: string;
+  before(async () => {
+    h = await harness({ tokens: TOKENS });
+    otherId = (await h.ferry.send('theirs', 'secret')).id;
+  });
+  after(async () => h.close());
+
+  const request = (route: RouteEntry, token: string | null, queue: string) => {
+    const url = route.url.replace(':queue', queue).replace(':topic', queue).replace(':id', otherId);
+    const withQuery = route.url === '/v1/events' ? `${url}?queue=${queue}` : url;
+    const body = bodyFor(route.method, route.url, queue);
+    return h.app.inject({
+      method: route.method as 'GET',
+      url: withQuery,
+      headers: token ? { authorization: `Bearer ${token}` } : {},
+      ...(body === undefined ? {} : { payload: body as object }),
+    });
+  };
+
+  it('the router lists every route of the API, each with an access rule', () => {
+    const routes = h.app.ferryRoutes;
+    const v1 = routes.filter((r) => r.url.startsWith('/v1/'));
+    assert.ok(v1.length >= 22, `found ${v1.length} /v1 routes`);
+    for (const route of routes) assert.ok(route.access, `${route.method} ${route.url} declares its access`);
+    for (const route of v1) assert.notEqual(route.access?.scopes, 'public', `${route.url} is not public`);
+  });
+
+  it('answers 401 without a token and with a wrong one, on every /v1 route', async () => {
+    for (const route of h.app.ferryRoutes.filter((r) => r.access?.scopes !== 'public')) {
+      for (const token of [null, 'wrong-token-0123456789abcdef']) {
+        const r = await request(route, token, 'theirs');
+        assert.equal(r.statusCode, 401, `${route.method} ${route.url} with ${token}: ${r.body}`);
+        assert.equal(JSON.parse(r.body).type, 'unauthorized');
+        assert.equal(r.headers['www-authenticate'], 'Bearer');
+      }
+    }
+  });
+
+  it('answers 403 to a token outside the route’s scopes, and to a queue-limited token on another queue', async () => {
+    let checked = 0;
+    for (const route of h.app.ferryRoutes.filter((r) => r.access?.scopes !== 'public')) {
+      const scopes = route.access?.scopes as string[];
+      // A single-scope token whose scope the route does not accept.
+      const outside = Object.entries({ send: SEND, receive: RECEIVE, admin: ADMIN }).find(([s]) => !scopes.includes(s));
+      if (outside) {
+        const r = await request(route, outside[1], 'theirs');
+        assert.equal(r.statusCode, 403, `${route.method} ${route.url} with only ${outside[0]}: ${r.body}`);
+        assert.equal(JSON.parse(r.body).type, 'forbidden');
+        checked++;
+      }
+      const limited = await request(route, LIMITED, 'theirs');
+      const touchesQueue = route.access?.queueParams || route.access?.byId || /events|stream-tokens/.test(route.url);
+      if (touchesQueue) {
+        assert.equal(limited.statusCode, 403, `${route.method} ${route.url} on another queue: ${limited.body}`);
+        checked++;
+      }
+    }
+    assert.ok(checked >= 25, `checked ${checked}`);
+  });
+
+  it('a queue-limited token works on its own queues and sees only them', async () => {
+    const auth = { authorization: `Bearer ${LIMITED}` };
+    for (const q of ['mine', 'own.a']) {
+      const r = await h.app.inject({
+        method: 'POST',
+        url: `/v1/queues/${q}/messages`,
+        headers: auth,
+        payload: { payload: 1 },
+      });
+      assert.equal(r.statusCode, 201);
+    }
+    const list = await h.app.inject({ method: 'GET', url: '/v1/queues', headers: auth });
+    assert.deepEqual(
+      JSON.parse(list.body)
+        .queues.map((s: { name: string }) => s.name)
+        .sort(),
+      ['mine', 'own.a'],
+    );
+    const full = await h.app.inject({ method: 'GET', url: '/v1/queues', headers: { authorization: `Bearer ${FULL}` } });
+    assert.ok(JSON.parse(full.body).queues.some((s: { name: string }) => s.name === 'theirs'));
+  });
+
+  it('public routes need no token; a malformed Authorization header is 401', async () => {
+    for (const url of ['/healthz', '/metrics', '/openapi.json']) {
+      assert.equal((await h.app.inject({ method: 'GET', url })).statusCode, 200, url);
+    }
+    const r = await h.app.inject({ method: 'GET', url: '/v1/queues', headers: { authorization: `Basic ${FULL}` } });
+    assert.equal(r.statusCode, 401);
+  });
+
+  it('a stream token works only for the events stream; a forged or expired one is 401', async () => {
+    const issued = await h.app.inject({
+      method: 'POST',
+      url: '/v1/stream-tokens',
+      headers: { authorization: `Bearer ${LIMITED}` },
+      payload: { queue: 'mine', ttl: '1m' },
+    });
+    assert.equal(issued.statusCode, 200);
+    const { token, expiresAt } = JSON.parse(issued.body);
+    assert.ok(Date.parse(expiresAt) > Date.now());
+    const elsewhere = await h.app.inject({ method: 'GET', url: `/v1/queues?token=${encodeURIComponent(token)}` });
+    assert.equal(elsewhere.statusCode, 401, 'not a bearer token for the API');
+    const forged = `${token.slice(0, -3)}AAA`;
+    assert.equal(
+      (await h.app.inject({ method: 'GET', url: `/v1/events?token=${encodeURIComponent(forged)}` })).statusCode,
+      401,
+    );
+    const other = await h.app.inject({
+      method: 'GET',
+      url: `/v1/events?queue=theirs&token=${encodeURIComponent(token)}`,
+    });
+    assert.equal(other.statusCode, 403, 'bound to its queue');
+  });
+});
+
+describe('tokens, binding, rate limit and CORS', () => {
+  it('parses the token format and refuses malformed entries', () => {
+    const [a, b] = parseTokens(['aaaaaaaaaaaaaaaa:queues=x,y*:scopes=send bbbbbbbbbbbbbbbb']);
+    assert.deepEqual([a?.grant.scopes, a?.grant.queues], [['send'], ['x', 'y*']]);
+    assert.deepEqual(b?.grant.scopes, ['send', 'receive', 'admin']);
+    for (const bad of [
+      'short',
+      'aaaaaaaaaaaaaaaa:scopes=fly',
+      'aaaaaaaaaaaaaaaa:colour=red',
+      'aaaaaaaaaaaaaaaa:queues=!',
+    ]) {
+      assert.throws(() => parseTokens([bad]), /token/, bad);
+    }
+  });
+
+  it('refuses a non-loopback bind without a token, and allows it with one', async () => {
+    await assert.rejects(
+      startServer({ store: 'memory:', host: '0.0.0.0', port: 0, logger: false, tokens: [] }),
+      /refusing to listen/,
+    );
+    const server = await startServer({ store: 'memory:', host: '0.0.0.0', port: 0, logger: false, tokens: [FULL] });
+    await server.close();
+  });
+
+  it('answers 429 with Retry-After past the per-token rate', async () => {
+    const h = await harness({ tokens: [FULL, `${SEND}:scopes=send`], rateLimit: { perSecond: 1, burst: 2 } });
+    try {
+      const get = (token: string) =>
+        h.app.inject({ method: 'GET', url: '/v1/queues', headers: { authorization: `Bearer ${token}` } });
+      assert.equal((await get(FULL)).statusCode, 200);
+      assert.equal((await get(FULL)).statusCode, 200);
+      const limited = await get(FULL);
+      assert.equal(limited.statusCode, 429);
+      assert.equal(JSON.parse(limited.body).type, 'rate_limited');
+      assert.ok(Number(limited.headers['retry-after']) >= 1);
+      assert.equal((await get(SEND)).statusCode, 403, 'another token has its own bucket');
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('CORS answers only allowlisted origins, never *', async () => {
+    const h = await harness({ cors: ['https://app.example'] });
+    try {
+      const pre = await h.app.inject({
+        method: 'OPTIONS',
+        url: '/v1/queues/q/messages',
+        headers: {
+          origin: 'https://app.example',
+          'access-control-request-method': 'POST',
+          'access-control-request-headers': 'authorization,content-type',
+        },
+      });
+      assert.equal(pre.statusCode, 204);
+      assert.equal(pre.headers['access-control-allow-origin'], 'https://app.example');
+      const evil = await h.app.inject({
+        method: 'GET',
+        url: '/v1/queues',
+        headers: { origin: 'https://evil.example' },
+      });
+      assert.equal(evil.headers['access-control-allow-origin'], undefined);
+    } finally {
+      await h.close();
+    }
+  });
+});

@@ -1,0 +1,192 @@
+/** Every route of SPEC §4 answers as documented (through `inject`, no socket). */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { type Harness, harness, qname } from './helpers.ts';
+
+describe('HTTP routes', () => {
+  let h: Harness;
+  before(async () => {
+    h = await harness();
+  });
+  after(async () => h.close());
+
+  const call = async (method: string, url: string, payload?: unknown) => {
+    const r = await h.app.inject({
+      method: method as 'GET',
+      url,
+      ...(payload === undefined ? {} : { payload: payload as object }),
+    });
+    return { status: r.statusCode, body: r.body ? JSON.parse(r.body) : undefined, headers: r.headers };
+  };
+
+  it('send answers 201, a deduplicated send 200; batch answers 201', async () => {
+    const q = qname();
+    const first = await call('POST', `/v1/queues/${q}/messages`, { payload: { a: 1 }, dedupeId: 'd1', priority: 3 });
+    assert.equal(first.status, 201);
+    assert.deepEqual(Object.keys(first.body).sort(), ['deduplicated', 'id', 'queue']);
+    assert.equal(first.body.deduplicated, false);
+    const again = await call('POST', `/v1/queues/${q}/messages`, { payload: { a: 2 }, dedupeId: 'd1' });
+    assert.deepEqual([again.status, again.body.id, again.body.deduplicated], [200, first.body.id, true]);
+    const batch = await call('POST', `/v1/queues/${q}/batch`, {
+      messages: [{ payload: 1 }, { payload: 2, delay: '1h' }],
+    });
+    assert.equal(batch.status, 201);
+    assert.equal(batch.body.messages.length, 2);
+    const stats = await call('GET', `/v1/queues/${q}`);
+    assert.deepEqual([stats.body.waiting, stats.body.delayed], [2, 1]);
+    assert.equal(stats.body.settings.maxAttempts, 3);
+  });
+
+  it('receive, progress, extend, ack; GET shows the result; a stale receipt is 409 lease_lost', async () => {
+    const q = qname();
+    const sent = await call('POST', `/v1/queues/${q}/messages`, { payload: 'job' });
+    const got = await call('POST', `/v1/queues/${q}/receive`, { max: 5, lease: '10s' });
+    assert.equal(got.status, 200);
+    const [d] = got.body.messages;
+    assert.deepEqual([d.id, d.payload, d.attempt], [sent.body.id, 'job', 1]);
+    assert.equal(
+      (await call('POST', `/v1/messages/${d.id}/progress`, { receipt: d.receipt, progress: 50 })).status,
+      200,
+    );
+    const ext = await call('POST', `/v1/messages/${d.id}/extend`, { receipt: d.receipt, lease: '20s' });
+    assert.equal(ext.status, 200);
+    assert.ok(Date.parse(ext.body.leaseUntil) > Date.now() + 15_000);
+    assert.equal(
+      (await call('POST', `/v1/messages/${d.id}/ack`, { receipt: d.receipt, result: { ok: true } })).status,
+      200,
+    );
+    const info = await call('GET', `/v1/messages/${d.id}`);
+    assert.deepEqual([info.body.state, info.body.result, info.body.progress], ['completed', { ok: true }, 50]);
+    const stale = await call('POST', `/v1/messages/${d.id}/ack`, { receipt: d.receipt });
+    assert.equal(stale.status, 409);
+    assert.match(String(stale.headers['content-type']), /^application\/problem\+json/);
+    assert.equal(stale.body.type, 'lease_lost');
+  });
+
+  it('receive with no body uses the defaults; an empty queue answers at once', async () => {
+    const r = await h.app.inject({ method: 'POST', url: `/v1/queues/${qname()}/receive` });
+    assert.deepEqual([r.statusCode, JSON.parse(r.body)], [200, { messages: [] }]);
+  });
+
+  it('nack retries or kills; retry and cancel answer the new state; unknown ids are 404', async () => {
+    const q = qname();
+    const sent = await call('POST', `/v1/queues/${q}/messages`, { payload: 1 });
+    const [d] = (await call('POST', `/v1/queues/${q}/receive`, {})).body.messages;
+    const nack = await call('POST', `/v1/messages/${d.id}/nack`, { receipt: d.receipt, error: 'boom', retry: false });
+    assert.deepEqual([nack.status, nack.body], [200, { state: 'dead' }]);
+    assert.deepEqual((await call('POST', `/v1/messages/${sent.body.id}/retry`)).body, { state: 'waiting' });
+    assert.deepEqual((await call('DELETE', `/v1/messages/${sent.body.id}`)).body, { state: 'cancelled' });
+    const unknown = '0190b6d2-0000-7000-8000-000000000009';
+    for (const [method, url] of [
+      ['GET', `/v1/messages/${unknown}`],
+      ['DELETE', `/v1/messages/${unknown}`],
+      ['POST', `/v1/messages/${unknown}/retry`],
+    ] as const) {
+      const r = await call(method, url);
+      assert.equal(r.status, 404, `${method} ${url}`);
+      assert.equal(r.body.type, 'not_found');
+      assert.match(r.body.detail, /message/);
+    }
+  });
+
+  it('send ?wait answers 200 with the finished message, or 202 with Location when time runs out', async () => {
+    const q = qname();
+    const waiting = call('POST', `/v1/queues/${q}/messages?wait=5s`, { payload: 'w' });
+    const [d] = (await call('POST', `/v1/queues/${q}/receive`, { wait: '5s' })).body.messages;
+    await call('POST', `/v1/messages/${d.id}/ack`, { receipt: d.receipt, result: 42 });
+    const done = await waiting;
+    assert.deepEqual([done.status, done.body.state, done.body.result], [200, 'completed', 42]);
+    const late = await call('POST', `/v1/queues/${q}/messages?wait=50`, { payload: 'x' });
+    assert.equal(late.status, 202);
+    assert.equal(late.headers.location, `/v1/messages/${late.body.id}`);
+    const get = await call('GET', `/v1/messages/${late.body.id}?wait=50ms`);
+    assert.deepEqual([get.status, get.body.state], [200, 'waiting']);
+    assert.equal((await call('GET', `/v1/messages/${late.body.id}?wait=61s`)).status, 400);
+  });
+
+  it('queues: list, PATCH (config and pause), messages page, purge, redrive', async () => {
+    const q = qname();
+    await call('POST', `/v1/queues/${q}/batch`, { messages: [{ payload: 1 }, { payload: 2 }, { payload: 3 }] });
+    const patched = await call('PATCH', `/v1/queues/${q}`, { maxAttempts: 1, paused: true, lease: '1m' });
+    assert.deepEqual(
+      [patched.status, patched.body.paused, patched.body.settings.maxAttempts, patched.body.settings.lease],
+      [200, true, 1, 60_000],
+    );
+    assert.deepEqual((await call('POST', `/v1/queues/${q}/receive`, {})).body.messages, []);
+    await call('PATCH', `/v1/queues/${q}`, { paused: false });
+    const [d] = (await call('POST', `/v1/queues/${q}/receive`, {})).body.messages;
+    await call('POST', `/v1/messages/${d.id}/nack`, { receipt: d.receipt });
+    const all = await call('GET', '/v1/queues');
+    assert.ok(all.body.queues.some((s: { name: string; dead: number }) => s.name === q && s.dead === 1));
+    const page = await call('GET', `/v1/queues/${q}/messages?limit=2`);
+    assert.equal(page.body.messages.length, 2);
+    assert.equal(typeof page.body.cursor, 'string');
+    const rest = await call('GET', `/v1/queues/${q}/messages?limit=2&cursor=${encodeURIComponent(page.body.cursor)}`);
+    assert.equal(rest.body.messages.length, 1);
+    const dead = await call('GET', `/v1/queues/${q}/messages?state=dead`);
+    assert.deepEqual(
+      dead.body.messages.map((m: { id: string }) => m.id),
+      [d.id],
+    );
+    assert.deepEqual((await call('POST', `/v1/queues/${q}/redrive`)).body, { moved: 1 });
+    assert.deepEqual((await call('DELETE', `/v1/queues/${q}/messages?state=waiting,dead`)).body, { purged: 3 });
+    assert.equal((await call('DELETE', `/v1/queues/${q}/messages?state=lost`)).status, 400);
+  });
+
+  it('topics: subscribe, publish fans out, unsubscribe', async () => {
+    const topic = qname('t');
+    const [a, b] = [qname(), qname()];
+    assert.equal((await call('PUT', `/v1/topics/${topic}/subscriptions/${a}`)).status, 200);
+    await call('PUT', `/v1/topics/${topic}/subscriptions/${b}`);
+    const pub = await call('POST', `/v1/topics/${topic}/messages`, { payload: 'hi' });
+    assert.equal(pub.status, 201);
+    assert.deepEqual(pub.body.messages.map((m: { queue: string }) => m.queue).sort(), [a, b].sort());
+    await call('DELETE', `/v1/topics/${topic}/subscriptions/${b}`);
+    assert.deepEqual(
+      (await call('POST', `/v1/topics/${topic}/messages`, { payload: 2 })).body.messages.map(
+        (m: { queue: string }) => m.queue,
+      ),
+      [a],
+    );
+  });
+
+  it('cancellations: a worker learns at once that its active message was cancelled', async () => {
+    const q = qname();
+    await call('POST', `/v1/queues/${q}/messages`, { payload: 1 });
+    const [d] = (await call('POST', `/v1/queues/${q}/receive`, {})).body.messages;
+    const watch = call('POST', '/v1/cancellations', { ids: [d.id, 'other'], wait: '10s' });
+    const start = Date.now();
+    assert.deepEqual((await call('DELETE', `/v1/messages/${d.id}`)).body, { state: 'active' });
+    assert.deepEqual((await watch).body, { ids: [d.id] });
+    assert.ok(Date.now() - start < 2000);
+  });
+
+  it('healthz, metrics and openapi.json', async () => {
+    assert.deepEqual((await call('GET', '/healthz')).body, { ok: true });
+    const metrics = await h.app.inject({ method: 'GET', url: '/metrics' });
+    assert.equal(metrics.statusCode, 200);
+    assert.match(metrics.body, /ferry_messages\{queue="/);
+    assert.match(metrics.body, /ferry_events_total\{queue="[^"]+",type="sent"\}/);
+    assert.match(
+      metrics.body,
+      /ferry_http_requests_total\{method="POST",route="\/v1\/queues\/:queue\/messages",status="201"\}/,
+    );
+    assert.match(metrics.body, /ferry_send_to_start_seconds_bucket/);
+    const doc = (await call('GET', '/openapi.json')).body;
+    assert.equal(doc.openapi, '3.1.0');
+    for (const path of [
+      '/v1/queues/{queue}/messages',
+      '/v1/messages/{id}/ack',
+      '/v1/events',
+      '/v1/topics/{topic}/subscriptions/{queue}',
+    ]) {
+      assert.ok(doc.paths[path], `documented: ${path}`);
+    }
+    assert.ok(doc.paths['/v1/queues/{queue}/messages'].post.requestBody);
+  });
+
+  it('unknown routes are 404 problems', async () => {
+    const r = await call('GET', '/v2/nothing');
+    assert.deepEqual([r.status, r.body.type], [404, 'not_found']);
+  });
+});
