@@ -56,6 +56,11 @@ export interface SendOptions {
   lease?: Duration;
   /** String metadata that travels with the message (e.g. `traceparent`). */
   headers?: Record<string, string>;
+  /**
+   * PostgreSQL only: the caller's `pg` client inside an open transaction. The message exists if and only if
+   * that transaction commits. Refused by other stores and over HTTP.
+   */
+  transaction?: unknown;
 }
 
 /** One message of a {@link Ferry.sendBatch}. */
@@ -289,8 +294,8 @@ export interface PurgeOptions {
 /** The one interface of Ferry, identical on every store and over HTTP. */
 export interface Ferry {
   send(queue: string, payload: unknown, options?: SendOptions): Promise<Sent>;
-  /** All or nothing. */
-  sendBatch(queue: string, messages: BatchMessage[]): Promise<Sent[]>;
+  /** All or nothing. `options.transaction`: as for {@link SendOptions.transaction}. */
+  sendBatch(queue: string, messages: BatchMessage[], options?: { transaction?: unknown }): Promise<Sent[]>;
   /** Sends, then waits for the result. */
   call<T = unknown>(queue: string, payload: unknown, options?: SendOptions & WaitOptions): Promise<T>;
   /** Waits until message `id` is completed (its result), dead or cancelled (rejects). */

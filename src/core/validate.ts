@@ -153,7 +153,18 @@ export interface CheckedSend {
   runAt: number;
 }
 
-const SEND_FIELDS = ['delay', 'runAt', 'priority', 'key', 'dedupeId', 'maxAttempts', 'backoff', 'lease', 'headers'];
+const SEND_FIELDS = [
+  'delay',
+  'runAt',
+  'priority',
+  'key',
+  'dedupeId',
+  'maxAttempts',
+  'backoff',
+  'lease',
+  'headers',
+  'transaction',
+];
 
 /** Checks send options; `extra` names fields the caller has already taken out (e.g. `payload`). */
 export function checkSendOptions(

@@ -161,18 +161,35 @@ export class Engine implements Ferry {
     this.guard();
     checkQueueName(queue);
     const now = this.clock.now();
-    const [outcome] = await this.store.send([this.message(queue, payload, options, now)], now);
+    const message = this.message(queue, payload, options, now);
+    const [outcome] = await this.store.send([message], now, this.transaction(options?.transaction));
     return this.sent(queue, outcome!.id, outcome!.deduplicated);
   }
 
-  async sendBatch(queue: string, messages: BatchMessage[]): Promise<Sent[]> {
+  /** The caller's transaction handle, where the store can use one. */
+  private transaction(handle: unknown): unknown {
+    if (handle === undefined) return undefined;
+    if (!this.store.capabilities.transactionalSend) {
+      throw new InvalidRequestError('transaction is supported on PostgreSQL stores only');
+    }
+    if (handle === null || typeof (handle as { query?: unknown }).query !== 'function') {
+      throw new InvalidRequestError('transaction must be a pg client (with a query method) inside an open transaction');
+    }
+    return handle;
+  }
+
+  async sendBatch(queue: string, messages: BatchMessage[], options?: { transaction?: unknown }): Promise<Sent[]> {
     this.guard();
     checkQueueName(queue);
+    const transaction = this.transaction(checkOptions(options, ['transaction']).transaction);
     if (!Array.isArray(messages)) throw new InvalidRequestError('messages must be an array of { payload, ...options }');
     if (messages.length > 100_000) throw new InvalidRequestError('a batch holds at most 100000 messages');
     const now = this.clock.now();
     const items = messages.map((m, i) => {
       const { payload, ...options } = checkObject(m, `messages[${i}]`) as unknown as BatchMessage;
+      if (options.transaction !== undefined) {
+        throw new InvalidRequestError(`messages[${i}]: pass transaction in sendBatch's options, not per message`);
+      }
       try {
         return this.message(queue, payload, options, now);
       } catch (error) {
@@ -181,7 +198,7 @@ export class Engine implements Ferry {
       }
     });
     if (items.length === 0) return [];
-    const outcomes = await this.store.send(items, now);
+    const outcomes = await this.store.send(items, now, transaction);
     return outcomes.map((o) => this.sent(queue, o.id, o.deduplicated));
   }
 
