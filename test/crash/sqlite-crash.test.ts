@@ -99,18 +99,25 @@ test('sqlite: every answered send and ack survives SIGKILL at random moments', {
     const journal = ledger.apply(await readFile(journalFile, 'utf8'), round);
     assert.ok(journal.ready, `round ${round}: the child never journaled ready`);
 
-    const ferry = await open(`sqlite:${dbFile}`);
-    let integrity: string;
+    let integrity = 'not run';
     let found: Awaited<ReturnType<typeof verifyAnswered>>;
     let drained: Awaited<ReturnType<typeof drain>>;
     try {
-      // A second connection while Ferry holds the file: closing it does not checkpoint the crashed WAL away.
-      integrity = integrityCheck(dbFile);
-      if (integrity !== 'ok') ledger.problems.push(`round ${round}: integrity_check answered ${integrity}`);
-      found = await verifyAnswered(ferry, ledger, round, journal);
-      drained = await drain(ferry, ledger, round);
-    } finally {
-      await ferry.close();
+      const ferry = await open(`sqlite:${dbFile}`);
+      try {
+        // A second connection while Ferry holds the file: closing it does not checkpoint the crashed WAL away.
+        integrity = integrityCheck(dbFile);
+        if (integrity !== 'ok') ledger.problems.push(`round ${round}: integrity_check answered ${integrity}`);
+        found = await verifyAnswered(ferry, ledger, round, journal);
+        drained = await drain(ferry, ledger, round);
+      } finally {
+        await ferry.close();
+      }
+    } catch (error) {
+      if (integrity === 'not run') integrity = integrityCheck(dbFile);
+      throw new Error(`round ${round}: reopening and checking failed (integrity_check: ${integrity})`, {
+        cause: error,
+      });
     }
 
     totals.rounds++;
