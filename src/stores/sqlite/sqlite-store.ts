@@ -2,7 +2,7 @@
  * The embedded store: one SQLite file (or SQLite's in-memory database for `memory:`, through the same code).
  * WAL mode, synchronous=FULL by default; every write goes through the {@link Committer} (group commit).
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
@@ -26,7 +26,17 @@ import type {
 } from '../../store/store.ts';
 import { type Batch, Committer } from './committer.ts';
 import { migrate } from './migrate.ts';
-import { ACTIVE, CANCELLED, COMPLETED, DEAD, prepare, QUEUED, type Row, type Statements } from './statements.ts';
+import {
+  ACTIVE,
+  CANCELLED,
+  type ClaimedRow,
+  COMPLETED,
+  DEAD,
+  prepare,
+  QUEUED,
+  type Row,
+  type Statements,
+} from './statements.ts';
 
 const STATE_NAMES: StoredState[] = ['queued', 'active', 'completed', 'dead', 'cancelled'];
 
@@ -194,27 +204,28 @@ export class SqliteStore implements Store {
         limit = Math.min(limit, settings.rateLimit.max - rate.count);
       }
       if (limit <= 0) return [];
-      const rows = this.sql.claim.all({ queue, now, lease, queueLease: settings.lease, max: limit });
+      const nonce = `.${randomBytes(9).toString('base64url')}`;
+      const rows = this.sql.claim.all({ queue, now, lease, queueLease: settings.lease, max: limit, nonce });
       if (rows.length === 0) return [];
       if (rate) this.sql.setRate.run(rate.window, rate.count + rows.length, queue);
-      rows.sort((a, b) => b.priority - a.priority || a.run_at - b.run_at || a.seq - b.seq);
+      if (rows.length > 1) rows.sort((a, b) => b[4] - a[4] || a[5] - b[5] || a[0] - b[0]);
       const out: Claimed[] = new Array(rows.length);
       for (let i = 0; i < rows.length; i++) {
-        const r = rows[i] as (typeof rows)[number];
+        const [seq, id, payload, attempt, priority, , key, headers, sentAt, leaseUntil] = rows[i] as ClaimedRow;
         out[i] = {
-          id: r.id,
+          id,
           queue,
-          payload: r.payload,
-          attempt: r.attempts,
-          receipt: r.receipt,
-          priority: r.priority,
-          key: r.key,
-          headers: r.headers,
-          sentAt: r.sent_at,
-          leaseUntil: r.lease_until,
-          lease: r.lease_ms,
+          payload,
+          attempt,
+          receipt: `${seq}.${attempt}${nonce}`,
+          priority,
+          key,
+          headers,
+          sentAt,
+          leaseUntil,
+          lease: leaseUntil - now,
         };
-        events.push({ type: 'active', queue, id: r.id, at: now, attempt: r.attempts });
+        events.push({ type: 'active', queue, id, at: now, attempt });
       }
       return out;
     });
