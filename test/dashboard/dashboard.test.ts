@@ -113,6 +113,32 @@ describe('dashboard', () => {
     await page.close();
   });
 
+  it('draws the minutes before the page opened from the event log, and finds a message by id', async () => {
+    const queue = `history-${Date.now()}`;
+    const first = await ferry.send(queue, 'a');
+    await ferry.send(queue, 'b');
+    for (const d of await ferry.receive(queue, { max: 2 })) await ferry.ack(d, 'ok');
+    const { page, errors } = await newPage();
+    await page.goto(`${server.url}/`);
+    await page.locator('#live.on').waitFor({ timeout: 10_000 });
+    const seen = () => page.locator('figure.throughput').getAttribute('data-completed');
+    const before = Number(await seen());
+    // The first live event tells the page the current seq; it then replays the events before it.
+    await ferry.send(queue, 'c');
+    await page.waitForFunction(
+      (n) => Number(document.querySelector('figure.throughput')?.getAttribute('data-completed')) >= n + 2,
+      before,
+      { timeout: 5000 },
+    );
+
+    await page.fill('#lookup-id', first.id);
+    await page.press('#lookup-id', 'Enter');
+    await page.locator(`#message[data-id="${first.id}"] .badge[data-state="completed"]`).waitFor({ timeout: 5000 });
+    assert.equal(await page.locator('#message pre.result').textContent(), '"ok"');
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+
   it('retrying a dead message from its page makes it waiting on screen', async () => {
     const queue = `dead-${Date.now()}`;
     const { id } = await ferry.send(queue, { doomed: true }, { maxAttempts: 1 });

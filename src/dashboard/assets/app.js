@@ -32,6 +32,24 @@ const ctx = {
   },
 };
 
+/**
+ * Fills the chart with the minutes before the page opened: on the first live event (which tells the
+ * current seq), replays at most the SEED_EVENTS events before it and keeps those inside the window.
+ */
+const SEED_EVENTS = 5000;
+let seeded = false;
+function seedChart(seq) {
+  seeded = true;
+  if (seq <= 1) return;
+  const stop = follow({
+    after: Math.max(0, seq - 1 - SEED_EVENTS),
+    onEvent: (event) => {
+      if (event.seq >= seq) return stop();
+      ctx.chart.record(event, true);
+    },
+  });
+}
+
 let stopStream = null;
 function startStream() {
   stopStream?.();
@@ -41,6 +59,7 @@ function startStream() {
       live.className = state === 'live' ? 'live on' : 'live';
     },
     onEvent: (event) => {
+      if (!seeded) seedChart(event.seq);
       ctx.chart.record(event);
       ctx.recent.unshift(event);
       if (ctx.recent.length > 100) ctx.recent.length = 100;

@@ -5,6 +5,7 @@ const BUCKET_MS = 5_000;
 const BUCKETS = 60; // 5 minutes
 const WIDTH = 600;
 const HEIGHT = 150;
+const RATE_BUCKETS = 6; // the "now" rate: the last 30 s
 
 export class ThroughputChart {
   constructor(container) {
@@ -15,7 +16,11 @@ export class ThroughputChart {
     this.draw();
   }
 
-  record(event) {
+  /**
+   * Counts an event in its bucket. A live event stamped outside the window (a skewed clock) counts now;
+   * a `seed` event (replayed history) outside the window is dropped.
+   */
+  record(event, seed = false) {
     const kind =
       event.type === 'completed'
         ? 'completed'
@@ -26,13 +31,13 @@ export class ThroughputChart {
             : null;
     if (!kind) return;
     const at = Date.parse(event.at);
-    // Events replayed from long ago (or a skewed clock) are counted now rather than dropped off the edge.
-    const when = Number.isNaN(at) || at < Date.now() - BUCKETS * BUCKET_MS ? Date.now() : Math.min(at, Date.now());
+    const oldest = Date.now() - BUCKETS * BUCKET_MS;
+    if (seed && (Number.isNaN(at) || at < oldest)) return;
+    const when = Number.isNaN(at) || at < oldest ? Date.now() : Math.min(at, Date.now());
     const start = Math.floor(when / BUCKET_MS) * BUCKET_MS;
     const bucket = this.buckets.get(start) ?? { completed: 0, failed: 0, sent: 0 };
     bucket[kind]++;
     this.buckets.set(start, bucket);
-    this.dirty = true;
   }
 
   stop() {
@@ -89,7 +94,8 @@ export class ThroughputChart {
       }
       sentLine.push(`${(x + barWidth / 2).toFixed(1)},${y(b.sent).toFixed(1)}`);
     });
-    const rate = (n) => (n / ((BUCKETS * BUCKET_MS) / 1000)).toFixed(n > 0 && n < 300 ? 2 : 1);
+    const recent = series.slice(-RATE_BUCKETS).reduce((sum, b) => sum + b.completed, 0);
+    const rate = (recent / ((RATE_BUCKETS * BUCKET_MS) / 1000)).toFixed(recent > 0 && recent < 30 ? 2 : 1);
     const chart = svg(
       'svg',
       {
@@ -114,7 +120,7 @@ export class ThroughputChart {
         h('span', { class: 'key completed' }, `${totals.completed} completed`),
         h('span', { class: 'key failed' }, `${totals.failed} failed`),
         h('span', { class: 'key sent' }, `${totals.sent} sent`),
-        h('span', { class: 'muted' }, `≈ ${rate(totals.completed)}/s completed`),
+        h('span', { class: 'muted' }, `≈ ${rate}/s completed over the last 30 s`),
       ),
     );
     fill(this.container, figure);
