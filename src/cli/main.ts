@@ -24,6 +24,12 @@ import { serveCommand } from './commands/serve.ts';
 import { workCommand } from './commands/work.ts';
 import { EXIT, EXIT_HELP } from './context.ts';
 
+// `ferry events | head` closes stdout early: that is the reader saying it has enough, not an error.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(EXIT.ok);
+  throw error;
+});
+
 const program = new Command('ferry')
   .description('Ferry: a durable broker for asynchronous messages and tasks')
   .version('0.1.0')
