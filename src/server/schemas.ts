@@ -127,10 +127,13 @@ export const QueuePatch = Type.Object(
 );
 export type QueuePatch = Static<typeof QueuePatch>;
 
+/** Whole numbers in a query string are matched as text: a converting validator would truncate `1.5` to 1. */
+const Digits = (description: string) => Type.String({ pattern: '^[0-9]{1,15}$', description });
+
 export const ListQuery = Type.Object(
   {
     state: Type.Optional(State),
-    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+    limit: Type.Optional(Digits('1–1000, default 50')),
     cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 512 })),
   },
   { additionalProperties: false },
@@ -154,7 +157,7 @@ export const EventsQuery = Type.Object(
     types: Type.Optional(
       Type.String({ maxLength: 256, description: `event types separated by commas: ${EVENT_TYPES.join(', ')}` }),
     ),
-    after: Type.Optional(Type.Integer({ minimum: 0, description: 'resume after this seq, as Last-Event-ID' })),
+    after: Type.Optional(Digits('resume after this seq, as Last-Event-ID')),
     token: Type.Optional(Type.String({ maxLength: 2048, description: 'a stream token from POST /v1/stream-tokens' })),
   },
   { additionalProperties: false },

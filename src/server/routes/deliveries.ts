@@ -52,7 +52,7 @@ export async function deliveryRoutes(app: App, deps: RouteDeps): Promise<void> {
       config: { access: { scopes: ['receive'], queueParams: ['queue'] } },
       // Every field is optional, so a bodiless POST means all defaults.
       preValidation: async (request) => {
-        request.body ??= {};
+        if (request.body === undefined) request.body = {};
       },
     },
     async (request, reply) => {

@@ -39,7 +39,7 @@ export async function eventRoutes(app: App, deps: RouteDeps): Promise<void> {
       },
       config: { access: { scopes: SCOPES } },
       preValidation: async (request) => {
-        request.body ??= {};
+        if (request.body === undefined) request.body = {};
       },
     },
     async (request) => {
@@ -67,7 +67,10 @@ export async function eventRoutes(app: App, deps: RouteDeps): Promise<void> {
     async (request, reply) => {
       const { grant, query } = request;
       const types: EventType[] | undefined = query.types ? checkEventTypes(query.types.split(',')) : undefined;
-      const after = lastEventId(request.headers['last-event-id'], query.after);
+      const after = lastEventId(
+        request.headers['last-event-id'],
+        query.after === undefined ? undefined : Number(query.after),
+      );
       const queue = query.queue ?? request.streamQueue ?? undefined;
       if (request.streamQueue !== null && queue !== request.streamQueue) {
         throw new ForbiddenError(`this stream token is for queue ${JSON.stringify(request.streamQueue)} only`);

@@ -88,7 +88,11 @@ export async function queueRoutes(app: App, deps: RouteDeps): Promise<void> {
     },
     async (request) => {
       const { state, limit, cursor } = request.query;
-      return ferry.list(request.params.queue, { state, limit, cursor });
+      return ferry.list(request.params.queue, {
+        state,
+        limit: limit === undefined ? undefined : Number(limit),
+        cursor,
+      });
     },
   );
 
