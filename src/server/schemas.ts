@@ -264,7 +264,7 @@ export const Problem = Type.Object(
 );
 export const Health = Type.Object({ ok: Type.Boolean() });
 export const CancellationsBody = Type.Object(
-  { ids: Type.Array(MessageId, { maxItems: 10_000 }), wait: Type.Optional(Duration) },
+  { ids: Type.Array(MessageId, { minItems: 1, maxItems: 10_000 }), wait: Type.Optional(Duration) },
   { additionalProperties: false },
 );
 export const CancellationsReply = Type.Object({ ids: Type.Array(Type.String()) });
