@@ -11,7 +11,7 @@ type Listener = (event: FerryEvent) => void;
 export class Bus {
   private readonly queueWaiters = new Map<string, Set<() => void>>();
   private readonly idWaiters = new Map<string, Set<Listener>>();
-  private readonly cancelWatchers = new Map<string, Set<() => void>>();
+  private readonly cancelWatchers = new Map<string, () => void>();
   private readonly listeners = new Set<Listener>();
   private readonly dueTimers = new Map<string, { at: number; handle: TimerHandle }>();
 
@@ -111,24 +111,16 @@ export class Bus {
     return () => this.listeners.delete(listener);
   }
 
+  /** Calls `abort` when message `id` is cancelled while active. One watcher per id (one delivery holds it). */
   onCancel(id: string, abort: () => void): () => void {
-    let set = this.cancelWatchers.get(id);
-    if (!set) {
-      set = new Set();
-      this.cancelWatchers.set(id, set);
-    }
-    set.add(abort);
+    this.cancelWatchers.set(id, abort);
     return () => {
-      const current = this.cancelWatchers.get(id);
-      if (!current) return;
-      current.delete(abort);
-      if (current.size === 0) this.cancelWatchers.delete(id);
+      if (this.cancelWatchers.get(id) === abort) this.cancelWatchers.delete(id);
     };
   }
 
   cancelRequested(id: string): void {
-    const set = this.cancelWatchers.get(id);
-    if (set) for (const abort of set) abort();
+    this.cancelWatchers.get(id)?.();
   }
 
   /** Wakes every waiter (used at close). */

@@ -60,7 +60,7 @@ import { type Clock, systemClock } from './clock.ts';
 import { EventFeed } from './event-feed.ts';
 import { newId } from './ids.ts';
 import { toInfo } from './records.ts';
-import { WorkerLoop } from './worker.ts';
+import { LEASE_UNTIL_MS, WorkerLoop } from './worker.ts';
 
 export interface EngineOptions {
   clock?: Clock;
@@ -506,7 +506,7 @@ export class Engine implements Ferry {
 }
 
 function toDelivery(c: Claimed): Delivery {
-  return {
+  const delivery: Delivery & { [LEASE_UNTIL_MS]?: number } = {
     id: c.id,
     queue: c.queue,
     payload: JSON.parse(c.payload),
@@ -518,6 +518,8 @@ function toDelivery(c: Claimed): Delivery {
     sentAt: new Date(c.sentAt).toISOString(),
     leaseUntil: new Date(c.leaseUntil).toISOString(),
   };
+  delivery[LEASE_UNTIL_MS] = c.leaseUntil;
+  return delivery;
 }
 
 function anySignal(...signals: (AbortSignal | undefined)[]): AbortSignal {

@@ -11,6 +11,12 @@ import { LeaseLostError, toFailure, UnrecoverableError } from '../core/errors.ts
 import type { Delivery, DeliveryRef, Duration, Handler, Job, NackOptions, Worker, WorkOptions } from '../core/types.ts';
 import { checkInteger, checkLease, checkOptions } from '../core/validate.ts';
 
+/**
+ * A delivery may carry its lease end in epoch ms under this symbol (the in-process engine sets it), sparing
+ * the worker a parse of the ISO string on every message. Symbols never reach JSON.
+ */
+export const LEASE_UNTIL_MS: unique symbol = Symbol('ferry.leaseUntilMs');
+
 /** What the loop needs of a Ferry. Browser-safe: no `node:` imports here. */
 export interface WorkerHost {
   receive(
@@ -28,7 +34,7 @@ export interface WorkerHost {
   idleWait: number;
 }
 
-interface Running {
+export interface Running {
   delivery: Delivery;
   /** Created when the handler first reads `job.signal`, or when it must abort: most handlers never look. */
   controller: AbortController | undefined;
@@ -45,7 +51,7 @@ export class WorkerLoop<P, R> implements Worker {
   private readonly lease: Duration | undefined;
   private readonly onError: (error: unknown) => void;
   private readonly jobs = new Map<string, Running>();
-  private readonly settling = new Set<Promise<unknown>>();
+  private settling = 0;
   private readonly stop = new AbortController();
   private slotFree: (() => void) | undefined;
   private drained: (() => void) | undefined;
@@ -106,48 +112,23 @@ export class WorkerLoop<P, R> implements Worker {
   }
 
   private start(delivery: Delivery): void {
-    const controller = new AbortController();
-    const now = this.host.now();
-    const leaseUntil = Date.parse(delivery.leaseUntil);
+    const leaseUntil =
+      (delivery as Delivery & { [LEASE_UNTIL_MS]?: number })[LEASE_UNTIL_MS] ?? Date.parse(delivery.leaseUntil);
     const running: Running = {
       delivery,
-      controller,
-      lease: Math.max(100, leaseUntil - now),
+      controller: undefined,
+      lease: Math.max(100, leaseUntil - this.host.now()),
       leaseUntil,
       renewing: false,
     };
     this.jobs.set(delivery.id, running);
     if (this.host.onCancel) {
-      running.unwatch = this.host.onCancel(delivery.id, () => controller.abort(new Error('message cancelled')));
+      running.unwatch = this.host.onCancel(delivery.id, () => abort(running, new Error('message cancelled')));
     }
     this.scheduleRenewal(running.lease);
-    const host = this.host;
-    const job: Job<P> = {
-      id: delivery.id,
-      queue: delivery.queue,
-      payload: delivery.payload as P,
-      attempt: delivery.attempt,
-      key: delivery.key,
-      priority: delivery.priority,
-      headers: delivery.headers,
-      sentAt: delivery.sentAt,
-      receipt: delivery.receipt,
-      get signal() {
-        running.controller ??= new AbortController();
-        return running.controller.signal;
-      },
-      progress: (value) => host.progress(delivery, value),
-      extend: async (lease) => {
-        const ms = checkLease(lease);
-        const { leaseUntil } = await host.extend(delivery, lease);
-        running.lease = ms;
-        running.leaseUntil = Date.parse(leaseUntil);
-        this.scheduleRenewal(ms);
-      },
-    };
     let outcome: Promise<unknown>;
     try {
-      outcome = Promise.resolve(this.handler(job));
+      outcome = Promise.resolve(this.handler(new RunningJob<P>(this, running)));
     } catch (error) {
       outcome = Promise.reject(error);
     }
@@ -160,21 +141,24 @@ export class WorkerLoop<P, R> implements Worker {
     );
   }
 
+  /** `job.extend()`: extends now and renews by the new length from then on. */
+  async extendJob(running: Running, lease: Duration): Promise<void> {
+    const ms = checkLease(lease);
+    const { leaseUntil } = await this.host.extend(running.delivery, lease);
+    running.lease = ms;
+    running.leaseUntil = Date.parse(leaseUntil);
+    this.scheduleRenewal(ms);
+  }
+
+  progressJob(running: Running, value: unknown): Promise<void> {
+    return this.host.progress(running.delivery, value);
+  }
+
   private settle(running: Running, settled: Promise<unknown>): void {
     this.jobs.delete(running.delivery.id);
     running.unwatch?.();
-    const tracked = settled.then(
-      () => undefined,
-      (error: unknown) => {
-        // A stale receipt means the lease was lost: the message is redelivered or settled elsewhere.
-        if (!(error instanceof LeaseLostError)) this.onError(error);
-      },
-    );
-    this.settling.add(tracked);
-    void tracked.finally(() => {
-      this.settling.delete(tracked);
-      if (this.jobs.size === 0 && this.settling.size === 0) this.drained?.();
-    });
+    this.settling++;
+    settled.then(this.settled, this.settleFailed);
     const wake = this.slotFree;
     this.slotFree = undefined;
     wake?.();
@@ -184,6 +168,16 @@ export class WorkerLoop<P, R> implements Worker {
       this.renewEvery = Number.POSITIVE_INFINITY;
     }
   }
+
+  private readonly settled = (): void => {
+    if (--this.settling === 0 && this.jobs.size === 0) this.drained?.();
+  };
+
+  private readonly settleFailed = (error: unknown): void => {
+    // A stale receipt means the lease was lost: the message is redelivered or settled elsewhere.
+    if (!(error instanceof LeaseLostError)) this.onError(error);
+    this.settled();
+  };
 
   /** One timer per worker, ticking at a quarter of the shortest lease in hand, renews what is past a third. */
   private scheduleRenewal(lease: number): void {
@@ -222,7 +216,7 @@ export class WorkerLoop<P, R> implements Worker {
     this.stop.abort();
     this.slotFree?.();
     await this.loopDone;
-    if (this.jobs.size > 0 || this.settling.size > 0) {
+    if (this.jobs.size > 0 || this.settling > 0) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([
         new Promise<void>((resolve) => {
@@ -242,4 +236,46 @@ export class WorkerLoop<P, R> implements Worker {
 function abort(running: Running, reason: unknown): void {
   running.controller ??= new AbortController();
   running.controller.abort(reason);
+}
+
+/** The `job` a handler receives: methods on the prototype, not closures per message. */
+class RunningJob<P> implements Job<P> {
+  readonly id: string;
+  readonly queue: string;
+  readonly payload: P;
+  readonly attempt: number;
+  readonly key: string | null;
+  readonly priority: number;
+  readonly headers: Record<string, string>;
+  readonly sentAt: string;
+  readonly receipt: string;
+
+  constructor(
+    private readonly worker: WorkerLoop<P, unknown>,
+    private readonly running: Running,
+  ) {
+    const d = running.delivery;
+    this.id = d.id;
+    this.queue = d.queue;
+    this.payload = d.payload as P;
+    this.attempt = d.attempt;
+    this.key = d.key;
+    this.priority = d.priority;
+    this.headers = d.headers;
+    this.sentAt = d.sentAt;
+    this.receipt = d.receipt;
+  }
+
+  get signal(): AbortSignal {
+    this.running.controller ??= new AbortController();
+    return this.running.controller.signal;
+  }
+
+  progress(value: unknown): Promise<void> {
+    return this.worker.progressJob(this.running, value);
+  }
+
+  extend(lease: Duration): Promise<void> {
+    return this.worker.extendJob(this.running, lease);
+  }
 }
