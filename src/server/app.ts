@@ -83,6 +83,8 @@ export async function createServer(ferry: Ferry, options: ServerOptions = {}): P
     keepAliveTimeout: 72_000,
     requestTimeout: 120_000,
     http: { maxHeaderSize: 16 * 1024 },
+    // Requests still arriving while draining are served (the store is open until the end) rather than 503.
+    return503OnClosing: false,
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
     // One line per refused request from our onResponse hook instead of Fastify's two per request.
@@ -113,6 +115,10 @@ export async function createServer(ferry: Ferry, options: ServerOptions = {}): P
   const shutdown = new AbortController();
   app.addHook('onReady', async () => metrics.start());
   app.addHook('preClose', async () => shutdown.abort(new Error('the server is closing')));
+  // Answers given while draining end their connection, so close() does not wait out keep-alive timeouts.
+  app.addHook('onSend', async (_request, reply) => {
+    if (shutdown.signal.aborted) reply.header('connection', 'close');
+  });
   app.addHook('onClose', async () => metrics.stop());
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
