@@ -37,7 +37,7 @@ before(async () => {
     ],
   });
   ferry = await open('memory:');
-  server = await startServer({ ferry, port: 0, plugins: [dashboard] });
+  server = await startServer({ ferry, port: 0, plugins: [dashboard], logger: false });
 });
 
 after(async () => {
@@ -230,7 +230,7 @@ describe('dashboard', () => {
     const token = 'dashboard-test-token-0123456789';
     const own = await open('memory:');
     await own.send('secret-queue', 1);
-    const guarded = await startServer({ ferry: own, port: 0, tokens: [token], plugins: [dashboard] });
+    const guarded = await startServer({ ferry: own, port: 0, tokens: [token], plugins: [dashboard], logger: false });
     try {
       const html = await (await fetch(`${guarded.url}/`)).text();
       assert.doesNotMatch(html, /secret-queue/, 'no data in the page before sign-in');

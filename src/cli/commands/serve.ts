@@ -1,7 +1,5 @@
 /** `ferry serve`: the HTTP API, the events stream and the dashboard. SIGTERM or SIGINT drains and exits 0. */
 import { Command, Option } from 'commander';
-import { dashboard } from '../../dashboard/index.ts';
-import { startServer } from '../../server/index.ts';
 import { action, parseIntOption, UsageError } from '../context.ts';
 import { printJson, println } from '../output.ts';
 
@@ -44,6 +42,11 @@ export const serveCommand = new Command('serve')
       if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);
       // Each value may hold several entries (FERRY_TOKENS separates them by spaces or ';'): the server parses them.
       const tokens = (flags.token ?? []).filter((t) => t.trim() !== '');
+      // Loaded here, so other commands never pay for Fastify.
+      const [{ startServer }, { dashboard }] = await Promise.all([
+        import('../../server/index.ts'),
+        import('../../dashboard/index.ts'),
+      ]);
       const server = await startServer({
         ...(flags.store !== undefined && { store: flags.store }),
         host: flags.host,
