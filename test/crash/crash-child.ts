@@ -50,7 +50,7 @@ function randomPayload(producer: number): unknown {
       ok: roll > 0.85,
       none: null,
     };
-  if (roll > 0.96) payload.blob = randomBytes(10_000 + Math.floor(Math.random() * 60_000)).toString('base64');
+  if (roll > 0.985) payload.blob = randomBytes(4_000 + Math.floor(Math.random() * 36_000)).toString('base64');
   return payload;
 }
 

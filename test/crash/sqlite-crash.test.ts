@@ -99,6 +99,8 @@ test('sqlite: every answered send and ack survives SIGKILL at random moments', {
     const journal = ledger.apply(await readFile(journalFile, 'utf8'), round);
     assert.ok(journal.ready, `round ${round}: the child never journaled ready`);
 
+    const checkStart = performance.now();
+    const ms = { verify: 0, drain: 0 };
     let integrity = 'not run';
     let found: Awaited<ReturnType<typeof verifyAnswered>>;
     let drained: Awaited<ReturnType<typeof drain>>;
@@ -108,8 +110,12 @@ test('sqlite: every answered send and ack survives SIGKILL at random moments', {
         // A second connection while Ferry holds the file: closing it does not checkpoint the crashed WAL away.
         integrity = integrityCheck(dbFile);
         if (integrity !== 'ok') ledger.problems.push(`round ${round}: integrity_check answered ${integrity}`);
+        let mark = performance.now();
         found = await verifyAnswered(ferry, ledger, round, journal);
+        ms.verify = performance.now() - mark;
+        mark = performance.now();
         drained = await drain(ferry, ledger, round);
+        ms.drain = performance.now() - mark;
       } finally {
         await ferry.close();
       }
@@ -132,7 +138,8 @@ test('sqlite: every answered send and ack survives SIGKILL at random moments', {
       `round ${round}: killed ${run.killedAfterMs.toFixed(0)} ms after ready (startup ${run.startupMs.toFixed(0)} ms); ` +
         `answered ${journal.sends} sends, ${journal.acks} acks (${journal.lost} lease_lost), ${journal.deliveries} deliveries; ` +
         `found ${found.messages} messages ${JSON.stringify(found.states)}, ${found.unjournaled} committed but unanswered; ` +
-        `drained ${drained.delivered} (${drained.redelivered} redelivered); integrity ${integrity}`,
+        `drained ${drained.delivered} (${drained.redelivered} redelivered); integrity ${integrity}; ` +
+        `checked in ${(performance.now() - checkStart).toFixed(0)} ms (verify ${ms.verify.toFixed(0)}, drain ${ms.drain.toFixed(0)})`,
     );
     // Stop at the first broken round: later rounds would only repeat its losses.
     if (ledger.problems.length > 0) break;

@@ -113,7 +113,7 @@ export async function drain(ferry: Ferry, ledger: Ledger, round: number, timeout
   for (;;) {
     let received = 0;
     for (const queue of QUEUES) {
-      const deliveries = await ferry.receive(queue, { max: 1000, wait: '50ms', lease: '30s' });
+      const deliveries = await ferry.receive(queue, { max: 1000, wait: '25ms', lease: '30s' });
       received += deliveries.length;
       for (const d of deliveries) {
         out.delivered++;
