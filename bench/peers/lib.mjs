@@ -115,3 +115,23 @@ export function runDriver(system, main) {
     },
   );
 }
+
+/** Creates the benchmark database (PEERS_PG_URL's) when missing, through the server's `postgres` database. */
+export async function ensureDatabase(url = PG_URL) {
+  const { default: pg } = await import('pg');
+  const target = new URL(url);
+  const name = decodeURIComponent(target.pathname.slice(1));
+  const admin = new URL(url);
+  admin.pathname = '/postgres';
+  const client = new pg.Client({ connectionString: admin.toString() });
+  await client.connect();
+  try {
+    const found = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+    if (found.rowCount === 0) await client.query(`CREATE DATABASE "${name.replaceAll('"', '""')}"`);
+  } catch (error) {
+    // Two drivers may race to create it; the loser sees a duplicate.
+    if (error?.code !== '42P04' && error?.code !== '23505') throw error;
+  } finally {
+    await client.end();
+  }
+}
