@@ -1,5 +1,6 @@
 /**
- * The process that gets killed. Run as `node --import tsx test/crash/crash-child.ts <db file> <journal file>`.
+ * The process that gets killed. Run as
+ * `node --import tsx test/crash/crash-child.ts <db file> <journal file> [sent:N | acked:N]`.
  *
  * Opens `sqlite:<db file>` (synchronous=FULL, the default) and works under load until it is SIGKILLed:
  * producers `send` and `sendBatch` random payloads into two queues; `receive` + `ack` consumers drain one,
@@ -13,6 +14,11 @@
  *   lost <id>                      an ack was refused with lease_lost (the lease ran out under load)
  *
  * `marker` is a hash of the payload's JSON, so the checker can tell an intact payload from a damaged one.
+ *
+ * A kill from outside lands anywhere, so it rarely falls in the few microseconds between a call's answer and
+ * its write reaching the kernel. With a third argument `sent:N` (or `acked:N`) the child SIGKILLs itself right
+ * after journaling its N-th answered send (or ack): nothing runs in between, so an answer given before the
+ * write is caught.
  */
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants, openSync, writeSync } from 'node:fs';
@@ -20,15 +26,20 @@ import type { Delivery, Ferry } from '../../src/index.ts';
 import { LeaseLostError, open } from '../../src/index.ts';
 import { ACK_QUEUE, CHILD_LEASE, marker, WORK_QUEUE } from './journal.ts';
 
-const [dbFile, journalFile] = process.argv.slice(2);
-if (!dbFile || !journalFile) {
-  console.error('usage: crash-child.ts <db file> <journal file>');
+const [dbFile, journalFile, killAt = ''] = process.argv.slice(2);
+const [, selfKillKind = '', selfKillN = '0'] = /^(sent|acked):(\d+)$/.exec(killAt) ?? [];
+let selfKillCountdown = Number(selfKillN);
+if (!dbFile || !journalFile || (killAt !== '' && selfKillCountdown === 0)) {
+  console.error('usage: crash-child.ts <db file> <journal file> [sent:N | acked:N]');
   process.exit(2);
 }
 
 const journalFd = openSync(journalFile, constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND, 0o644);
 function journal(line: string): void {
   writeSync(journalFd, `${line}\n`);
+  if (selfKillCountdown > 0 && line.startsWith(`${selfKillKind} `) && --selfKillCountdown === 0) {
+    process.kill(process.pid, 'SIGKILL');
+  }
 }
 
 const KEYS = ['k0', 'k1', 'k2', 'k3', 'k4'];

@@ -4,6 +4,10 @@
  * After each kill the store is reopened and checked: every send and ack that was answered, in any round,
  * is there; nothing acked is delivered again; `PRAGMA integrity_check` answers `ok`.
  *
+ * Odd rounds are killed by the parent 150–900 ms after the child is running. Even rounds the child kills
+ * itself right after journaling its N-th answered send (or ack), the one moment an outside kill almost never
+ * hits: an answer given before its write reached the kernel would show up there as a loss.
+ *
  * FERRY_CRASH_ROUNDS (default 20) and FERRY_CRASH_SEED (the kill times; printed) reproduce a run.
  */
 import assert from 'node:assert/strict';
@@ -39,13 +43,18 @@ function mulberry32(seed: number): () => number {
 interface Run {
   startupMs: number;
   killedAfterMs: number;
+  /** `timer`: the parent's SIGKILL; `itself`: the child's own, at its n-th answer. */
+  by: 'timer' | 'itself';
 }
 
-/** Starts the child, SIGKILLs it `killAfter` ms after it reports it is running, and waits for it to be gone. */
-function runChild(dbFile: string, journalFile: string, killAfter: number): Promise<Run> {
+/**
+ * Starts the child, SIGKILLs it `killAfter` ms after it reports it is running (unless it killed itself at
+ * `selfKill`, `sent:N` or `acked:N`, first), and waits for it to be gone.
+ */
+function runChild(dbFile: string, journalFile: string, killAfter: number, selfKill: string): Promise<Run> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const child = spawn(process.execPath, ['--import', 'tsx', CHILD, dbFile, journalFile], {
+    const child = spawn(process.execPath, ['--import', 'tsx', CHILD, dbFile, journalFile, selfKill], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -67,8 +76,9 @@ function runChild(dbFile: string, journalFile: string, killAfter: number): Promi
     child.on('error', reject);
     child.on('close', (code, signal) => {
       clearTimeout(giveUp);
-      if (signal === 'SIGKILL' && readyAt !== undefined && killedAt !== undefined) {
-        resolve({ startupMs: readyAt - started, killedAfterMs: killedAt - readyAt });
+      if (signal === 'SIGKILL' && readyAt !== undefined) {
+        const by = killedAt === undefined ? 'itself' : 'timer';
+        resolve({ startupMs: readyAt - started, killedAfterMs: (killedAt ?? performance.now()) - readyAt, by });
       } else {
         reject(
           new Error(
@@ -89,13 +99,26 @@ test('sqlite: every answered send and ack survives SIGKILL at random moments', {
   t.after(() => rm(dir, { recursive: true, force: true }));
   const dbFile = join(dir, 'ferry.db');
   const ledger = new Ledger();
-  const totals = { rounds: 0, sends: 0, acks: 0, deliveries: 0, lost: 0, unjournaled: 0, drained: 0, redelivered: 0 };
+  const totals = {
+    rounds: 0,
+    selfKills: 0,
+    sends: 0,
+    acks: 0,
+    deliveries: 0,
+    lost: 0,
+    unjournaled: 0,
+    drained: 0,
+    redelivered: 0,
+  };
   t.diagnostic(`crash: seed ${seed}, ${rounds} rounds, one database file, synchronous=FULL`);
 
   for (let round = 1; round <= rounds; round++) {
     const journalFile = join(dir, `journal-${round}.log`);
     const killAfter = KILL_AFTER_MIN + Math.floor(random() * (KILL_AFTER_MAX - KILL_AFTER_MIN));
-    const run = await runChild(dbFile, journalFile, killAfter);
+    // Every other round the child kills itself at an answered send or ack (the timer stays armed as a fallback).
+    const n = 20 + Math.floor(random() * 1000);
+    const selfKill = round % 4 === 2 ? `sent:${n}` : round % 4 === 0 ? `acked:${n}` : '';
+    const run = await runChild(dbFile, journalFile, killAfter, selfKill);
     const journal = ledger.apply(await readFile(journalFile, 'utf8'), round);
     assert.ok(journal.ready, `round ${round}: the child never journaled ready`);
 
@@ -127,6 +150,7 @@ test('sqlite: every answered send and ack survives SIGKILL at random moments', {
     }
 
     totals.rounds++;
+    if (run.by === 'itself') totals.selfKills++;
     totals.sends += journal.sends;
     totals.acks += journal.acks;
     totals.deliveries += journal.deliveries;
@@ -135,7 +159,8 @@ test('sqlite: every answered send and ack survives SIGKILL at random moments', {
     totals.drained += drained.delivered;
     totals.redelivered += drained.redelivered;
     t.diagnostic(
-      `round ${round}: killed ${run.killedAfterMs.toFixed(0)} ms after ready (startup ${run.startupMs.toFixed(0)} ms); ` +
+      `round ${round}: ${run.by === 'itself' ? `killed itself at ${selfKill}, ` : 'killed '}` +
+        `${run.killedAfterMs.toFixed(0)} ms after ready (startup ${run.startupMs.toFixed(0)} ms); ` +
         `answered ${journal.sends} sends, ${journal.acks} acks (${journal.lost} lease_lost), ${journal.deliveries} deliveries; ` +
         `found ${found.messages} messages ${JSON.stringify(found.states)}, ${found.unjournaled} committed but unanswered; ` +
         `drained ${drained.delivered} (${drained.redelivered} redelivered); integrity ${integrity}; ` +
@@ -148,7 +173,7 @@ test('sqlite: every answered send and ack survives SIGKILL at random moments', {
   const finalIntegrity = integrityCheck(dbFile);
   if (finalIntegrity !== 'ok') ledger.problems.push(`after the last round: integrity_check answered ${finalIntegrity}`);
   t.diagnostic(
-    `crash summary: ${totals.rounds} rounds, ${totals.sends} answered sends and ${totals.acks} answered acks ` +
+    `crash summary: ${totals.rounds} rounds (${totals.selfKills} killed at an answer), ${totals.sends} answered sends and ${totals.acks} answered acks ` +
       `(${ledger.sent.size} messages and ${ledger.acked.size} acks checked every round, checker's included), ` +
       `${totals.deliveries} deliveries, ${totals.unjournaled} committed-but-unanswered, ` +
       `${totals.drained} drained after kills (${totals.redelivered} redelivered), ${ledger.problems.length} problems`,
