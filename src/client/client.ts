@@ -84,7 +84,10 @@ export class HttpFerry implements Ferry {
 
   async #call<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
     this.#guard();
-    const signal = options.signal ? AbortSignal.any([options.signal, this.#closing.signal]) : this.#closing.signal;
+    // A signal per request: fetch implementations hang a listener on it until the request is collected, so
+    // one shared signal would gather thousands.
+    const sources = options.signal ? [options.signal, this.#closing.signal] : [this.#closing.signal];
+    const signal = AbortSignal.any(sources);
     try {
       return (await this.#http.request<T>(method, path, { ...options, signal })).body;
     } catch (error) {

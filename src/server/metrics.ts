@@ -15,7 +15,7 @@ const TRACKED = 100_000;
 
 function isLeaseExpiry(event: FerryEvent): boolean {
   const error = event.error;
-  return !!error && (error.name === 'LeaseExpiredError' || /lease (ran out|expired)/i.test(error.message));
+  return !!error && (error.name === 'LeaseExpired' || /lease (ran out|expired)/i.test(error.message));
 }
 
 export class Metrics {
