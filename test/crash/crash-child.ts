@@ -34,6 +34,12 @@ if (!dbFile || !journalFile || (killAt !== '' && selfKillCountdown === 0)) {
   process.exit(2);
 }
 
+// The parent kills within a second of `ready`; if it is gone (its test timed out, say), do not run forever.
+setTimeout(() => {
+  console.error('crash child: not killed within 30 s, exiting');
+  process.exit(3);
+}, 30_000);
+
 const journalFd = openSync(journalFile, constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND, 0o644);
 function journal(line: string): void {
   writeSync(journalFd, `${line}\n`);
