@@ -50,8 +50,11 @@ export type ClaimedRow = [
   leaseUntil: number,
 ];
 
+/** A prepared statement answering rows of type R (a named type, so declarations can refer to it). */
+export interface Stmt<R> extends Database.Statement<unknown[], R> {}
+
 export function prepare(db: Database.Database) {
-  const s = <R = unknown>(sql: string) => db.prepare<unknown[], R>(sql);
+  const s = <R = unknown>(sql: string): Stmt<R> => db.prepare<unknown[], R>(sql);
   return {
     ensureQueue: s('INSERT OR IGNORE INTO queues (name) VALUES (?)'),
     queue: s<{ settings: string; paused: number; rate_window: number; rate_count: number }>(
@@ -164,7 +167,7 @@ export function prepare(db: Database.Database) {
 
 /** One listing statement per state filter, each paging by seq. */
 function listings(db: Database.Database) {
-  const list = (where: string) =>
+  const list = (where: string): Stmt<Row> =>
     db.prepare<unknown[], Row>(
       `SELECT * FROM messages WHERE queue = @queue AND seq > @after ${where} ORDER BY seq LIMIT @limit`,
     );
