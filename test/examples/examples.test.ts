@@ -77,7 +77,7 @@ describe('examples/worker-pool', () => {
       assert.equal(bad?.error?.name, 'UnrecoverableError');
       const alan = messages.find((m) => (m.payload as { to: string }).to === 'alan@greylist.example');
       assert.equal(alan?.state, 'completed');
-      assert.equal((alan?.result as { attempt: number }).attempt, 2);
+      assert.equal((alan?.result as { attempt?: number } | undefined)?.attempt, 2);
     } finally {
       await ferry.close();
     }
