@@ -164,8 +164,11 @@ describe('examples/web-page', () => {
     page.on('console', (message) => {
       if (message.type() === 'error') problems.push(message.text());
     });
+    // The page follows the queue's events; its stream must be open before the first job, or it misses them.
+    const streaming = page.waitForResponse((r) => r.url().startsWith(`${ferryUrl}/v1/events`), { timeout: 10_000 });
     await page.goto(pageUrl);
     await page.locator('#submit button:not([disabled])').waitFor({ timeout: 10_000 });
+    assert.equal((await streaming).status(), 200);
     assert.equal(await page.locator('#connection').textContent(), `connected to ${ferryUrl}`);
 
     await page.fill('#text', 'The quick brown fox jumps over the lazy dog. The dog sleeps! Quick quick.');

@@ -19,6 +19,53 @@ function el(tag, attributes = {}, ...children) {
 const { ferryUrl } = await (await fetch('/config.json')).json();
 const ferry = await connect(ferryUrl);
 
+/** The list item of each job sent from this page, by message id. */
+const items = new Map();
+/**
+ * The latest state and progress of recent messages, from events. An event may arrive before the send's own
+ * answer (the worker can be that quick), so it is kept here until the job's list item exists.
+ */
+const latest = new Map();
+
+const finished = (item) => item.dataset.state === 'completed' || item.dataset.state === 'dead';
+
+function render(id) {
+  const item = items.get(id);
+  const known = latest.get(id);
+  if (!item || !known || finished(item)) return;
+  if (known.state) {
+    item.dataset.state = known.state;
+    item.querySelector('.state').textContent = known.text;
+  }
+  if (typeof known.progress === 'number') item.querySelector('progress').value = known.progress;
+}
+
+function remember(event) {
+  const known = latest.get(event.id) ?? {};
+  if (event.type === 'active') Object.assign(known, { state: 'active', text: `working (attempt ${event.attempt})` });
+  if (event.type === 'retrying') Object.assign(known, { state: 'retrying', text: 'failed, will retry' });
+  if (event.type === 'progress') known.progress = event.progress;
+  latest.delete(event.id);
+  latest.set(event.id, known);
+  if (latest.size > 500) latest.delete(latest.keys().next().value);
+  render(event.id);
+}
+
+function finish(id, state, text) {
+  const item = items.get(id);
+  item.dataset.state = state;
+  item.querySelector('.state').textContent = text;
+  latest.delete(id);
+}
+
+// Progress comes from the events stream (server-sent events); the result from sent.result(). The stream is
+// opened before the form is enabled, so that it sees the first jobs' events too.
+void (async () => {
+  for await (const event of ferry.events({ queue: QUEUE, types: ['active', 'progress', 'retrying'] })) {
+    remember(event);
+  }
+})();
+
 try {
   await ferry.stats(QUEUE);
   connection.textContent = `connected to ${ferryUrl}`;
@@ -26,29 +73,6 @@ try {
 } catch (error) {
   connection.textContent = `cannot reach Ferry at ${ferryUrl}: ${error.message}`;
 }
-
-/** The list item of each job sent from this page, by message id. */
-const items = new Map();
-
-function setState(id, state, text) {
-  const item = items.get(id);
-  if (!item) return;
-  item.dataset.state = state;
-  item.querySelector('.state').textContent = text ?? state;
-}
-
-// Progress comes from the events stream (server-sent events); the result from sent.result().
-void (async () => {
-  for await (const event of ferry.events({ queue: QUEUE, types: ['active', 'progress', 'retrying'] })) {
-    const item = items.get(event.id);
-    if (!item || item.dataset.state === 'completed' || item.dataset.state === 'dead') continue;
-    if (event.type === 'active') setState(event.id, 'active', `working (attempt ${event.attempt})`);
-    if (event.type === 'retrying') setState(event.id, 'retrying', 'failed, will retry');
-    if (event.type === 'progress' && typeof event.progress === 'number') {
-      item.querySelector('progress').value = event.progress;
-    }
-  }
-})();
 
 function showResult(item, stats) {
   const top = stats.topWords.map((w) => `${w.word} (${w.count})`).join(', ') || 'none';
@@ -91,15 +115,16 @@ form.addEventListener('submit', async (event) => {
   );
   items.set(sent.id, item);
   jobs.prepend(item);
+  render(sent.id);
   form.reset();
 
   try {
     const stats = await sent.result({ timeout: '2m' });
-    setState(sent.id, 'completed', 'done');
+    finish(sent.id, 'completed', 'done');
     showResult(item, stats);
   } catch (error) {
     const why = error instanceof MessageFailedError ? (error.info.error?.message ?? error.info.state) : error.message;
-    setState(sent.id, 'dead', 'failed');
+    finish(sent.id, 'dead', 'failed');
     item.append(el('p', { class: 'result error' }, why));
   }
 });
