@@ -4,7 +4,19 @@
  * Worker: concurrency 50, everything else BullMQ's default (completed jobs kept, so they can be counted).
  */
 import { Queue, Worker } from 'bullmq';
-import { check, drive, Ledger, log, percentiles, perSecond, performance, REDIS, runDriver, sizes, sleep } from './lib.mjs';
+import {
+  check,
+  drive,
+  Ledger,
+  log,
+  percentiles,
+  performance,
+  perSecond,
+  REDIS,
+  runDriver,
+  sizes,
+  sleep,
+} from './lib.mjs';
 
 const connection = { ...REDIS, maxRetriesPerRequest: null };
 const tag = Math.random().toString(36).slice(2, 8);

@@ -1,38 +1,15 @@
 /**
- * What the peer drivers (plain JavaScript, so the project's type check never needs this folder's
- * node_modules) share: the sizes the runner hands down, a handler-call ledger that proves exactly-once,
- * nearest-rank percentiles, and the one JSON line a driver prints for the runner.
+ * What the peer drivers share: a handler-call ledger that proves exactly-once, nearest-rank percentiles,
+ * the latency drive, and the one JSON line a driver prints for the runner. The drivers are JavaScript so
+ * the project's type check never needs this folder's node_modules; they run with `node --import tsx`
+ * (sizes come from sizes.ts, shared with the TypeScript children).
  */
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { sizes } from './sizes.ts';
 
+export { ensureDatabase, PG_URL, REDIS, sizes } from './sizes.ts';
 export { performance, sleep };
-
-const int = (name, fallback) => {
-  const text = process.env[name];
-  if (text === undefined || text === '') return fallback;
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer; got ${JSON.stringify(text)}`);
-  return n;
-};
-
-/** Workload sizes; the runner sets them from its own defaults or the caller's environment. */
-export const sizes = {
-  single: int('N_SINGLE', 5000),
-  bulk: int('N_BULK', 50_000),
-  batch: int('BATCH', 1000),
-  process: int('N_PROCESS', 20_000),
-  concurrency: int('CONCURRENCY', 50),
-  latency: int('N_LAT', 500),
-  gapMs: int('LAT_GAP_MS', 5),
-};
-
-export const PG_URL = process.env.PEERS_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/ferry_peers';
-export const REDIS = {
-  host: process.env.PEERS_REDIS_HOST ?? '127.0.0.1',
-  port: int('PEERS_REDIS_PORT', 6379),
-  db: Number(process.env.PEERS_REDIS_DB ?? 0),
-};
 
 export function log(...parts) {
   process.stderr.write(`  [${process.argv[1]?.split('/').pop()}] ${parts.join(' ')}\n`);
@@ -114,24 +91,4 @@ export function runDriver(system, main) {
       process.exit(1);
     },
   );
-}
-
-/** Creates the benchmark database (PEERS_PG_URL's) when missing, through the server's `postgres` database. */
-export async function ensureDatabase(url = PG_URL) {
-  const { default: pg } = await import('pg');
-  const target = new URL(url);
-  const name = decodeURIComponent(target.pathname.slice(1));
-  const admin = new URL(url);
-  admin.pathname = '/postgres';
-  const client = new pg.Client({ connectionString: admin.toString() });
-  await client.connect();
-  try {
-    const found = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
-    if (found.rowCount === 0) await client.query(`CREATE DATABASE "${name.replaceAll('"', '""')}"`);
-  } catch (error) {
-    // Two drivers may race to create it; the loser sees a duplicate.
-    if (error?.code !== '42P04' && error?.code !== '23505') throw error;
-  } finally {
-    await client.end();
-  }
 }

@@ -6,8 +6,9 @@
  * accepts, and the documented `notifyWorker()` after a full batch, so a backlog drains without the sleep.
  * pg-boss 10 is polling-only, so its latency is the wait for the next poll.
  */
-import PgBoss from 'pg-boss';
+
 import pg from 'pg';
+import PgBoss from 'pg-boss';
 import {
   check,
   drive,
@@ -16,8 +17,8 @@ import {
   log,
   PG_URL,
   percentiles,
-  perSecond,
   performance,
+  perSecond,
   runDriver,
   sizes,
   sleep,
