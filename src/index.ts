@@ -1,5 +1,6 @@
 /** Ferry: a durable broker for asynchronous messages and tasks. */
 
+export { type ConnectOptions, connect } from './client/index.ts';
 export { formatDuration, parseDuration } from './core/duration.ts';
 export * from './core/errors.ts';
 export * from './core/types.ts';

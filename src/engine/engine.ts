@@ -3,6 +3,7 @@
  * records into public shapes, waits (long polls, results, event streams) and runs workers and housekeeping.
  * What must hold across processes (leases, keys, dedupe, limits) is the store's.
  */
+import { setMaxListeners } from 'node:events';
 import { parseDuration } from '../core/duration.ts';
 import {
   ConflictError,
@@ -90,6 +91,7 @@ export class Engine implements Ferry {
   private readonly workers = new Set<WorkerLoop<unknown, unknown>>();
   private readonly feeds = new Set<EventFeed>();
   private readonly closeController = new AbortController();
+  private readonly closeWaiters = new Set<() => void>();
   private sweepTimer: ReturnType<Clock['setTimeout']> | undefined;
   private closed = false;
 
@@ -97,6 +99,8 @@ export class Engine implements Ferry {
     private readonly store: Store,
     options: EngineOptions,
   ) {
+    // Every open event stream listens for close: many at once is normal, not a leak.
+    setMaxListeners(0, this.closeController.signal);
     this.clock = options.clock ?? systemClock;
     this.bus = new Bus(this.clock);
     this.random = options.random ?? Math.random;
@@ -237,14 +241,15 @@ export class Engine implements Ferry {
           const done = () => {
             this.clock.clearTimeout(timer);
             signal?.removeEventListener('abort', done);
-            this.closeController.signal.removeEventListener('abort', done);
+            this.closeWaiters.delete(done);
             wake = undefined;
             resolve();
           };
           const timer = this.clock.setTimeout(done, Math.min(left, Math.max(1000, this.pollInterval)));
           wake = done;
           signal?.addEventListener('abort', done, { once: true });
-          this.closeController.signal.addEventListener('abort', done, { once: true });
+          // A set, not a listener on one shared signal: thousands of concurrent waits are normal here.
+          this.closeWaiters.add(done);
         });
       }
     } finally {
@@ -498,6 +503,7 @@ export class Engine implements Ferry {
     await Promise.all([...this.workers].map((w) => w.close({ timeout: 5000 })));
     this.closed = true;
     this.closeController.abort();
+    for (const wake of [...this.closeWaiters]) wake();
     if (this.sweepTimer) this.clock.clearTimeout(this.sweepTimer);
     this.bus.wakeAll();
     for (const feed of this.feeds) feed.close();
