@@ -3,8 +3,8 @@
  * to each raw limit, and issue 6's targets, each met or not, with the margin.
  */
 
-/** Per system, per figure key, one value per run that succeeded. */
-export type Samples = Map<string, Map<string, number[]>>;
+/** Per system, per figure key, one value per run that succeeded, with the run's number. */
+export type Samples = Map<string, Map<string, { run: number; value: number }[]>>;
 
 export const FIGURES: Record<string, { label: string; unit: string }> = {
   a: { label: 'a. send, sequential awaited', unit: 'msgs/s' },
@@ -34,6 +34,8 @@ export interface Row {
   spread: number;
   runs: number;
   values: number[];
+  /** The run each value came from (runs are numbered from 1). */
+  runOf: number[];
 }
 
 export const median = (xs: number[]): number => {
@@ -47,7 +49,8 @@ export function rows(samples: Samples, order: string[]): Row[] {
   for (const system of order) {
     const figures = samples.get(system);
     if (!figures) continue;
-    for (const [key, values] of figures) {
+    for (const [key, pairs] of figures) {
+      const values = pairs.map((p) => p.value);
       const med = median(values);
       const meta = FIGURES[key] ?? { label: key, unit: '' };
       out.push({
@@ -60,6 +63,7 @@ export function rows(samples: Samples, order: string[]): Row[] {
         spread: values.length > 1 ? (Math.max(...values) - Math.min(...values)) / med : 0,
         runs: values.length,
         values,
+        runOf: pairs.map((p) => p.run),
       });
     }
   }
@@ -102,59 +106,58 @@ export function ratios(table: Row[]): Ratio[] {
 
 export interface Target {
   name: string;
-  /** The measured ratio (or value, for an absolute target). */
+  /** The ratio of the medians (or the median, for an absolute target). */
   value: number | null;
+  /** Lowest and highest of the same ratio taken run by run (both sides measured in the same run). */
+  range: [number, number] | null;
   goal: string;
   met: boolean | null;
 }
 
+/** x ÷ y for each run where both were measured: the smallest and largest. */
+function perRun(x: Row | undefined, y: Row | undefined): [number, number] | null {
+  if (!x || !y) return null;
+  const ratios = x.runOf.flatMap((run, i) => {
+    const j = y.runOf.indexOf(run);
+    return j < 0 ? [] : [(x.values[i] as number) / (y.values[j] as number)];
+  });
+  return ratios.length ? [Math.min(...ratios), Math.max(...ratios)] : null;
+}
+
 /** Issue 6, item 3: each target as a ratio of medians measured in this invocation. */
 export function targets(table: Row[]): Target[] {
-  const get = (system: string, key: string) => table.find((r) => r.system === system && r.key === key)?.median;
-  const atLeast = (name: string, x: number | undefined, y: number | undefined, k: number, goal: string): Target => {
-    if (x === undefined || y === undefined) return { name, value: null, goal, met: null };
-    return { name, value: x / y, goal, met: x / y >= k };
+  const row = (system: string, key: string) => table.find((r) => r.system === system && r.key === key);
+  const ratio = (name: string, x: Row | undefined, y: Row | undefined, goal: string, k: number, most = false) => {
+    if (!x || !y) return { name, value: null, range: null, goal, met: null };
+    const value = x.median / y.median;
+    return { name, value, range: perRun(x, y), goal, met: most ? value <= k : value >= k };
   };
-  const atMost = (name: string, x: number | undefined, y: number | undefined, goal: string): Target => {
-    if (x === undefined || y === undefined) return { name, value: null, goal, met: null };
-    return { name, value: x / y, goal, met: x <= y };
-  };
-  const batch = get('ferry-http', 'b');
+  const sqlite = (k: string) => row('ferry-sqlite', k);
+  const postgres = (k: string) => row('ferry-postgres', k);
+  const gw = (k: string) => row('graphile-worker', k);
+  const batch = row('ferry-http', 'b');
   return [
-    atLeast('sqlite: processing ÷ graphile-worker', get('ferry-sqlite', 'c'), get('graphile-worker', 'c'), 3, '≥ 3×'),
-    atLeast('sqlite: processing ÷ BullMQ', get('ferry-sqlite', 'c'), get('bullmq', 'c'), 4, '≥ 4×'),
-    atLeast(
+    ratio('sqlite: processing ÷ graphile-worker', sqlite('c'), gw('c'), '≥ 3×', 3),
+    ratio('sqlite: processing ÷ BullMQ', sqlite('c'), row('bullmq', 'c'), '≥ 4×', 4),
+    ratio(
       'sqlite: sequential send ÷ raw SQLite 1 row per FULL commit',
-      get('ferry-sqlite', 'a'),
-      get('raw-sqlite', 'sqliteSingle'),
-      0.9,
+      sqlite('a'),
+      row('raw-sqlite', 'sqliteSingle'),
       '≥ 0.90×',
+      0.9,
     ),
-    atMost('sqlite: send→start p50 ÷ BullMQ p50', get('ferry-sqlite', 'd50'), get('bullmq', 'd50'), '≤ 1.00×'),
-    atLeast(
-      'postgres: processing ÷ graphile-worker',
-      get('ferry-postgres', 'c'),
-      get('graphile-worker', 'c'),
-      1.5,
-      '≥ 1.5×',
-    ),
-    atLeast(
-      'postgres: batch send ÷ graphile-worker',
-      get('ferry-postgres', 'b'),
-      get('graphile-worker', 'b'),
-      1,
-      '≥ 1.00×',
-    ),
-    atMost(
-      'postgres: send→start p50 ÷ graphile-worker p50',
-      get('ferry-postgres', 'd50'),
-      get('graphile-worker', 'd50'),
-      '≤ 1.00×',
-    ),
-    atLeast('HTTP: single sends ÷ bare node:http', get('http', 'send'), get('http', 'bare'), 0.6, '≥ 0.60×'),
-    batch === undefined
-      ? { name: 'HTTP: batch send (msgs/s)', value: null, goal: '≥ 100,000 msgs/s', met: null }
-      : { name: 'HTTP: batch send (msgs/s)', value: batch, goal: '≥ 100,000 msgs/s', met: batch >= 100_000 },
+    ratio('sqlite: send→start p50 ÷ BullMQ p50', sqlite('d50'), row('bullmq', 'd50'), '≤ 1.00×', 1, true),
+    ratio('postgres: processing ÷ graphile-worker', postgres('c'), gw('c'), '≥ 1.5×', 1.5),
+    ratio('postgres: batch send ÷ graphile-worker', postgres('b'), gw('b'), '≥ 1.00×', 1),
+    ratio('postgres: send→start p50 ÷ graphile-worker p50', postgres('d50'), gw('d50'), '≤ 1.00×', 1, true),
+    ratio('HTTP: single sends ÷ bare node:http', row('http', 'send'), row('http', 'bare'), '≥ 0.60×', 0.6),
+    {
+      name: 'HTTP: batch send (msgs/s)',
+      value: batch?.median ?? null,
+      range: batch ? [batch.min, batch.max] : null,
+      goal: '≥ 100,000 msgs/s',
+      met: batch ? batch.median >= 100_000 : null,
+    },
   ];
 }
 
@@ -199,11 +202,20 @@ export function render(table: Row[], header: string[], failures: string[]): stri
       );
     }
   }
-  lines.push('', 'Targets (issue 6, item 3)', '', '| target | goal | measured | |', '|---|---|---:|---|');
+  lines.push(
+    '',
+    'Targets (issue 6, item 3): ratio of medians; per run = the same ratio within each run (lowest–highest)',
+    '',
+    '| target | goal | measured | per run | |',
+    '|---|---|---:|---:|---|',
+  );
   for (const t of targets(table)) {
-    const measured =
-      t.value === null ? 'not measured' : t.goal.includes('msgs/s') ? num(t.value, 'msgs/s') : `${t.value.toFixed(2)}×`;
-    lines.push(`| ${t.name} | ${t.goal} | ${measured} | ${t.met === null ? '–' : t.met ? 'met' : '**not met**'} |`);
+    const absolute = t.goal.includes('msgs/s');
+    const show = (v: number) => (absolute ? num(v, 'msgs/s') : `${v.toFixed(2)}×`);
+    const measured = t.value === null ? 'not measured' : show(t.value);
+    const range = t.range ? `${show(t.range[0])}–${show(t.range[1])}` : '';
+    const verdict = t.met === null ? '–' : t.met ? 'met' : '**not met**';
+    lines.push(`| ${t.name} | ${t.goal} | ${measured} | ${range} | ${verdict} |`);
   }
   if (failures.length) lines.push('', 'FAILED:', ...failures.map((f) => `- ${f}`));
   return `${lines.join('\n')}\n`;

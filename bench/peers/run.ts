@@ -151,9 +151,14 @@ install();
 const started = new Date();
 const loadBefore = loadavg();
 const [redisReason, pgReason] = await Promise.all([redisDown(), postgresDown()]);
+const software = await versions(!redisReason, !pgReason);
+const http = {
+  requests: Number(process.env.HTTP_REQUESTS ?? 20_000),
+  concurrency: Number(process.env.HTTP_CONCURRENCY ?? 32),
+};
 const header = [
-  `bench:peers, ${started.toISOString().slice(0, 16)}Z, ${runs} run(s), ${cpus().length} cores, ${await versions(!redisReason, !pgReason)}`,
-  `sizes: a ${sizes.single}, b ${sizes.bulk} in batches of ${sizes.batch}, c ${sizes.process} at concurrency ${sizes.concurrency}, d ${sizes.latency} sends ≥ ${sizes.gapMs} ms apart; raw ${sizes.rawSingle} single, ${sizes.rawBatch} batched; HTTP ${process.env.HTTP_REQUESTS ?? 20000} requests ×${process.env.HTTP_CONCURRENCY ?? 32}`,
+  `bench:peers, ${started.toISOString().slice(0, 16)}Z, ${runs} run(s), ${cpus().length} cores, ${software}`,
+  `sizes: a ${sizes.single}, b ${sizes.bulk} in batches of ${sizes.batch}, c ${sizes.process} at concurrency ${sizes.concurrency}, d ${sizes.latency} sends ≥ ${sizes.gapMs} ms apart; raw ${sizes.rawSingle} single, ${sizes.rawBatch} batched; HTTP ${http.requests} requests ×${http.concurrency}`,
 ];
 
 const samples: Samples = new Map();
@@ -173,8 +178,9 @@ for (let run = 1; run <= runs; run++) {
     say(`[${new Date().toISOString().slice(11, 19)}] run ${run}/${runs}: ${system.name}`);
     try {
       const figures = await child(system);
-      const bySystem = samples.get(system.name) ?? new Map<string, number[]>();
-      for (const [key, value] of Object.entries(figures)) bySystem.set(key, [...(bySystem.get(key) ?? []), value]);
+      const bySystem = samples.get(system.name) ?? new Map();
+      for (const [key, value] of Object.entries(figures))
+        bySystem.set(key, [...(bySystem.get(key) ?? []), { run, value }]);
       samples.set(system.name, bySystem);
     } catch (error) {
       failures.push(`${system.name}, run ${run}: ${(error as Error).message}`);
@@ -197,8 +203,8 @@ if (values.json) {
     started: started.toISOString(),
     cores: cpus().length,
     loadavg: { start: loadBefore, end: loadAfter },
-    versions: header[0],
-    sizes,
+    software,
+    sizes: { ...sizes, http },
     runs,
     table,
     ratios: ratios(table),
