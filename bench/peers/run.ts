@@ -13,14 +13,14 @@
  * timeout, a missing service) is reported as FAILED and makes the exit status 1.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { connect as tcp } from 'node:net';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { ROOT, tsArgs } from './http-load.ts';
+import { DATA, ROOT, tsArgs } from './http-load.ts';
 import { ratios, render, rows, type Samples, targets } from './report.ts';
 import { ensureDatabase, PG_URL, REDIS, sizes } from './sizes.ts';
 
@@ -116,6 +116,30 @@ async function versions(redisUp: boolean, pgUp: boolean): Promise<string> {
   return parts.join(', ');
 }
 
+/**
+ * What a child that died early (a timeout, a crash) left behind: its schemas in the benchmark database and
+ * its files under bench/peers/data, all named with its pid. (The http child's server grandchild cleans up
+ * after itself on SIGTERM or when its stdin closes.)
+ */
+async function sweep(pid: number | undefined): Promise<void> {
+  if (!pid) return;
+  for (const f of readdirSync(DATA, { withFileTypes: true })) {
+    if (f.isFile() && f.name.includes(`-${pid}`)) rmSync(join(DATA, f.name), { force: true });
+  }
+  if (pgReason) return;
+  const client = new pg.Client({ connectionString: PG_URL });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ name: string }>(
+      "SELECT nspname AS name FROM pg_namespace WHERE nspname LIKE 'peers\\_%' AND nspname LIKE '%\\_' || $1",
+      [String(pid)],
+    );
+    for (const { name } of rows) await client.query(`DROP SCHEMA "${name}" CASCADE`);
+  } finally {
+    await client.end();
+  }
+}
+
 /** Runs one system's child; its figures, or throws with the reason and the tail of its stderr. */
 function child(system: (typeof SYSTEMS)[number]): Promise<Record<string, number>> {
   return new Promise((resolve, reject) => {
@@ -142,12 +166,16 @@ function child(system: (typeof SYSTEMS)[number]): Promise<Record<string, number>
       }
       const why = signal === 'SIGKILL' ? `timed out after ${timeoutMs / 1000} s` : `exit ${code ?? signal}`;
       const tail = err.trim().split('\n').slice(-3).join(' | ');
-      reject(new Error(`${why}: ${tail}`));
+      sweep(proc.pid).then(
+        () => reject(new Error(`${why}: ${tail}`)),
+        (error) => reject(new Error(`${why}: ${tail} (and cleaning up after it: ${error.message})`)),
+      );
     });
   });
 }
 
 install();
+mkdirSync(DATA, { recursive: true });
 const started = new Date();
 const loadBefore = loadavg();
 const [redisReason, pgReason] = await Promise.all([redisDown(), postgresDown()]);
