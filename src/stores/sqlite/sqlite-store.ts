@@ -28,6 +28,7 @@ import { type Batch, Committer } from './committer.ts';
 import { migrate } from './migrate.ts';
 import {
   ACTIVE,
+  BATCH,
   CANCELLED,
   type ClaimedRow,
   COMPLETED,
@@ -52,7 +53,7 @@ function inStates(states: Set<MessageState>, state: number, runAt: number, now: 
   return states.has(STATE_NAMES[state] as MessageState);
 }
 const LEASE_EXPIRED = JSON.stringify({ message: 'lease expired', name: 'LeaseExpired' });
-const SWEEP_BATCH = 1000;
+const SWEEP_BATCH = BATCH;
 
 export interface SqliteOptions {
   /** `full` (default) fsyncs every commit: a power loss loses nothing answered. `normal` may lose the last commits on power loss, never on a crash. */
@@ -233,7 +234,7 @@ export class SqliteStore implements Store {
 
   /** Settles leases that ran out: a failed attempt, redelivered at once, or dead when attempts are used up. */
   private expire(now: number, events: PendingEvent[], queue?: string): number {
-    const rows = queue ? this.sql.expiredIn.all(now, queue, SWEEP_BATCH) : this.sql.expired.all(now, SWEEP_BATCH);
+    const rows = queue ? this.sql.expiredIn.all(now, queue) : this.sql.expired.all(now);
     for (const row of rows) {
       const error = JSON.parse(LEASE_EXPIRED) as unknown;
       if (row.cancel_requested === 1) {
@@ -458,7 +459,7 @@ export class SqliteStore implements Store {
       const keys = new Set<string>();
       let purged = 0;
       for (let after = 0; ; ) {
-        const rows = this.sql.scanRows.all(queue, after, 1000);
+        const rows = this.sql.scanRows.all(queue, after);
         for (const row of rows) {
           if (!inStates(wanted, row.state, row.run_at, now)) continue;
           this.sql.deleteSeq.run(row.seq);
@@ -561,7 +562,7 @@ export class SqliteStore implements Store {
       const expired = this.expire(now, events);
       let removed = 0;
       for (const { name } of this.sql.queueNames.all()) removed += this.retain(name, now);
-      this.sql.eventRetention.run(now - eventRetention, SWEEP_BATCH);
+      this.sql.eventRetention.run(now - eventRetention);
       return { expired, removed };
     });
   }
@@ -574,7 +575,7 @@ export class SqliteStore implements Store {
   private retain(queue: string, now: number): number {
     const cutoff = now - this.queueSettings(queue).retention;
     const after = this.retentionCursor.get(queue) ?? 0;
-    const rows = this.sql.scanRows.all(queue, after, SWEEP_BATCH);
+    const rows = this.sql.scanRows.all(queue, after);
     let removed = 0;
     for (const row of rows) {
       if (row.state >= COMPLETED && row.finished_at !== null && row.finished_at <= cutoff) {
@@ -592,7 +593,7 @@ export class SqliteStore implements Store {
     const out: FerryEvent[] = [];
     let cursor = after;
     while (out.length < limit) {
-      const blocks = this.sql.events.all({ after: cursor, limit: 100 });
+      const blocks = this.sql.events.all({ after: cursor });
       let progressed = false;
       for (const block of blocks) {
         for (const event of JSON.parse(block.data) as FerryEvent[]) {
