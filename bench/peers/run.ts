@@ -103,7 +103,11 @@ async function versions(redisUp: boolean, pgUp: boolean): Promise<string> {
   if (pgUp) {
     const client = new pg.Client({ connectionString: PG_URL });
     await client.connect();
-    parts.push(`PostgreSQL ${(await client.query('SHOW server_version')).rows[0].server_version}`);
+    const { rows } = await client.query<{ v: string; fsync: string; sc: string }>(
+      "SELECT current_setting('server_version') AS v, current_setting('fsync') AS fsync, current_setting('synchronous_commit') AS sc",
+    );
+    const settings = rows[0]!;
+    parts.push(`PostgreSQL ${settings.v} (fsync ${settings.fsync}, synchronous_commit ${settings.sc})`);
     await client.end();
   }
   if (redisUp) {
@@ -111,7 +115,17 @@ async function versions(redisUp: boolean, pgUp: boolean): Promise<string> {
       encoding: 'utf8',
     });
     const version = /redis_version:(\S+)/.exec(info.stdout ?? '')?.[1];
-    if (version) parts.push(`Redis ${version}`);
+    // BullMQ's durability is the server's: say whether it persists at all.
+    const config = (key: string) =>
+      spawnSync('redis-cli', ['-h', REDIS.host, '-p', String(REDIS.port), '--raw', 'CONFIG', 'GET', key], {
+        encoding: 'utf8',
+      })
+        .stdout?.split('\n')[1]
+        ?.trim();
+    const aof = config('appendonly');
+    const persistence =
+      aof === 'yes' ? `AOF, appendfsync ${config('appendfsync')}` : `no AOF, save "${config('save') ?? ''}"`;
+    if (version) parts.push(`Redis ${version} (${persistence})`);
   }
   return parts.join(', ');
 }
