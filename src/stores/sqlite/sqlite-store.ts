@@ -562,9 +562,18 @@ export class SqliteStore implements Store {
       const expired = this.expire(now, events);
       let removed = 0;
       for (const { name } of this.sql.queueNames.all()) removed += this.retain(name, now);
-      this.sql.eventRetention.run(now - eventRetention);
+      this.dropOldEvents(now - eventRetention);
       return { expired, removed };
     });
+  }
+
+  private dropOldEvents(cutoff: number): void {
+    let keepFrom: number | undefined;
+    for (const block of this.sql.oldestEvents.all()) {
+      if (block.at >= cutoff) break;
+      keepFrom = block.seq + 1;
+    }
+    if (keepFrom !== undefined) this.sql.deleteEventsBefore.run(keepFrom);
   }
 
   /**

@@ -158,9 +158,9 @@ export function prepare(db: Database.Database) {
     ),
     deleteSeq: s('DELETE FROM messages WHERE seq = ?'),
 
-    eventRetention: s(
-      `DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE at < ? ORDER BY seq LIMIT ${BATCH})`,
-    ),
+    // The oldest blocks with their times; retention deletes the leading run older than the cutoff.
+    oldestEvents: s<{ seq: number; at: number }>(`SELECT seq, at FROM events ORDER BY seq LIMIT ${BATCH}`),
+    deleteEventsBefore: s('DELETE FROM events WHERE seq < ?'),
     events: s<{ seq: number; data: string }>(
       `SELECT seq, data FROM events
        WHERE seq >= coalesce((SELECT max(seq) FROM events WHERE seq <= @after), 0)

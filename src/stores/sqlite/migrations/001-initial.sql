@@ -62,4 +62,4 @@ CREATE TABLE events (
   origin TEXT NOT NULL,
   data TEXT NOT NULL
 );
-CREATE INDEX events_at ON events (at);
+-- No index on `at`: blocks are appended in time order, so retention deletes from the oldest seq.
