@@ -291,6 +291,31 @@ export interface PurgeOptions {
   state?: MessageState | MessageState[];
 }
 
+/** A named schedule: a message sent into `queue` at every tick of `cron` (SPEC §1). */
+export interface ScheduleDefinition {
+  /** Five fields (minute hour day month weekday), or six with seconds first. */
+  cron: string;
+  /** IANA time zone the cron is read in. Default UTC. */
+  tz?: string;
+  queue: string;
+  payload?: unknown;
+  /** Options of each message sent (`delay` counts from the tick). */
+  options?: Omit<SendOptions, 'transaction'>;
+}
+
+export interface ScheduleInfo {
+  name: string;
+  cron: string;
+  tz: string;
+  queue: string;
+  payload: unknown;
+  options: Omit<SendOptions, 'transaction'>;
+  /** ISO 8601: the next tick. */
+  nextRunAt: string;
+  /** ISO 8601: the last tick that sent, or null. */
+  lastRunAt: string | null;
+}
+
 /** The one interface of Ferry, identical on every store and over HTTP. */
 export interface Ferry {
   send(queue: string, payload: unknown, options?: SendOptions): Promise<Sent>;
@@ -334,6 +359,12 @@ export interface Ferry {
     payload: unknown,
     options?: SendOptions,
   ): Promise<{ messages: { queue: string; id: string }[] }>;
+
+  /** Creates or replaces schedule `name`. Each tick sends exactly once, however many processes run the store. */
+  schedule(name: string, definition: ScheduleDefinition): Promise<ScheduleInfo>;
+  /** Removes schedule `name`; answers whether it existed. */
+  unschedule(name: string): Promise<{ deleted: boolean }>;
+  schedules(): Promise<ScheduleInfo[]>;
 
   events(options?: EventsOptions): EventStream;
   close(): Promise<void>;

@@ -42,7 +42,10 @@ export class ManualClock implements Clock {
     this.timers = this.timers.filter((t) => t !== handle);
   }
 
-  /** Moves time forward, firing due timers (and yielding to the event loop between them). */
+  /**
+   * Moves time forward, firing due timers in order. After each, it lets the event loop turn a few times, so
+   * the asynchronous work a timer starts (a sweep, a store commit) finishes before time moves on.
+   */
   async advance(ms: number): Promise<void> {
     const target = this.current + ms;
     for (;;) {
@@ -52,7 +55,7 @@ export class ManualClock implements Clock {
       this.timers.shift();
       this.current = Math.max(this.current, next.at);
       next.callback();
-      await new Promise((resolve) => setImmediate(resolve));
+      for (let i = 0; i < 10; i++) await new Promise((resolve) => setImmediate(resolve));
     }
     this.current = target;
     await new Promise((resolve) => setImmediate(resolve));

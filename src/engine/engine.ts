@@ -34,6 +34,8 @@ import type {
   QueueSettings,
   QueueStats,
   ReceiveOptions,
+  ScheduleDefinition,
+  ScheduleInfo,
   SendOptions,
   Sent,
   WaitOptions,
@@ -61,6 +63,7 @@ import { type Clock, systemClock } from './clock.ts';
 import { EventFeed } from './event-feed.ts';
 import { newId } from './ids.ts';
 import { toInfo } from './records.ts';
+import { checkSchedule, nextTick, toScheduleInfo } from './schedules.ts';
 import { LEASE_UNTIL_MS, WorkerLoop } from './worker.ts';
 
 export interface EngineOptions {
@@ -133,6 +136,7 @@ export class Engine implements Ferry {
   /** Settles expired leases and removes what retention allows; repeats while a batch came back full. */
   async sweep(): Promise<void> {
     try {
+      await this.fireSchedules(this.clock.now());
       for (let i = 0; i < 20 && !this.closed; i++) {
         const { expired, removed } = await this.store.sweep(this.clock.now(), this.eventRetention);
         if (expired < 1000 && removed < 1000) break;
@@ -475,6 +479,40 @@ export class Engine implements Ferry {
     const now = this.clock.now();
     const { id: _id, queue: _queue, ...template } = this.message(topic, payload, options, now);
     return { messages: await this.store.publish(topic, template, newId, now) };
+  }
+
+  async schedule(name: string, definition: ScheduleDefinition): Promise<ScheduleInfo> {
+    this.guard();
+    const record = checkSchedule(name, definition, (v) => serialize(v, 'payload', this.maxPayload), this.clock.now());
+    await this.store.putSchedule(record);
+    return toScheduleInfo(record);
+  }
+
+  async unschedule(name: string): Promise<{ deleted: boolean }> {
+    this.guard();
+    if (typeof name !== 'string' || name.length === 0 || name.length > 128) {
+      throw new InvalidRequestError('schedule name must be a non-empty string');
+    }
+    return { deleted: await this.store.deleteSchedule(name) };
+  }
+
+  async schedules(): Promise<ScheduleInfo[]> {
+    this.guard();
+    return (await this.store.listSchedules()).map(toScheduleInfo);
+  }
+
+  /** Sends the message of every schedule due now; each tick once, whichever process gets there first. */
+  private fireSchedules(now: number): Promise<number> {
+    return this.store.fireSchedules(
+      now,
+      (s, after) => nextTick(s.cron, s.tz, after),
+      (s, tick) => {
+        const options = JSON.parse(s.options) as SendOptions;
+        const message = this.message(s.queue, null, options, tick);
+        // A tick's message: same payload text as stored, due from the tick (plus any delay).
+        return { ...message, payload: s.payload };
+      },
+    );
   }
 
   events(options: EventsOptions = {}): EventStream {

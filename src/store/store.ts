@@ -173,6 +173,21 @@ export interface Store {
   subscribe(topic: string, queue: string): Promise<void>;
   unsubscribe(topic: string, queue: string): Promise<void>;
 
+  /** Creates or replaces a schedule. */
+  putSchedule(schedule: ScheduleRecord): Promise<void>;
+  deleteSchedule(name: string): Promise<boolean>;
+  listSchedules(): Promise<ScheduleRecord[]>;
+  /**
+   * Fires every schedule due at `now` (nextAt <= now): inserts `message(schedule, tick)` and moves nextAt to
+   * `next(schedule, now)`, in one transaction, so each tick sends exactly once across processes. A schedule
+   * that missed several ticks (nothing ran) sends once, for the latest. Answers how many fired.
+   */
+  fireSchedules(
+    now: number,
+    next: (schedule: ScheduleRecord, after: number) => number,
+    message: (schedule: ScheduleRecord, tick: number) => NewMessage,
+  ): Promise<number>;
+
   /**
    * Housekeeping, bounded per call: settles expired leases (redelivery or dead), removes finished messages
    * past their retention and events past `eventRetention`. Answers how much it did, so callers can repeat.
@@ -184,6 +199,20 @@ export interface Store {
   lastSeq(): Promise<number>;
 
   close(): Promise<void>;
+}
+
+/** A schedule as stored. */
+export interface ScheduleRecord {
+  name: string;
+  cron: string;
+  tz: string;
+  queue: string;
+  /** Serialized JSON. */
+  payload: string;
+  /** Serialized JSON of the send options. */
+  options: string;
+  nextAt: number;
+  lastAt: number | null;
 }
 
 /** An event as a store builds it, before seq and time are assigned at commit. */

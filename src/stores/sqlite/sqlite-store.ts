@@ -17,6 +17,7 @@ import type {
   NewMessage,
   PendingEvent,
   RecordPage,
+  ScheduleRecord,
   SendOutcome,
   SettingsPatch,
   Settled,
@@ -36,6 +37,7 @@ import {
   prepare,
   QUEUED,
   type Row,
+  type ScheduleRow,
   type Statements,
 } from './statements.ts';
 
@@ -557,6 +559,37 @@ export class SqliteStore implements Store {
     });
   }
 
+  putSchedule(schedule: ScheduleRecord): Promise<void> {
+    return this.committer.run(() => {
+      this.sql.putSchedule.run(schedule);
+    });
+  }
+
+  deleteSchedule(name: string): Promise<boolean> {
+    return this.committer.run(() => this.sql.deleteSchedule.run(name).changes > 0);
+  }
+
+  async listSchedules(): Promise<ScheduleRecord[]> {
+    return this.sql.schedules.all().map(scheduleRecord);
+  }
+
+  fireSchedules(
+    now: number,
+    next: (schedule: ScheduleRecord, after: number) => number,
+    message: (schedule: ScheduleRecord, tick: number) => NewMessage,
+  ): Promise<number> {
+    return this.committer.run((events) => {
+      const due = this.sql.dueSchedules.all(now).map(scheduleRecord);
+      for (const schedule of due) {
+        const m = message(schedule, schedule.nextAt);
+        this.ensureQueue(m.queue);
+        this.insert(m, now, events);
+        this.sql.scheduleFired.run(next(schedule, now), schedule.nextAt, schedule.name);
+      }
+      return due.length;
+    });
+  }
+
   sweep(now: number, eventRetention: number): Promise<{ expired: number; removed: number }> {
     return this.committer.run((events) => {
       const expired = this.expire(now, events);
@@ -627,4 +660,17 @@ export class SqliteStore implements Store {
     this.committer.close();
     this.db.close();
   }
+}
+
+function scheduleRecord(row: ScheduleRow): ScheduleRecord {
+  return {
+    name: row.name,
+    cron: row.cron,
+    tz: row.tz,
+    queue: row.queue,
+    payload: row.payload,
+    options: row.options,
+    nextAt: row.next_at,
+    lastAt: row.last_at,
+  };
 }

@@ -39,6 +39,17 @@ export interface Row {
   finished_at: number | null;
 }
 
+export interface ScheduleRow {
+  name: string;
+  cron: string;
+  tz: string;
+  queue: string;
+  payload: string;
+  options: string;
+  next_at: number;
+  last_at: number | null;
+}
+
 /** A claimed row, as an array (raw mode: no object per row on the hottest statement). */
 export type ClaimedRow = [
   seq: number,
@@ -157,6 +168,15 @@ export function prepare(db: Database.Database) {
       `SELECT seq, key, state, run_at, finished_at FROM messages WHERE queue = ? AND seq > ? ORDER BY seq LIMIT ${BATCH}`,
     ),
     deleteSeq: s('DELETE FROM messages WHERE seq = ?'),
+
+    putSchedule: s(
+      `INSERT OR REPLACE INTO schedules (name, cron, tz, queue, payload, options, next_at, last_at)
+       VALUES (@name, @cron, @tz, @queue, @payload, @options, @nextAt, @lastAt)`,
+    ),
+    deleteSchedule: s('DELETE FROM schedules WHERE name = ?'),
+    schedules: s<ScheduleRow>('SELECT * FROM schedules ORDER BY name'),
+    dueSchedules: s<ScheduleRow>(`SELECT * FROM schedules WHERE next_at <= ? ORDER BY next_at LIMIT ${BATCH}`),
+    scheduleFired: s('UPDATE schedules SET next_at = ?, last_at = ? WHERE name = ?'),
 
     // The oldest blocks with their times; retention deletes the leading run older than the cutoff.
     oldestEvents: s<{ seq: number; at: number }>(`SELECT seq, at FROM events ORDER BY seq LIMIT ${BATCH}`),
