@@ -30,6 +30,8 @@ import type {
   QueueSettings,
   QueueStats,
   ReceiveOptions,
+  ScheduleDefinition,
+  ScheduleInfo,
   SendOptions,
   Sent,
   WaitOptions,
@@ -58,6 +60,12 @@ const MAX_WAIT = 12 * 3_600_000;
 
 const q = (name: string): string => encodeURIComponent(checkQueueName(name));
 const m = (id: string): string => encodeURIComponent(checkId(id));
+const s = (name: string): string => {
+  if (typeof name !== 'string' || name.length === 0 || name.length > 128) {
+    throw new InvalidRequestError('schedule name must be a non-empty string of at most 128 characters');
+  }
+  return encodeURIComponent(name);
+};
 
 function ref(delivery: DeliveryRef): { id: string; receipt: string } {
   if (delivery === null || typeof delivery !== 'object' || typeof delivery.receipt !== 'string' || !delivery.receipt) {
@@ -304,6 +312,18 @@ export class HttpFerry implements Ferry {
   ): Promise<{ messages: { queue: string; id: string }[] }> {
     const path = `/v1/topics/${q(topic)}/messages`;
     return this.#call('POST', path, { body: { ...(options ?? {}), payload: payload ?? null } });
+  }
+
+  async schedule(name: string, definition: ScheduleDefinition): Promise<ScheduleInfo> {
+    return this.#call('PUT', `/v1/schedules/${s(name)}`, { body: definition });
+  }
+
+  async unschedule(name: string): Promise<{ deleted: boolean }> {
+    return this.#call('DELETE', `/v1/schedules/${s(name)}`);
+  }
+
+  async schedules(): Promise<ScheduleInfo[]> {
+    return (await this.#call<{ schedules: ScheduleInfo[] }>('GET', '/v1/schedules')).schedules;
   }
 
   events(options: EventsOptions = {}): EventStream {

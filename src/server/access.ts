@@ -20,6 +20,8 @@ export interface Access {
   byId?: boolean;
   /** The route accepts a stream token in `?token=`. */
   streamToken?: boolean;
+  /** Only a token not limited to some queues may use the route (it reaches every queue, e.g. schedules). */
+  allQueues?: boolean;
 }
 
 declare module 'fastify' {
@@ -85,6 +87,12 @@ export function registerAccess(app: FastifyInstance, deps: AccessDeps): void {
     }
     if (!access.scopes.some((s) => grant.scopes.includes(s))) {
       return sendProblem(reply, problem('forbidden', 403, `this token lacks the ${access.scopes.join(' or ')} scope`));
+    }
+    if (access.allQueues && grant.queues !== null) {
+      return sendProblem(
+        reply,
+        problem('forbidden', 403, 'this route needs a token that is not limited to some queues'),
+      );
     }
     const params = request.params as Record<string, unknown>;
     for (const name of access.queueParams ?? []) {

@@ -21,6 +21,7 @@ import { eventRoutes } from './routes/events.ts';
 import { messageRoutes } from './routes/messages.ts';
 import { opsRoutes } from './routes/ops.ts';
 import { queueRoutes } from './routes/queues.ts';
+import { scheduleRoutes } from './routes/schedules.ts';
 import { topicRoutes } from './routes/topics.ts';
 import { StreamTokens } from './stream-tokens.ts';
 import { TokenSet } from './tokens.ts';
@@ -159,7 +160,15 @@ export async function createServer(ferry: Ferry, options: ServerOptions = {}): P
   registerAccess(app, { tokens, streams, limiter, ferry });
   const cancellations = new Cancellations();
   const deps: RouteDeps = { ferry, shutdown: shutdown.signal, metrics, streams, heartbeatMs, cancellations };
-  for (const routes of [messageRoutes, deliveryRoutes, queueRoutes, topicRoutes, eventRoutes, opsRoutes]) {
+  for (const routes of [
+    messageRoutes,
+    deliveryRoutes,
+    queueRoutes,
+    topicRoutes,
+    scheduleRoutes,
+    eventRoutes,
+    opsRoutes,
+  ]) {
     await routes(app, deps);
   }
   for (const plugin of options.plugins ?? []) await plugin(app as unknown as FastifyInstance, ferry);

@@ -55,6 +55,32 @@ const sendFields = {
 };
 
 export const SendBody = Type.Object({ payload: Type.Unknown(), ...sendFields }, { additionalProperties: false });
+
+export const ScheduleParams = Type.Object({
+  name: Type.String({ pattern: QUEUE_NAME.source, description: 'a schedule name' }),
+});
+export const ScheduleBody = Type.Object(
+  {
+    cron: Type.String({ minLength: 1, maxLength: 200, description: 'five fields, or six with seconds first' }),
+    tz: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'IANA time zone, default UTC' })),
+    queue: QueueName,
+    payload: Type.Optional(Type.Unknown()),
+    options: Type.Optional(Type.Object(sendFields, { additionalProperties: false })),
+  },
+  { additionalProperties: false },
+);
+export const ScheduleInfo = Type.Object({
+  name: Type.String(),
+  cron: Type.String(),
+  tz: Type.String(),
+  queue: Type.String(),
+  payload: Type.Unknown(),
+  options: Type.Object({}, { additionalProperties: true }),
+  nextRunAt: Type.String({ format: 'date-time' }),
+  lastRunAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+});
+export const SchedulesReply = Type.Object({ schedules: Type.Array(ScheduleInfo) });
+export const DeletedReply = Type.Object({ deleted: Type.Boolean() });
 export type SendBody = Static<typeof SendBody>;
 
 export const BatchBody = Type.Object(

@@ -18,6 +18,7 @@ import { type Ctx, expectError, type Factory, type FerryHandle, qname } from './
 import { loadTests } from './load.ts';
 import { orderingTests } from './ordering.ts';
 import { receiveTests } from './receive.ts';
+import { scheduleTests } from './schedules.ts';
 import { sendTests } from './send.ts';
 import { timingTests } from './timing.ts';
 import { workTests } from './work.ts';
@@ -49,6 +50,7 @@ export function conformance(name: string, factory: Factory): void {
     orderingTests(ctx);
     adminTests(ctx);
     eventTests(ctx);
+    scheduleTests(ctx);
     edgeTests(ctx);
     loadTests(ctx);
   });
