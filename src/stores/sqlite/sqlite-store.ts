@@ -76,6 +76,11 @@ export class SqliteStore implements Store {
   private tailTimer: ReturnType<typeof setInterval> | undefined;
   private tailSeq = 0;
   private readonly retentionCursor = new Map<string, number>();
+  /**
+   * What this process knows of the deliveries it made (by seq), so the common ack needs no read-back. Only a
+   * hint: the ack statement still checks receipt, lease and state; a stale or missing entry takes the slow path.
+   */
+  private readonly leased = new Map<number, { queue: string; key: string | null; attempt: number }>();
 
   constructor(
     private readonly path: string,
@@ -207,14 +212,18 @@ export class SqliteStore implements Store {
         limit = Math.min(limit, settings.rateLimit.max - rate.count);
       }
       if (limit <= 0) return [];
-      const nonce = `.${randomBytes(9).toString('base64url')}`;
-      const rows = this.sql.claim.all({ queue, now, lease, queueLease: settings.lease, max: limit, nonce });
+      const rows = this.sql.claimable.all(queue, now, limit);
       if (rows.length === 0) return [];
+      const nonce = `.${randomBytes(9).toString('base64url')}`;
+      const seqs = new Array<number>(rows.length);
+      for (let i = 0; i < rows.length; i++) seqs[i] = (rows[i] as ClaimedRow)[0];
+      this.sql.lease.run(nonce, now, now, lease, settings.lease, JSON.stringify(seqs));
       if (rate) this.sql.setRate.run(rate.window, rate.count + rows.length, queue);
-      if (rows.length > 1) rows.sort((a, b) => b[4] - a[4] || a[5] - b[5] || a[0] - b[0]);
       const out: Claimed[] = new Array(rows.length);
       for (let i = 0; i < rows.length; i++) {
-        const [seq, id, payload, attempt, priority, , key, headers, sentAt, leaseUntil] = rows[i] as ClaimedRow;
+        const [seq, id, payload, attempts, priority, key, headers, sentAt, ownLease] = rows[i] as ClaimedRow;
+        const attempt = attempts + 1;
+        const length = lease ?? ownLease ?? settings.lease;
         out[i] = {
           id,
           queue,
@@ -225,9 +234,11 @@ export class SqliteStore implements Store {
           key,
           headers,
           sentAt,
-          leaseUntil,
-          lease: leaseUntil - now,
+          leaseUntil: now + length,
+          lease: length,
         };
+        if (this.leased.size >= 100_000) this.leased.clear(); // a hint, bounded: never a leak
+        this.leased.set(seq, { queue, key, attempt });
         events.push({ type: 'active', queue, id, at: now, attempt });
       }
       return out;
@@ -238,6 +249,7 @@ export class SqliteStore implements Store {
   private expire(now: number, events: PendingEvent[], queue?: string): number {
     const rows = queue ? this.sql.expiredIn.all(now, queue) : this.sql.expired.all(now);
     for (const row of rows) {
+      this.leased.delete(row.seq);
       const error = JSON.parse(LEASE_EXPIRED) as unknown;
       if (row.cancel_requested === 1) {
         this.finish(row, CANCELLED, LEASE_EXPIRED, now, events, 'cancelled', error);
@@ -300,8 +312,25 @@ export class SqliteStore implements Store {
     for (let i = 0; i < items.length; i++) {
       const item = items[i] as Completion & { now: number };
       const now = item.now;
+      const seq = seqOf(item.receipt);
+      const known = this.leased.get(seq);
+      if (known && this.sql.completeKnown.run(item.result, now, seq, item.id, item.receipt, now).changes === 1) {
+        this.leased.delete(seq);
+        if (known.key !== null) this.sql.unblockNext.run({ queue: known.queue, key: known.key });
+        const event: PendingEvent = {
+          type: 'completed',
+          queue: known.queue,
+          id: item.id,
+          at: now,
+          attempt: known.attempt,
+        };
+        event.result = item.result === null ? null : JSON.parse(item.result);
+        events.push(event);
+        out[i] = 'completed';
+        continue;
+      }
       const row = this.sql.complete.get({
-        seq: seqOf(item.receipt),
+        seq,
         id: item.id,
         receipt: item.receipt,
         result: item.result,
@@ -311,6 +340,7 @@ export class SqliteStore implements Store {
         out[i] = null;
         continue;
       }
+      this.leased.delete(seq);
       if (row.key !== null) this.sql.unblockNext.run({ queue: row.queue, key: row.key });
       if (row.state === COMPLETED) {
         const event: PendingEvent = {
@@ -336,6 +366,7 @@ export class SqliteStore implements Store {
       return items.map((item): Settled => {
         const row = this.sql.leased.get(seqOf(item.receipt), item.id, item.receipt, now);
         if (!row) return null;
+        this.leased.delete(row.seq);
         const error = JSON.parse(item.error) as unknown;
         if (row.cancel_requested === 1) {
           this.finish(row, CANCELLED, item.error, now, events, 'cancelled', error);

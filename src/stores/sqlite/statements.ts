@@ -50,18 +50,17 @@ export interface ScheduleRow {
   last_at: number | null;
 }
 
-/** A claimed row, as an array (raw mode: no object per row on the hottest statement). */
+/** A claimable row, as an array (raw mode: no object per row on the hottest statement). */
 export type ClaimedRow = [
   seq: number,
   id: string,
   payload: string,
   attempts: number,
   priority: number,
-  runAt: number,
   key: string | null,
   headers: string | null,
   sentAt: number,
-  leaseUntil: number,
+  lease: number | null,
 ];
 
 /** A prepared statement answering rows of type R (a named type, so declarations can refer to it). */
@@ -90,23 +89,32 @@ export function prepare(db: Database.Database) {
     unsubscribe: s('DELETE FROM subscriptions WHERE topic = ? AND queue = ?'),
 
     activeCount: s<{ n: number }>('SELECT count(*) AS n FROM messages WHERE queue = ? AND state = 1'),
-    // RETURNING does not keep the ORDER BY of the subquery: the caller sorts the (few) rows. The receipt is
-    // `seq.attempt` plus a random nonce drawn once per claim, so settling finds the row by primary key and
-    // the caller can rebuild the receipt without reading it back.
-    claim: s<ClaimedRow>(
-      `UPDATE messages
-         SET state = 1, attempts = attempts + 1, receipt = seq || '.' || (attempts + 1) || @nonce, started_at = @now,
-             lease_until = @now + coalesce(@lease, lease, @queueLease)
-       WHERE seq IN (SELECT seq FROM messages
-                      WHERE queue = @queue AND state = 0 AND blocked = 0 AND run_at <= @now
-                      ORDER BY priority DESC, run_at, seq LIMIT @max)
-       RETURNING seq, id, payload, attempts, priority, run_at, key, headers, sent_at, lease_until`,
+    // Claim is a SELECT in delivery order, then one UPDATE of those rows. Measured against one
+    // UPDATE … RETURNING: 2.35 against 3.1 µs per claimed row (RETURNING goes through a temporary table).
+    // Both run in the same write transaction, so no other writer can take the rows in between.
+    claimable: s<ClaimedRow>(
+      `SELECT seq, id, payload, attempts, priority, key, headers, sent_at, lease FROM messages
+       WHERE queue = ? AND state = 0 AND blocked = 0 AND run_at <= ?
+       ORDER BY priority DESC, run_at, seq LIMIT ?`,
     ).raw(true),
+    // The receipt is `seq.attempt.nonce`: settling finds the row by primary key, and the nonce (one per
+    // claim) makes it unguessable.
+    lease: s(
+      `UPDATE messages SET state = 1, attempts = attempts + 1, receipt = seq || '.' || (attempts + 1) || ?,
+         started_at = ?, lease_until = ? + coalesce(?, lease, ?)
+       WHERE seq IN (SELECT value FROM json_each(?))`,
+    ),
     // Measured: `LIMIT ?` here made this usually-empty probe ~60× slower (28 µs against 0.4 µs per call
     // with 60,000 rows) than a literal limit, so batch sizes are literals throughout this file.
     expiredIn: s<Row>(`SELECT * FROM messages WHERE state = 1 AND lease_until <= ? AND queue = ? LIMIT ${BATCH}`),
     expired: s<Row>(`SELECT * FROM messages WHERE state = 1 AND lease_until <= ? LIMIT ${BATCH}`),
 
+    // The common ack: this process claimed the message and no cancel is pending, so nothing needs to be read
+    // back (1.7 against 4.3 µs per row with RETURNING). Anything else takes `complete` below.
+    completeKnown: s(
+      `UPDATE messages SET state = 2, result = ?, finished_at = ?, receipt = NULL, lease_until = NULL
+       WHERE seq = ? AND id = ? AND receipt = ? AND state = 1 AND lease_until > ? AND cancel_requested = 0`,
+    ),
     complete: s<{ queue: string; key: string | null; state: number; attempts: number }>(
       `UPDATE messages
          SET state = CASE cancel_requested WHEN 1 THEN 4 ELSE 2 END, result = @result, finished_at = @now,
