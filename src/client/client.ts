@@ -194,6 +194,11 @@ export class HttpFerry implements Ferry {
     return this.#call('POST', `/v1/messages/${m(id)}/nack`, { body: { ...(options ?? {}), receipt } });
   }
 
+  async release(delivery: DeliveryRef): Promise<{ state: MessageState }> {
+    const { id, receipt } = ref(delivery);
+    return this.#call('POST', `/v1/messages/${m(id)}/release`, { body: { receipt } });
+  }
+
   async extend(delivery: DeliveryRef, lease: Duration): Promise<{ leaseUntil: string }> {
     const { id, receipt } = ref(delivery);
     checkLease(lease);

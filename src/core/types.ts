@@ -331,6 +331,12 @@ export interface Ferry {
   /** Ends the attempt as failed; answers the state the message is now in. */
   nack(delivery: DeliveryRef, options?: NackOptions): Promise<{ state: MessageState }>;
   extend(delivery: DeliveryRef, lease: Duration): Promise<{ leaseUntil: string }>;
+  /**
+   * Hands a delivery back unprocessed: the message is waiting again at once and this attempt does not count
+   * (a consumer that took more than it could handle, or whose caller went away). A cancel requested meanwhile
+   * makes it cancelled.
+   */
+  release(delivery: DeliveryRef): Promise<{ state: MessageState }>;
   progress(delivery: DeliveryRef, value: unknown): Promise<void>;
 
   work<P = unknown, R = unknown>(queue: string, handler: Handler<P, R>, options?: WorkOptions): Worker;

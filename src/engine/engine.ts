@@ -317,6 +317,14 @@ export class Engine implements Ferry {
     return { state: delay === 0 ? 'waiting' : 'delayed' };
   }
 
+  async release(delivery: DeliveryRef): Promise<{ state: MessageState }> {
+    this.guard();
+    const ref = this.ref(delivery);
+    const [settled] = await this.store.release([ref], this.clock.now());
+    if (!settled) throw new LeaseLostError();
+    return { state: settled === 'queued' ? 'waiting' : settled };
+  }
+
   async extend(delivery: DeliveryRef, lease: Duration): Promise<{ leaseUntil: string }> {
     this.guard();
     const { id, receipt } = this.ref(delivery);

@@ -125,6 +125,7 @@ export const NackBody = Type.Object(
   },
   { additionalProperties: false },
 );
+export const ReleaseBody = Type.Object({ receipt: Receipt }, { additionalProperties: false });
 export const ExtendBody = Type.Object({ receipt: Receipt, lease: Duration }, { additionalProperties: false });
 export const ProgressBody = Type.Object(
   { receipt: Receipt, progress: Type.Unknown() },

@@ -100,6 +100,11 @@ export interface Completion {
   result: string | null;
 }
 
+export interface DeliveryRefItem {
+  id: string;
+  receipt: string;
+}
+
 export interface Failure {
   id: string;
   receipt: string;
@@ -152,6 +157,8 @@ export interface Store {
   claim(queue: string, max: number, lease: number | null, now: number): Promise<Claimed[]>;
   complete(items: Completion[], now: number): Promise<Settled[]>;
   fail(items: Failure[], now: number): Promise<Settled[]>;
+  /** Puts leased messages back, the attempt not counted; null for a stale receipt. */
+  release(items: DeliveryRefItem[], now: number): Promise<Settled[]>;
   /** The new lease end, or null when the receipt is stale. */
   extend(id: string, receipt: string, lease: number, now: number): Promise<number | null>;
   /** False when the receipt is stale. */

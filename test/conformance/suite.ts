@@ -18,6 +18,7 @@ import { type Ctx, expectError, type Factory, type FerryHandle, qname } from './
 import { loadTests } from './load.ts';
 import { orderingTests } from './ordering.ts';
 import { receiveTests } from './receive.ts';
+import { releaseTests } from './release.ts';
 import { scheduleTests } from './schedules.ts';
 import { sendTests } from './send.ts';
 import { timingTests } from './timing.ts';
@@ -51,6 +52,7 @@ export function conformance(name: string, factory: Factory): void {
     adminTests(ctx);
     eventTests(ctx);
     scheduleTests(ctx);
+    releaseTests(ctx);
     edgeTests(ctx);
     loadTests(ctx);
   });

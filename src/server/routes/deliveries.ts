@@ -17,20 +17,20 @@ import {
   ProgressBody,
   QueueParams,
   ReceiveBody,
+  ReleaseBody,
   StateReply,
 } from '../schemas.ts';
 
 /**
  * A client that aborts a long poll may be gone by the time the claim that its wait led to commits: the abort
  * and the send that woke the wait race on different sockets. One turn of the event loop lets the socket's
- * close be seen; deliveries that can no longer reach anyone are handed back at once (as a failed attempt
- * with no delay, the only way back the Ferry interface has) instead of staying leased until they expire.
+ * close be seen; deliveries that can no longer reach anyone are released at once (waiting again, the attempt
+ * not counted) instead of staying leased until they expire.
  */
 async function giveBackIfGone(ferry: Ferry, request: FastifyRequest, reply: FastifyReply, messages: Delivery[]) {
   await new Promise((resolve) => setImmediate(resolve));
   if (!reply.raw.destroyed && !request.raw.socket?.destroyed) return;
-  const error = { message: 'the client went away before this delivery reached it', name: 'ClientGone' };
-  await Promise.allSettled(messages.map((d) => ferry.nack(d, { error, delay: 0 })));
+  await Promise.allSettled(messages.map((d) => ferry.release(d)));
 }
 
 const problems = { 400: Problem, 401: Problem, 403: Problem, 404: Problem, 409: Problem, 413: Problem, 429: Problem };
@@ -127,6 +127,20 @@ export async function deliveryRoutes(app: App, deps: RouteDeps): Promise<void> {
       metrics.settled('nack');
       return answer;
     },
+  );
+
+  app.post(
+    '/v1/messages/:id/release',
+    {
+      schema: {
+        summary: 'Hand a delivery back unprocessed: waiting again at once, the attempt not counted',
+        params: IdParams,
+        body: ReleaseBody,
+        response: { 200: StateReply, ...problems },
+      },
+      config: { access: settle },
+    },
+    async (request) => ferry.release({ id: request.params.id, receipt: request.body.receipt }),
   );
 
   app.post(

@@ -11,6 +11,7 @@ import { DEFAULT_SETTINGS } from '../../core/validate.ts';
 import type {
   Claimed,
   Completion,
+  DeliveryRefItem,
   Failure,
   ListQuery,
   MessageRecord,
@@ -385,6 +386,23 @@ export class SqliteStore implements Store {
         return 'queued';
       });
     });
+  }
+
+  release(items: DeliveryRefItem[], now: number): Promise<Settled[]> {
+    return this.committer.run((events) =>
+      items.map((item): Settled => {
+        const row = this.sql.leased.get(seqOf(item.receipt), item.id, item.receipt, now);
+        if (!row) return null;
+        this.leased.delete(row.seq);
+        if (row.cancel_requested === 1) {
+          this.finish(row, CANCELLED, null, now, events, 'cancelled');
+          return 'cancelled';
+        }
+        this.sql.release.run(now, row.seq);
+        events.push({ type: 'retrying', queue: row.queue, id: row.id, at: now, attempt: row.attempts - 1, runAt: now });
+        return 'queued';
+      }),
+    );
   }
 
   extend(id: string, receipt: string, lease: number, now: number): Promise<number | null> {

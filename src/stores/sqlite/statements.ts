@@ -126,6 +126,10 @@ export function prepare(db: Database.Database) {
     requeue: s(
       'UPDATE messages SET state = 0, run_at = ?, error = ?, receipt = NULL, lease_until = NULL WHERE seq = ?',
     ),
+    release: s(
+      `UPDATE messages SET state = 0, attempts = attempts - 1, run_at = ?, receipt = NULL, lease_until = NULL
+       WHERE seq = ?`,
+    ),
     finish: s(
       `UPDATE messages SET state = @state, error = coalesce(@error, error), finished_at = @now,
          receipt = NULL, lease_until = NULL, blocked = 0
