@@ -5,6 +5,7 @@
  */
 import { parseDuration } from '../core/duration.ts';
 import {
+  errorFromCode,
   InvalidRequestError,
   MessageFailedError,
   NotFoundError,
@@ -76,6 +77,12 @@ function ref(delivery: DeliveryRef): { id: string; receipt: string } {
 
 export class HttpFerry implements Ferry {
   readonly #http: Transport;
+  #ackInFlight = false;
+  readonly #acks: {
+    item: { id: string; receipt: string; result?: unknown };
+    resolve(): void;
+    reject(e: unknown): void;
+  }[] = [];
   readonly #closing = new AbortController();
   readonly #workers = new Set<Worker>();
   readonly #cancels: CancelWatch;
@@ -182,11 +189,52 @@ export class HttpFerry implements Ferry {
     }
   }
 
+  /**
+   * Acks go out one request at a time: a lone ack at once, and those that arrive while one is in flight
+   * together in the next request (`POST /v1/acks`). A worker's acks then cost one round trip per batch, not
+   * one each, with no delay added to a lone ack.
+   */
   async ack(delivery: DeliveryRef, result?: unknown): Promise<void> {
     const { id, receipt } = ref(delivery);
-    await this.#call('POST', `/v1/messages/${m(id)}/ack`, {
-      body: result === undefined ? { receipt } : { receipt, result },
-    });
+    const item = result === undefined ? { id, receipt } : { id, receipt, result };
+    if (this.#ackInFlight) {
+      return new Promise<void>((resolve, reject) => this.#acks.push({ item, resolve, reject }));
+    }
+    this.#ackInFlight = true;
+    try {
+      await this.#call('POST', `/v1/messages/${m(id)}/ack`, {
+        body: result === undefined ? { receipt } : { receipt, result },
+      });
+    } finally {
+      this.#ackInFlight = false;
+      this.#sendAcks();
+    }
+  }
+
+  #sendAcks(): void {
+    if (this.#ackInFlight || this.#acks.length === 0) return;
+    const batch = this.#acks.splice(0, 1000);
+    this.#ackInFlight = true;
+    this.#call<{ results: { ok: boolean; type?: string; detail?: string }[] }>('POST', '/v1/acks', {
+      body: { acks: batch.map((b) => b.item) },
+    })
+      .then(
+        ({ results }) => {
+          batch.forEach((b, i) => {
+            const r = results[i];
+            if (r?.ok) b.resolve();
+            else
+              b.reject(errorFromCode(r?.type ?? 'unavailable', r?.detail ?? 'the server gave no answer for this ack'));
+          });
+        },
+        (error: unknown) => {
+          for (const b of batch) b.reject(error);
+        },
+      )
+      .finally(() => {
+        this.#ackInFlight = false;
+        this.#sendAcks();
+      });
   }
 
   async nack(delivery: DeliveryRef, options: NackOptions = {}): Promise<{ state: MessageState }> {

@@ -116,6 +116,28 @@ export const AckBody = Type.Object(
   { receipt: Receipt, result: Type.Optional(Type.Unknown()) },
   { additionalProperties: false },
 );
+export const AcksBody = Type.Object(
+  {
+    acks: Type.Array(
+      Type.Object(
+        { id: MessageId, receipt: Receipt, result: Type.Optional(Type.Unknown()) },
+        { additionalProperties: false },
+      ),
+      { minItems: 1, maxItems: 1000 },
+    ),
+  },
+  { additionalProperties: false },
+);
+export const AcksReply = Type.Object({
+  results: Type.Array(
+    Type.Object({
+      id: Type.String(),
+      ok: Type.Boolean(),
+      type: Type.Optional(Type.String()),
+      detail: Type.Optional(Type.String()),
+    }),
+  ),
+});
 export const NackBody = Type.Object(
   {
     receipt: Receipt,

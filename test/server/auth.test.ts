@@ -24,6 +24,9 @@ function bodyFor(method: string, url: string, queue: string): unknown {
   if (url.endsWith('/ack') || url.endsWith('/nack')) return { receipt: 'r' };
   if (url.endsWith('/extend')) return { receipt: 'r', lease: '1s' };
   if (url.endsWith('/progress')) return { receipt: 'r', progress: 1 };
+  if (url.endsWith('/release')) return { receipt: 'r' };
+  if (url === '/v1/acks') return { acks: [{ id: 'x', receipt: 'r' }] };
+  if (url.startsWith('/v1/schedules/')) return { cron: '* * * * *', queue };
   if (url.endsWith('/batch')) return { messages: [{ payload: 1 }] };
   if (url === '/v1/cancellations') return { ids: ['x'] };
   if (url === '/v1/stream-tokens') return { queue };
@@ -91,6 +94,21 @@ describe('auth over every route', () => {
       }
     }
     assert.ok(checked >= 25, `checked ${checked}`);
+  });
+
+  it('a batch of acks answers forbidden, item by item, for messages outside a queue-limited token', async () => {
+    const r = await h.app.inject({
+      method: 'POST',
+      url: '/v1/acks',
+      headers: { authorization: `Bearer ${LIMITED}` },
+      payload: { acks: [{ id: otherId, receipt: 'r' }] },
+    });
+    assert.equal(r.statusCode, 200, r.body);
+    assert.deepEqual(
+      JSON.parse(r.body).results.map((x: { ok: boolean; type: string }) => [x.ok, x.type]),
+      [[false, 'forbidden']],
+    );
+    assert.equal((await h.ferry.get(otherId))?.state, 'waiting', 'nothing changed');
   });
 
   it('a queue-limited token works on its own queues and sees only them', async () => {

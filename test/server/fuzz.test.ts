@@ -89,6 +89,13 @@ const TEMPLATES: Template[] = [
   },
   {
     method: 'POST',
+    path: '/v1/messages/ID/release',
+    body: { receipt: 'r' },
+    fields: { receipt: 'string' },
+    required: ['receipt'],
+  },
+  {
+    method: 'POST',
     path: '/v1/messages/ID/progress',
     body: { receipt: 'r', progress: 1 },
     fields: { receipt: 'string' },

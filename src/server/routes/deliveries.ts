@@ -1,10 +1,13 @@
 /** Consuming: receive (a long poll), then ack, nack, extend or progress with the delivery's receipt. */
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { FerryError } from '../../core/errors.ts';
 import type { Delivery, Ferry } from '../../core/types.ts';
 import type { App, RouteDeps } from '../deps.ts';
 import { parseWait, requestSignal } from '../long-poll.ts';
 import {
   AckBody,
+  AcksBody,
+  AcksReply,
   CancellationsBody,
   CancellationsReply,
   Deliveries,
@@ -20,6 +23,7 @@ import {
   ReleaseBody,
   StateReply,
 } from '../schemas.ts';
+import { queueAllowed } from '../tokens.ts';
 
 /**
  * A client that aborts a long poll may be gone by the time the claim that its wait led to commits: the abort
@@ -126,6 +130,41 @@ export async function deliveryRoutes(app: App, deps: RouteDeps): Promise<void> {
       const answer = await ferry.nack({ id: request.params.id, receipt }, options);
       metrics.settled('nack');
       return answer;
+    },
+  );
+
+  app.post(
+    '/v1/acks',
+    {
+      schema: {
+        summary: 'Acknowledge many deliveries in one request; each answers on its own (ok, or why not)',
+        body: AcksBody,
+        response: { 200: AcksReply, ...problems },
+      },
+      config: { access: { scopes: ['receive'] } },
+    },
+    async (request) => {
+      const { acks } = request.body;
+      const { grant } = request;
+      const results = await Promise.all(
+        acks.map(async ({ id, receipt, result }) => {
+          try {
+            if (grant.queues !== null) {
+              const info = await ferry.get(id);
+              if (info && !queueAllowed(grant, info.queue)) {
+                return { id, ok: false, type: 'forbidden', detail: `this token may not use queue ${info.queue}` };
+              }
+            }
+            await ferry.ack({ id, receipt }, result);
+            metrics.settled('ack');
+            return { id, ok: true };
+          } catch (error) {
+            const code = error instanceof FerryError ? error.code : 'unavailable';
+            return { id, ok: false, type: code, detail: (error as Error).message };
+          }
+        }),
+      );
+      return { results };
     },
   );
 
