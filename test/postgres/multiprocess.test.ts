@@ -23,18 +23,31 @@ after(async () => {
   await schema.drop();
 });
 
+/** A child whose stdout lines are collected from the start: a fast child may finish before anyone asks. */
 function child(args: string[]): { proc: ChildProcess; lines: AsyncIterator<string> } {
   const proc = spawn(process.execPath, ['--import', 'tsx', CHILD, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines: string[] = [];
+  let ended = false;
+  let wake: (() => void) | undefined;
+  let buffer = '';
+  proc.stdout?.on('data', (chunk: Buffer) => {
+    buffer += chunk.toString();
+    for (let nl = buffer.indexOf('\n'); nl >= 0; nl = buffer.indexOf('\n')) {
+      lines.push(buffer.slice(0, nl));
+      buffer = buffer.slice(nl + 1);
+    }
+    wake?.();
+  });
+  proc.stdout?.on('end', () => {
+    ended = true;
+    wake?.();
+  });
   async function* read() {
-    let buffer = '';
-    for await (const chunk of proc.stdout as NodeJS.ReadableStream) {
-      buffer += chunk.toString();
-      let nl = buffer.indexOf('\n');
-      while (nl >= 0) {
-        yield buffer.slice(0, nl);
-        buffer = buffer.slice(nl + 1);
-        nl = buffer.indexOf('\n');
-      }
+    for (;;) {
+      const line = lines.shift();
+      if (line !== undefined) yield line;
+      else if (ended) return;
+      else await new Promise<void>((resolve) => (wake = resolve));
     }
   }
   return { proc, lines: read() };
@@ -49,7 +62,13 @@ it('two producers and two workers in four processes: exactly once, no overlappin
   for (const w of workers) assert.equal((await w.lines.next()).value, 'ready');
   const started = Date.now();
   const producers = [0, 1].map((i) => child([schema.url, queue, 'producer', String(i), String(TOTAL / 2)]));
-  for (const p of producers) assert.equal((await p.lines.next()).value, 'done');
+  for (const p of producers) {
+    const line = (await p.lines.next()).value;
+    if (line !== 'done') {
+      const [code, signal] = p.proc.exitCode !== null ? [p.proc.exitCode, null] : await once(p.proc, 'exit');
+      assert.fail(`a producer ended without finishing: exit code ${code}, signal ${signal}`);
+    }
+  }
 
   for (;;) {
     const stats = await ferry.stats(queue);

@@ -41,7 +41,7 @@ export class Admin {
         if (row.state === QUEUED) {
           // The key's lock comes before the row's, as everywhere a key's head may change.
           const keys = distinctKeys([row]);
-          await lockKeys(client, this.ctx.schema, keys);
+          await lockKeys(client, this.ctx.s, keys);
           const r = await client.query<{ attempts: number }>(
             `UPDATE ${s}.messages m SET state = 4, finished_at = $2, purge_at = $2 + ${effective(s).retention},
                     receipt = NULL, lease_until = NULL, blocked = false
@@ -89,7 +89,7 @@ export class Admin {
   ): Promise<number> {
     const { s } = this.ctx;
     const keys = distinctKeys(rows);
-    await lockKeys(client, this.ctx.schema, keys);
+    await lockKeys(client, this.ctx.s, keys);
     const r = await client.query<{ id: string; queue: string }>(
       `UPDATE ${s}.messages SET state = 0, blocked = key IS NOT NULL, attempts = 0, run_at = $2, result = NULL,
               finished_at = NULL, purge_at = NULL, cancel_requested = false, progress = NULL
@@ -134,14 +134,14 @@ export class Admin {
             WHERE queue = $1 AND state = $2 ${due} AND key IS NOT NULL AND NOT blocked`,
           params,
         );
-        await lockKeys(client, this.ctx.schema, heads.rows);
+        await lockKeys(client, this.ctx.s, heads.rows);
         const r = await client.query<{ queue: string; key: string | null; blocked: boolean }>(
           `DELETE FROM ${s}.messages WHERE queue = $1 AND state = $2 ${due} RETURNING queue, key, blocked`,
           params,
         );
         purged += r.rowCount ?? 0;
         const keys = distinctKeys([...heads.rows, ...r.rows.filter((row) => !row.blocked)]);
-        await lockKeys(client, this.ctx.schema, keys);
+        await lockKeys(client, this.ctx.s, keys);
         await unblockNext(client, s, keys);
       }
       return purged;

@@ -48,7 +48,7 @@ export function encodeEvents(pending: PendingEvent[]): string {
   );
 }
 
-function expand(seq: number, data: string): FerryEvent[] {
+export function expand(seq: number, data: string): FerryEvent[] {
   return (JSON.parse(data) as StoredEvent[]).map((e, i) => ({ seq: seq + i, ...e }) as FerryEvent);
 }
 

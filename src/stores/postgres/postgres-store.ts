@@ -9,12 +9,14 @@ import type { FerryEvent, MessageState, QueueSettings, QueueStats } from '../../
 import type {
   Claimed,
   Completion,
+  DeliveryRefItem,
   Failure,
   ListQuery,
   MessageRecord,
   NewMessage,
   PendingEvent,
   RecordPage,
+  ScheduleRecord,
   SendOutcome,
   SettingsPatch,
   Settled,
@@ -24,9 +26,11 @@ import type {
 import { Admin } from './admin.ts';
 import { query, transaction, unavailable } from './connection.ts';
 import { EventLog } from './events.ts';
+import { HotPath } from './hot.ts';
 import { migrate, quoteIdent } from './migrate.ts';
-import { mergeSettings, STATE_NAMES } from './rows.ts';
-import { type Ctx, completeRows, ensureQueues, expire, failRows, insertMessages } from './write.ts';
+import { STATE_NAMES } from './rows.ts';
+import * as schedules from './schedules.ts';
+import { type Ctx, ensureQueues, expire, failRows, insertMessages, releaseRows } from './write.ts';
 
 export interface PostgresStoreOptions {
   pool: pg.Pool;
@@ -36,20 +40,6 @@ export interface PostgresStoreOptions {
   listen: pg.ClientConfig;
   /** Fallback poll for other processes' events (ms). Default 250. */
   pollInterval?: number;
-}
-
-interface ClaimRow {
-  seq: string;
-  id: string;
-  payload: string;
-  attempts: number;
-  receipt: string;
-  priority: number;
-  run_at: string;
-  key: string | null;
-  headers: string | null;
-  sent_at: string;
-  lease_until: string;
 }
 
 export class PostgresStore implements Store {
@@ -62,12 +52,7 @@ export class PostgresStore implements Store {
   private log!: EventLog;
   private admin!: Admin;
   private closed = false;
-  private acks: {
-    items: (Completion & { now: number })[];
-    resolve: (states: Settled[]) => void;
-    reject: (error: unknown) => void;
-  }[] = [];
-  private acksScheduled = false;
+  private hot!: HotPath;
 
   constructor(private readonly options: PostgresStoreOptions) {
     this.pool = options.pool;
@@ -94,12 +79,23 @@ export class PostgresStore implements Store {
       listen: this.options.listen,
     });
     this.admin = new Admin(this.pool, this.ctx, (fn) => this.tx(fn));
+    this.hot = new HotPath({
+      pool: this.pool,
+      s: this.ctx.s,
+      origin: this.origin,
+      channel: this.log.channel,
+      deliver: (events) => this.log.deliverOwn(events),
+    });
     await this.log.start();
   }
 
   /** One transaction whose events are committed with it and delivered after. */
-  private async tx<T>(fn: (client: pg.PoolClient, events: PendingEvent[]) => Promise<T>): Promise<T> {
+  private open(): void {
     if (this.closed) throw unavailable(Object.assign(new Error('store is closed'), { code: '08003' }));
+  }
+
+  private async tx<T>(fn: (client: pg.PoolClient, events: PendingEvent[]) => Promise<T>): Promise<T> {
+    this.open();
     let committed: FerryEvent[] = [];
     const value = await transaction(this.pool, async (client) => {
       const events: PendingEvent[] = [];
@@ -111,25 +107,18 @@ export class PostgresStore implements Store {
     return value;
   }
 
-  private async ensure(client: pg.ClientBase, queues: string[], remember: boolean): Promise<void> {
-    const unknown = queues.filter((q) => !this.knownQueues.has(q));
-    if (unknown.length === 0) return;
-    await ensureQueues(client, this.ctx, unknown);
-    if (remember) for (const q of unknown) this.knownQueues.add(q);
-  }
-
   async send(messages: NewMessage[], now: number, transaction?: unknown): Promise<SendOutcome[]> {
     if (messages.length === 0) return [];
     const queues = [...new Set(messages.map((m) => m.queue))];
     if (transaction !== undefined) return this.sendIn(transaction, messages, queues, now);
-    return this.tx(async (client, events) => {
-      await this.ensure(client, queues, false);
-      const out = await insertMessages(client, this.ctx, messages, now, events);
-      return out;
-    }).then((out) => {
-      for (const q of queues) this.knownQueues.add(q);
-      return out;
-    });
+    this.open();
+    const out = await this.hot.send(
+      messages,
+      now,
+      queues.filter((q) => !this.knownQueues.has(q)),
+    );
+    for (const q of queues) this.knownQueues.add(q);
+    return out;
   }
 
   /** A send inside the caller's transaction: its events go to the inbox, moved into the log once it commits. */
@@ -180,134 +169,25 @@ export class PostgresStore implements Store {
   }
 
   claim(queue: string, max: number, lease: number | null, now: number): Promise<Claimed[]> {
-    const { s } = this.ctx;
-    return this.tx(async (client, events) => {
-      const head = await client.query<{
-        settings: Partial<QueueSettings> | null;
-        paused: boolean | null;
-        expired: boolean;
-      }>(
-        `SELECT q.settings, q.paused,
-                EXISTS (SELECT 1 FROM ${s}.messages m WHERE m.state = 1 AND m.lease_until <= $2 AND m.queue = $1) AS expired
-           FROM (SELECT 1) one LEFT JOIN ${s}.queues q ON q.name = $1`,
-        [queue, now],
-      );
-      const h = head.rows[0] as { settings: Partial<QueueSettings> | null; paused: boolean | null; expired: boolean };
-      if (h.expired) await expire(client, this.ctx, now, events, queue);
-      const settings = mergeSettings(h.settings, h.paused ?? false);
-      if (settings.paused) return [];
-      let limit = max;
-      let rate: { window: number; count: number } | undefined;
-      if (settings.concurrency !== null || settings.rateLimit !== null) {
-        // Limits hold across processes: claimers of a limited queue serialize on its row.
-        const locked = await client.query<{ rate_window: string; rate_count: number; active: string }>(
-          `SELECT rate_window, rate_count,
-                  (SELECT count(*) FROM ${s}.messages m WHERE m.queue = $1 AND m.state = 1) AS active
-             FROM ${s}.queues WHERE name = $1 FOR UPDATE`,
-          [queue],
-        );
-        const row = locked.rows[0];
-        if (settings.concurrency !== null) limit = Math.min(limit, settings.concurrency - Number(row?.active ?? 0));
-        if (settings.rateLimit !== null) {
-          rate = { window: Number(row?.rate_window ?? 0), count: row?.rate_count ?? 0 };
-          if (now >= rate.window + settings.rateLimit.per) rate = { window: now, count: 0 };
-          limit = Math.min(limit, settings.rateLimit.max - rate.count);
-        }
-      }
-      if (limit <= 0) return [];
-      const r = await client.query<ClaimRow>(
-        `WITH picked AS (
-           SELECT id FROM ${s}.messages
-            WHERE queue = $1 AND state = 0 AND NOT blocked AND run_at <= $2
-            ORDER BY priority DESC, run_at, seq
-            LIMIT $3 FOR UPDATE SKIP LOCKED)
-         UPDATE ${s}.messages m
-            SET state = 1, attempts = m.attempts + 1, receipt = md5(random()::text || clock_timestamp()::text),
-                started_at = $2, lease_until = $2 + coalesce($4::int, m.lease, $5::int)
-           FROM picked WHERE m.id = picked.id
-         RETURNING m.seq, m.id, m.payload, m.attempts, m.receipt, m.priority, m.run_at, m.key, m.headers,
-                   m.sent_at, m.lease_until`,
-        [queue, now, limit, lease, settings.lease],
-      );
-      if (r.rows.length === 0) return [];
-      if (rate) {
-        await client.query(`UPDATE ${s}.queues SET rate_window = $2, rate_count = $3 WHERE name = $1`, [
-          queue,
-          rate.window,
-          rate.count + r.rows.length,
-        ]);
-      }
-      const rows = r.rows.sort(
-        (a, b) => b.priority - a.priority || Number(a.run_at) - Number(b.run_at) || Number(a.seq) - Number(b.seq),
-      );
-      return rows.map((row): Claimed => {
-        events.push({ type: 'active', queue, id: row.id, at: now, attempt: row.attempts });
-        const leaseUntil = Number(row.lease_until);
-        return {
-          id: row.id,
-          queue,
-          payload: row.payload,
-          attempt: row.attempts,
-          receipt: row.receipt,
-          priority: row.priority,
-          key: row.key,
-          headers: row.headers,
-          sentAt: Number(row.sent_at),
-          leaseUntil,
-          lease: leaseUntil - now,
-        };
-      });
-    });
+    this.open();
+    return this.hot.claim(queue, max, lease, now);
   }
 
-  /**
-   * Acks arrive one per handler; those that arrive in the same turn of the event loop share one statement and
-   * one commit (the same message twice waits for the next turn, so each settles as if alone).
-   */
   complete(items: Completion[], now: number): Promise<Settled[]> {
     if (items.length === 0) return Promise.resolve([]);
-    return new Promise<Settled[]>((resolve, reject) => {
-      this.acks.push({ items: items.map((i) => ({ ...i, now })), resolve, reject });
-      if (!this.acksScheduled) {
-        this.acksScheduled = true;
-        setImmediate(() => void this.flushAcks());
-      }
-    });
-  }
-
-  private async flushAcks(): Promise<void> {
-    this.acksScheduled = false;
-    const ids = new Set<string>();
-    const calls: typeof this.acks = [];
-    while (this.acks.length) {
-      const call = this.acks[0] as (typeof this.acks)[number];
-      if (call.items.some((i) => ids.has(i.id))) break;
-      for (const i of call.items) ids.add(i.id);
-      calls.push(call);
-      this.acks.shift();
-    }
-    if (this.acks.length) {
-      this.acksScheduled = true;
-      setImmediate(() => void this.flushAcks());
-    }
-    const items = calls.flatMap((c) => c.items);
-    try {
-      const rows = await this.tx((client, events) => completeRows(client, this.ctx, items, events));
-      const states: Settled[] = new Array(items.length).fill(null);
-      for (const row of rows) states[Number(row.ord) - 1] = STATE_NAMES[row.state] ?? null;
-      let at = 0;
-      for (const call of calls) {
-        call.resolve(states.slice(at, at + call.items.length));
-        at += call.items.length;
-      }
-    } catch (error) {
-      for (const call of calls) call.reject(error);
-    }
+    this.open();
+    return this.hot.complete(items, now);
   }
 
   async fail(items: Failure[], now: number): Promise<Settled[]> {
     if (items.length === 0) return [];
     const states = await this.tx((client, events) => failRows(client, this.ctx, this.context, items, now, events));
+    return states.map((st) => (st === null ? null : (STATE_NAMES[st] ?? null)));
+  }
+
+  async release(items: DeliveryRefItem[], now: number): Promise<Settled[]> {
+    if (items.length === 0) return [];
+    const states = await this.tx((client, events) => releaseRows(client, this.ctx, items, now, events));
     return states.map((st) => (st === null ? null : (STATE_NAMES[st] ?? null)));
   }
 
@@ -376,6 +256,26 @@ export class PostgresStore implements Store {
   }
   unsubscribe(topic: string, queue: string): Promise<void> {
     return this.admin.unsubscribe(topic, queue);
+  }
+
+  putSchedule(schedule: ScheduleRecord): Promise<void> {
+    this.open();
+    return schedules.putSchedule(this.pool, this.ctx, schedule);
+  }
+  deleteSchedule(name: string): Promise<boolean> {
+    this.open();
+    return schedules.deleteSchedule(this.pool, this.ctx, name);
+  }
+  listSchedules(): Promise<ScheduleRecord[]> {
+    this.open();
+    return schedules.listSchedules(this.pool, this.ctx);
+  }
+  fireSchedules(
+    now: number,
+    next: (schedule: ScheduleRecord, after: number) => number,
+    message: (schedule: ScheduleRecord, tick: number) => NewMessage,
+  ): Promise<number> {
+    return this.tx((client, events) => schedules.fireSchedules(client, this.ctx, now, next, message, events));
   }
 
   sweep(now: number, eventRetention: number): Promise<{ expired: number; removed: number }> {

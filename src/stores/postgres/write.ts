@@ -35,7 +35,7 @@ export async function insertMessages(
 ): Promise<SendOutcome[]> {
   const { s } = ctx;
   const keys = distinctKeys(messages);
-  await lockKeys(client, ctx.schema, keys);
+  await lockKeys(client, ctx.s, keys);
   const col = <T>(f: (m: NewMessage) => T) => messages.map(f);
   // A keyed message is blocked when its key has an unfinished message, or an earlier one in this batch.
   const inserted = await client.query<{ id: string }>(
@@ -114,7 +114,7 @@ function finishedKeys(rows: SettledRow[]): QueueKey[] {
 export async function releaseKeys(client: pg.ClientBase, ctx: Ctx, rows: SettledRow[]): Promise<void> {
   const keys = finishedKeys(rows);
   if (keys.length === 0) return;
-  await lockKeys(client, ctx.schema, keys);
+  await lockKeys(client, ctx.s, keys);
   await unblockNext(client, ctx.s, keys);
 }
 
@@ -269,5 +269,51 @@ export async function failRows(
     ctx,
     updates.map((u) => u.row),
   );
+  return out;
+}
+
+/** Puts leased messages back without counting the attempt (a cancel requested meanwhile makes them cancelled). */
+export async function releaseRows(
+  client: pg.ClientBase,
+  ctx: Ctx,
+  items: { id: string; receipt: string }[],
+  now: number,
+  events: PendingEvent[],
+): Promise<(number | null)[]> {
+  const { s } = ctx;
+  const e = effective(s);
+  const r = await client.query<SettledRow & { receipt: string; cancel_requested: boolean }>(
+    `SELECT m.id, m.queue, m.key, m.state, m.attempts, m.receipt, m.cancel_requested FROM ${s}.messages m
+      WHERE m.id = ANY($1::text[]) AND m.state = 1 AND m.lease_until > $2 ORDER BY m.id FOR UPDATE`,
+    [items.map((i) => i.id), now],
+  );
+  const leased = new Map(r.rows.map((row) => [`${row.id}\u0000${row.receipt}`, row]));
+  const out: (number | null)[] = new Array(items.length).fill(null);
+  const cancelled: SettledRow[] = [];
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i] as { id: string; receipt: string };
+    const row = leased.get(`${item.id}\u0000${item.receipt}`);
+    if (!row) continue;
+    leased.delete(`${item.id}\u0000${item.receipt}`);
+    if (row.cancel_requested) {
+      await client.query(
+        `UPDATE ${s}.messages m SET state = 4, finished_at = $2, purge_at = $2 + ${e.retention}, receipt = NULL,
+                lease_until = NULL, blocked = false WHERE m.id = $1`,
+        [row.id, now],
+      );
+      events.push({ type: 'cancelled', queue: row.queue, id: row.id, at: now, attempt: row.attempts });
+      cancelled.push({ ...row, state: CANCELLED });
+      out[i] = CANCELLED;
+    } else {
+      await client.query(
+        `UPDATE ${s}.messages SET state = 0, attempts = attempts - 1, run_at = $2, receipt = NULL, lease_until = NULL
+          WHERE id = $1`,
+        [row.id, now],
+      );
+      events.push({ type: 'retrying', queue: row.queue, id: row.id, at: now, attempt: row.attempts - 1, runAt: now });
+      out[i] = QUEUED;
+    }
+  }
+  await releaseKeys(client, ctx, cancelled);
   return out;
 }
