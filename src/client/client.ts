@@ -269,6 +269,7 @@ export class HttpFerry implements Ferry {
         nack: (d, o) => this.nack(d, o),
         extend: (d, l) => this.extend(d, l),
         progress: (d, v) => this.progress(d, v),
+        release: (d) => this.release(d),
         onCancel: (id, abort) => this.#cancels.watch(id, abort),
         now: () => Date.now(),
         idleWait: POLL_MS,

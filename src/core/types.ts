@@ -181,6 +181,12 @@ export type Handler<P = unknown, R = unknown> = (job: Job<P>) => Promise<R> | R;
 export interface WorkOptions {
   /** Handlers running at once. Default 1. */
   concurrency?: number;
+  /**
+   * Messages fetched ahead, beyond those running, so a batch of quick handlers costs one claim. They are
+   * leased (and renewed) while they wait, and released unprocessed if the worker closes. Default: the
+   * concurrency; 0 fetches only for free slots.
+   */
+  prefetch?: number;
   /** Lease per delivery; renewed while the handler runs. Default: the message's, else the queue's, else 30s. */
   lease?: Duration;
   /** Called with errors the worker cannot hand to a handler (store unavailable, …). */

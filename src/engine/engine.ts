@@ -352,6 +352,7 @@ export class Engine implements Ferry {
         nack: (d, o) => this.nack(d, o),
         extend: (d, l) => this.extend(d, l),
         progress: (d, v) => this.progress(d, v),
+        release: (d) => this.release(d),
         onCancel: (id, abort) => this.bus.onCancel(id, abort),
         now: () => this.clock.now(),
         idleWait: 30_000,

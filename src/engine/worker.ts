@@ -27,6 +27,7 @@ export interface WorkerHost {
   nack(delivery: DeliveryRef, options?: NackOptions): Promise<unknown>;
   extend(delivery: DeliveryRef, lease: Duration): Promise<{ leaseUntil: string }>;
   progress(delivery: DeliveryRef, value: unknown): Promise<void>;
+  release(delivery: DeliveryRef): Promise<unknown>;
   /** Calls `abort` when message `id` is cancelled while it runs; returns an unsubscribe. */
   onCancel?(id: string, abort: () => void): () => void;
   now(): number;
@@ -50,7 +51,11 @@ export class WorkerLoop<P, R> implements Worker {
   private readonly concurrency: number;
   private readonly lease: Duration | undefined;
   private readonly onError: (error: unknown) => void;
+  private readonly prefetch: number;
+  /** Handlers running, by message id. */
   private readonly jobs = new Map<string, Running>();
+  /** Claimed and leased, waiting for a free handler slot, in delivery order. */
+  private readonly buffered = new Map<string, Running>();
   private settling = 0;
   private readonly stop = new AbortController();
   private slotFree: (() => void) | undefined;
@@ -67,9 +72,11 @@ export class WorkerLoop<P, R> implements Worker {
     options: WorkOptions = {},
   ) {
     this.queue = queue;
-    checkOptions(options, ['concurrency', 'lease', 'onError']);
+    checkOptions(options, ['concurrency', 'prefetch', 'lease', 'onError']);
     this.concurrency =
       options.concurrency === undefined ? 1 : checkInteger(options.concurrency, 'concurrency', 1, 10_000);
+    this.prefetch =
+      options.prefetch === undefined ? this.concurrency : checkInteger(options.prefetch, 'prefetch', 0, 10_000);
     if (options.lease !== undefined) checkLease(options.lease);
     this.lease = options.lease;
     this.onError = options.onError ?? ((error) => console.error(`ferry worker (${queue}):`, error));
@@ -83,8 +90,9 @@ export class WorkerLoop<P, R> implements Worker {
   private async loop(): Promise<void> {
     let failures = 0;
     while (!this.stop.signal.aborted) {
-      const free = this.concurrency - this.jobs.size;
-      if (free <= 0) {
+      const free = this.concurrency + this.prefetch - this.jobs.size - this.buffered.size;
+      // With messages in hand, fetch again only once half a batch is free: fewer, larger claims.
+      if (free <= 0 || (this.buffered.size > 0 && free < Math.ceil(this.concurrency / 2))) {
         await new Promise<void>((resolve) => {
           this.slotFree = resolve;
         });
@@ -107,11 +115,13 @@ export class WorkerLoop<P, R> implements Worker {
         await new Promise((resolve) => setTimeout(resolve, Math.min(5000, 100 * 2 ** failures)));
         continue;
       }
-      for (const delivery of deliveries) this.start(delivery);
+      for (const delivery of deliveries) this.hold(delivery);
+      this.pump();
     }
   }
 
-  private start(delivery: Delivery): void {
+  /** Takes a delivery in hand: leased, renewed, watched for cancellation; started when a slot is free. */
+  private hold(delivery: Delivery): void {
     const leaseUntil =
       (delivery as Delivery & { [LEASE_UNTIL_MS]?: number })[LEASE_UNTIL_MS] ?? Date.parse(delivery.leaseUntil);
     const running: Running = {
@@ -121,11 +131,36 @@ export class WorkerLoop<P, R> implements Worker {
       leaseUntil,
       renewing: false,
     };
-    this.jobs.set(delivery.id, running);
+    this.buffered.set(delivery.id, running);
     if (this.host.onCancel) {
-      running.unwatch = this.host.onCancel(delivery.id, () => abort(running, new Error('message cancelled')));
+      running.unwatch = this.host.onCancel(delivery.id, () => {
+        // Not started yet: hand it back, which ends it cancelled. Started: the handler's signal fires.
+        if (this.buffered.delete(delivery.id)) this.giveBack(running);
+        else abort(running, new Error('message cancelled'));
+      });
     }
     this.scheduleRenewal(running.lease);
+  }
+
+  /** Starts buffered deliveries while handler slots are free. */
+  private pump(): void {
+    if (this.stop.signal.aborted) return;
+    for (const [id, running] of this.buffered) {
+      if (this.jobs.size >= this.concurrency) return;
+      this.buffered.delete(id);
+      this.start(running);
+    }
+  }
+
+  private giveBack(running: Running): void {
+    running.unwatch?.();
+    this.settling++;
+    this.host.release(running.delivery).then(this.settled, this.settleFailed);
+  }
+
+  private start(running: Running): void {
+    const delivery = running.delivery;
+    this.jobs.set(delivery.id, running);
     let outcome: Promise<unknown>;
     try {
       outcome = Promise.resolve(this.handler(new RunningJob<P>(this, running)));
@@ -159,10 +194,11 @@ export class WorkerLoop<P, R> implements Worker {
     running.unwatch?.();
     this.settling++;
     settled.then(this.settled, this.settleFailed);
+    this.pump();
     const wake = this.slotFree;
     this.slotFree = undefined;
     wake?.();
-    if (this.jobs.size === 0 && this.renewTimer) {
+    if (this.jobs.size === 0 && this.buffered.size === 0 && this.renewTimer) {
       clearInterval(this.renewTimer);
       this.renewTimer = undefined;
       this.renewEvery = Number.POSITIVE_INFINITY;
@@ -190,7 +226,7 @@ export class WorkerLoop<P, R> implements Worker {
 
   private renew(): void {
     const now = this.host.now();
-    for (const running of this.jobs.values()) {
+    for (const running of [...this.jobs.values(), ...this.buffered.values()]) {
       if (running.renewing || running.leaseUntil - now > (running.lease * 2) / 3) continue;
       running.renewing = true;
       this.host.extend(running.delivery, running.lease).then(
@@ -200,8 +236,10 @@ export class WorkerLoop<P, R> implements Worker {
         },
         (error: unknown) => {
           running.renewing = false;
-          if (error instanceof LeaseLostError) abort(running, error);
-          else this.onError(error);
+          if (!(error instanceof LeaseLostError)) return this.onError(error);
+          // Lost while waiting in hand: drop it (it is redelivered); while running: the handler's signal fires.
+          if (this.buffered.delete(running.delivery.id)) running.unwatch?.();
+          else abort(running, error);
         },
       );
     }
@@ -216,6 +254,9 @@ export class WorkerLoop<P, R> implements Worker {
     this.stop.abort();
     this.slotFree?.();
     await this.loopDone;
+    // What was fetched but not started goes back at once, its attempt not counted.
+    for (const running of this.buffered.values()) this.giveBack(running);
+    this.buffered.clear();
     if (this.jobs.size > 0 || this.settling > 0) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([
