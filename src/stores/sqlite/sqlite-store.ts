@@ -100,10 +100,16 @@ export class SqliteStore implements Store {
     db.pragma(`synchronous = ${this.options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
     migrate(db);
     this.sql = prepare(db);
-    this.committer = new Committer(db, this.origin, (events) => {
-      this.tailSeq = Math.max(this.tailSeq, (events[events.length - 1] as FerryEvent).seq);
-      context.onEvents(events);
-    });
+    const fullSync = this.options.synchronous !== 'normal' && this.path !== ':memory:';
+    this.committer = new Committer(
+      db,
+      this.origin,
+      (events) => {
+        this.tailSeq = Math.max(this.tailSeq, (events[events.length - 1] as FerryEvent).seq);
+        context.onEvents(events);
+      },
+      fullSync,
+    );
     this.tailSeq = this.committer.lastSeq();
     if (this.capabilities.shared) {
       this.tailTimer = setInterval(() => this.tail(), this.options.tailInterval ?? 100);
@@ -243,7 +249,7 @@ export class SqliteStore implements Store {
         events.push({ type: 'active', queue, id, at: now, attempt });
       }
       return out;
-    });
+    }, false);
   }
 
   /** Settles leases that ran out: a failed attempt, redelivered at once, or dead when attempts are used up. */
@@ -408,6 +414,7 @@ export class SqliteStore implements Store {
   extend(id: string, receipt: string, lease: number, now: number): Promise<number | null> {
     return this.committer.run(
       () => this.sql.extend.get({ seq: seqOf(receipt), id, receipt, now, until: now + lease })?.lease_until ?? null,
+      false,
     );
   }
 
