@@ -6,6 +6,7 @@
 import { resolve } from 'node:path';
 import { InvalidRequestError } from './core/errors.ts';
 import type { Ferry } from './core/types.ts';
+import type { Clock } from './engine/clock.ts';
 import { Engine, type EngineOptions } from './engine/engine.ts';
 import type { Store } from './store/store.ts';
 import { SqliteStore } from './stores/sqlite/sqlite-store.ts';
@@ -47,5 +48,19 @@ export async function open(
   url: string = process.env.FERRY_STORE ?? DEFAULT_STORE,
   options: OpenOptions = {},
 ): Promise<Ferry> {
-  return Engine.create(await createStore(url, options), options);
+  const store = await createStore(url, options);
+  // PostgreSQL: unless the caller brings a clock, time comes from the database's clock (corrected by the
+  // measured offset), so processes on different machines agree on leases, due times and retention.
+  const fromDatabase = (store as { databaseClock?: () => Promise<Clock> }).databaseClock;
+  if (options.clock === undefined && fromDatabase) {
+    let clock: Clock;
+    try {
+      clock = await fromDatabase.call(store);
+    } catch (error) {
+      await store.close().catch(() => {});
+      throw error;
+    }
+    return Engine.create(store, { ...options, clock });
+  }
+  return Engine.create(store, options);
 }

@@ -6,6 +6,7 @@ import { InvalidRequestError } from '../../core/errors.ts';
 import type { Store } from '../../store/store.ts';
 import { PostgresStore } from './postgres-store.ts';
 
+export { DatabaseClock, databaseClockOffset } from './clock.ts';
 export { PostgresStore } from './postgres-store.ts';
 
 export interface PostgresOptions {
@@ -58,15 +59,4 @@ export function createPostgresStore(url: string, options: PostgresOptions = {}):
     listen,
     pollInterval: options.pollInterval ?? 250,
   });
-}
-
-/**
- * How far the database clock is ahead of this process's clock (ms, negative when behind), measured at the
- * midpoint of the round trip: the engine adds it to `Date.now()` so every process shares one clock.
- */
-export async function databaseClockOffset(pool: pg.Pool): Promise<number> {
-  const before = Date.now();
-  const r = await pool.query<{ now: string }>('SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS now');
-  const after = Date.now();
-  return Math.round(Number(r.rows[0]?.now) - (before + after) / 2);
 }

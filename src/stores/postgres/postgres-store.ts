@@ -24,6 +24,7 @@ import type {
   StoreContext,
 } from '../../store/store.ts';
 import { Admin } from './admin.ts';
+import { DatabaseClock } from './clock.ts';
 import { query, transaction, unavailable } from './connection.ts';
 import { EventLog } from './events.ts';
 import { HotPath } from './hot.ts';
@@ -57,6 +58,11 @@ export class PostgresStore implements Store {
   constructor(private readonly options: PostgresStoreOptions) {
     this.pool = options.pool;
     this.ctx = { s: quoteIdent(options.schema), schema: options.schema };
+  }
+
+  /** A clock on the database's time, for the engine (see `DatabaseClock`). */
+  databaseClock(): Promise<DatabaseClock> {
+    return DatabaseClock.create(this.pool, () => !this.closed);
   }
 
   async init(context: StoreContext): Promise<void> {
