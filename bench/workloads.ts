@@ -110,7 +110,7 @@ export async function latency(ferry: Ferry, n: number, gapMs = 2): Promise<Figur
       samples.push(performance.now() - job.payload.t);
       started.set(job.payload.i, 1);
     },
-    { concurrency: 10 },
+    { concurrency: 50 },
   );
   await new Promise((resolve) => setTimeout(resolve, 200));
   for (let i = 0; i < n; i++) {
