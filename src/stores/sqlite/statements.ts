@@ -89,9 +89,9 @@ export function prepare(db: Database.Database) {
     unsubscribe: s('DELETE FROM subscriptions WHERE topic = ? AND queue = ?'),
 
     activeCount: s<{ n: number }>('SELECT count(*) AS n FROM messages WHERE queue = ? AND state = 1'),
-    // Claim is a SELECT in delivery order, then one UPDATE of those rows. Measured against one
-    // UPDATE … RETURNING: 2.35 against 3.1 µs per claimed row (RETURNING goes through a temporary table).
-    // Both run in the same write transaction, so no other writer can take the rows in between.
+    // Claim is a SELECT in delivery order, then one UPDATE of those rows: a little cheaper than one
+    // UPDATE … RETURNING (RETURNING goes through a temporary table; bench/sql-choices.ts), and the rows
+    // arrive in delivery order. Both run in one write transaction: no other writer can take them between.
     claimable: s<ClaimedRow>(
       `SELECT seq, id, payload, attempts, priority, key, headers, sent_at, lease FROM messages
        WHERE queue = ? AND state = 0 AND blocked = 0 AND run_at <= ?
@@ -104,13 +104,13 @@ export function prepare(db: Database.Database) {
          started_at = ?, lease_until = ? + coalesce(?, lease, ?)
        WHERE seq IN (SELECT value FROM json_each(?))`,
     ),
-    // Measured: `LIMIT ?` here made this usually-empty probe ~60× slower (28 µs against 0.4 µs per call
-    // with 60,000 rows) than a literal limit, so batch sizes are literals throughout this file.
+    // Measured: `LIMIT ?` made this usually-empty probe ~30× slower than a literal limit (12 against 0.4 µs
+    // per call with 30,000 rows; bench/sql-choices.ts), so batch sizes are literals throughout this file.
     expiredIn: s<Row>(`SELECT * FROM messages WHERE state = 1 AND lease_until <= ? AND queue = ? LIMIT ${BATCH}`),
     expired: s<Row>(`SELECT * FROM messages WHERE state = 1 AND lease_until <= ? LIMIT ${BATCH}`),
 
     // The common ack: this process claimed the message and no cancel is pending, so nothing needs to be read
-    // back (1.7 against 4.3 µs per row with RETURNING). Anything else takes `complete` below.
+    // back (about 1.7 against 3.8 µs per row with RETURNING; bench/sql-choices.ts). Else `complete` below.
     completeKnown: s(
       `UPDATE messages SET state = 2, result = ?, finished_at = ?, receipt = NULL, lease_until = NULL
        WHERE seq = ? AND id = ? AND receipt = ? AND state = 1 AND lease_until > ? AND cancel_requested = 0`,
