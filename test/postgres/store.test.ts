@@ -141,3 +141,41 @@ describe('postgres store', () => {
     await Promise.all(stores.map((s) => s.close()));
   });
 });
+
+describe('postgres store housekeeping', () => {
+  it('vacuums its hot tables itself once dead tuples pile up', async () => {
+    const schema = await testSchema('vacuum');
+    const admin = new pg.Client({ connectionString: (await testDatabase()).url });
+    await admin.connect();
+    const store = createPostgresStore(schema.url, { vacuum: { interval: 0, minDead: 200 } });
+    try {
+      await store.init({ retryDelay: () => 1000, onEvents: () => {} });
+      const queue = `vac-${randomUUID()}`;
+      await store.send(
+        Array.from({ length: 500 }, () => message(queue)),
+        Date.now(),
+      );
+      await store.purge(queue, ['waiting'], Date.now());
+      const lastVacuum = async () => {
+        const r = await admin.query(
+          `SELECT last_vacuum FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = 'messages'`,
+          [schema.schema],
+        );
+        return r.rows[0]?.last_vacuum ?? null;
+      };
+      assert.equal(await lastVacuum(), null);
+      await until(
+        async () => {
+          await store.sweep(Date.now(), 86_400_000);
+          return (await lastVacuum()) !== null;
+        },
+        'a VACUUM of messages',
+        15_000,
+      );
+    } finally {
+      await store.close();
+      await admin.end();
+      await schema.drop();
+    }
+  });
+});

@@ -5,6 +5,7 @@ import pg from 'pg';
 import { InvalidRequestError } from '../../core/errors.ts';
 import type { Store } from '../../store/store.ts';
 import { PostgresStore } from './postgres-store.ts';
+import type { VacuumOptions } from './vacuum.ts';
 
 export { DatabaseClock, databaseClockOffset } from './clock.ts';
 export { PostgresStore } from './postgres-store.ts';
@@ -18,6 +19,11 @@ export interface PostgresOptions {
   schema?: string;
   /** How often to look for other processes' events when no NOTIFY arrives (ms). Default 250. */
   pollInterval?: number;
+  /**
+   * Ferry vacuums its hot tables itself once dead tuples pile up (see `Vacuumer`); false leaves it to
+   * autovacuum. Default `{ interval: 10000, minDead: 10000 }`.
+   */
+  vacuum?: boolean | Partial<VacuumOptions>;
 }
 
 const SCHEMA = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
@@ -58,5 +64,17 @@ export function createPostgresStore(url: string, options: PostgresOptions = {}):
     schema,
     listen,
     pollInterval: options.pollInterval ?? 250,
+    vacuum: vacuumOptions(options.vacuum),
   });
+}
+
+function vacuumOptions(option: PostgresOptions['vacuum']): VacuumOptions | null {
+  if (option === false) return null;
+  const o = { interval: 10_000, minDead: 10_000, ...(typeof option === 'object' && option ? option : {}) };
+  for (const [name, value] of Object.entries(o)) {
+    if (!Number.isInteger(value) || value < 0) {
+      throw new InvalidRequestError(`vacuum.${name} must be a non-negative integer; got ${String(value)}`);
+    }
+  }
+  return o;
 }

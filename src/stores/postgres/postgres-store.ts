@@ -31,6 +31,7 @@ import { HotPath } from './hot.ts';
 import { migrate, quoteIdent } from './migrate.ts';
 import { STATE_NAMES } from './rows.ts';
 import * as schedules from './schedules.ts';
+import { Vacuumer, type VacuumOptions } from './vacuum.ts';
 import { type Ctx, ensureQueues, expire, failRows, insertMessages, releaseRows } from './write.ts';
 
 export interface PostgresStoreOptions {
@@ -41,6 +42,8 @@ export interface PostgresStoreOptions {
   listen: pg.ClientConfig;
   /** Fallback poll for other processes' events (ms). Default 250. */
   pollInterval?: number;
+  /** Null: leave vacuuming to autovacuum. */
+  vacuum?: VacuumOptions | null;
 }
 
 export class PostgresStore implements Store {
@@ -54,6 +57,7 @@ export class PostgresStore implements Store {
   private admin!: Admin;
   private closed = false;
   private hot!: HotPath;
+  private vacuumer: Vacuumer | null = null;
 
   constructor(private readonly options: PostgresStoreOptions) {
     this.pool = options.pool;
@@ -85,6 +89,9 @@ export class PostgresStore implements Store {
       listen: this.options.listen,
     });
     this.admin = new Admin(this.pool, this.ctx, (fn) => this.tx(fn));
+    if (this.options.vacuum) {
+      this.vacuumer = new Vacuumer(this.pool, this.ctx.s, this.options.schema, this.options.vacuum);
+    }
     this.hot = new HotPath({
       pool: this.pool,
       s: this.ctx.s,
@@ -284,12 +291,14 @@ export class PostgresStore implements Store {
     return this.tx((client, events) => schedules.fireSchedules(client, this.ctx, now, next, message, events));
   }
 
-  sweep(now: number, eventRetention: number): Promise<{ expired: number; removed: number }> {
-    return this.tx(async (client, events) => {
+  async sweep(now: number, eventRetention: number): Promise<{ expired: number; removed: number }> {
+    const done = await this.tx(async (client, events) => {
       const expired = await expire(client, this.ctx, now, events, null);
       const removed = await this.admin.removeExpired(client, now, eventRetention);
       return { expired, removed };
     });
+    this.vacuumer?.maybe();
+    return done;
   }
 
   readEvents(after: number, limit: number): Promise<FerryEvent[]> {
@@ -308,6 +317,7 @@ export class PostgresStore implements Store {
     if (this.closed) return;
     this.closed = true;
     await this.log?.close();
+    await this.vacuumer?.idle();
     if (this.options.ownsPool) await this.pool.end();
   }
 }
