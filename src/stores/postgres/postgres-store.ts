@@ -31,6 +31,7 @@ import { HotPath } from './hot.ts';
 import { migrate, quoteIdent } from './migrate.ts';
 import { STATE_NAMES } from './rows.ts';
 import * as schedules from './schedules.ts';
+import { TickGroup } from './tick.ts';
 import { Vacuumer, type VacuumOptions } from './vacuum.ts';
 import { type Ctx, ensureQueues, expire, failRows, insertMessages, releaseRows } from './write.ts';
 
@@ -58,6 +59,10 @@ export class PostgresStore implements Store {
   private closed = false;
   private hot!: HotPath;
   private vacuumer: Vacuumer | null = null;
+  private readonly fails = new TickGroup<Failure & { now: number }, Settled>(async (items) => {
+    const states = await this.tx((client, events) => failRows(client, this.ctx, this.context, items, events));
+    return states.map((st) => (st === null ? null : (STATE_NAMES[st] ?? null)));
+  });
 
   constructor(private readonly options: PostgresStoreOptions) {
     this.pool = options.pool;
@@ -192,10 +197,10 @@ export class PostgresStore implements Store {
     return this.hot.complete(items, now);
   }
 
-  async fail(items: Failure[], now: number): Promise<Settled[]> {
-    if (items.length === 0) return [];
-    const states = await this.tx((client, events) => failRows(client, this.ctx, this.context, items, now, events));
-    return states.map((st) => (st === null ? null : (STATE_NAMES[st] ?? null)));
+  /** Fails that arrive in one turn share one transaction. */
+  fail(items: Failure[], now: number): Promise<Settled[]> {
+    if (items.length === 0) return Promise.resolve([]);
+    return this.fails.add(items.map((i) => ({ ...i, now })));
   }
 
   async release(items: DeliveryRefItem[], now: number): Promise<Settled[]> {

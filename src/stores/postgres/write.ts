@@ -193,38 +193,42 @@ export async function completeRows(
 
 interface LeasedRow extends SettledRow {
   cancel_requested: boolean;
+  lease_until: string;
   max_attempts: number;
   backoff: string | null;
   q_backoff: QueueSettings['backoff'] | null;
 }
 
-/** Ends failed attempts: retried after a backoff, or dead, or cancelled when flagged. */
+/**
+ * Ends failed attempts: retried after a backoff, or dead, or cancelled when flagged. Each item carries its own
+ * time, so fails from separate calls can share the transaction.
+ */
 export async function failRows(
   client: pg.ClientBase,
   ctx: Ctx,
   context: StoreContext,
-  items: Failure[],
-  now: number,
+  items: (Failure & { now: number })[],
   events: PendingEvent[],
 ): Promise<(number | null)[]> {
   const { s } = ctx;
   const e = effective(s);
   const r = await client.query<LeasedRow>(
-    `SELECT m.id, m.queue, m.key, m.state, m.attempts, m.cancel_requested, m.backoff, m.receipt,
+    `SELECT m.id, m.queue, m.key, m.state, m.attempts, m.cancel_requested, m.backoff, m.receipt, m.lease_until,
             ${e.maxAttempts} AS max_attempts,
             (SELECT q.settings->'backoff' FROM ${s}.queues q WHERE q.name = m.queue) AS q_backoff
        FROM ${s}.messages m
-      WHERE m.id = ANY($1::text[]) AND m.state = 1 AND m.lease_until > $2
+      WHERE m.id = ANY($1::text[]) AND m.state = 1
       ORDER BY m.id FOR UPDATE`,
-    [items.map((i) => i.id), now],
+    [items.map((i) => i.id)],
   );
   const leased = new Map(r.rows.map((row) => [`${row.id}\u0000${(row as { receipt?: string }).receipt}`, row]));
   const out: (number | null)[] = new Array(items.length).fill(null);
-  const updates: { id: string; state: number; runAt: number | null; error: string; row: LeasedRow }[] = [];
+  const updates: { id: string; state: number; runAt: number | null; error: string; now: number; row: LeasedRow }[] = [];
   for (let i = 0; i < items.length; i++) {
-    const item = items[i] as Failure;
+    const item = items[i] as Failure & { now: number };
+    const now = item.now;
     const row = leased.get(`${item.id}\u0000${item.receipt}`);
-    if (!row) continue;
+    if (!row || Number(row.lease_until) <= now) continue;
     leased.delete(`${item.id}\u0000${item.receipt}`);
     const error = JSON.parse(item.error) as unknown;
     const base = { queue: row.queue, id: row.id, at: now, attempt: row.attempts, error };
@@ -245,23 +249,23 @@ export async function failRows(
       events.push({ ...base, type: 'retrying', runAt });
     }
     out[i] = state;
-    updates.push({ id: row.id, state, runAt, error: item.error, row: { ...row, state } });
+    updates.push({ id: row.id, state, runAt, error: item.error, now, row: { ...row, state } });
   }
   if (updates.length === 0) return out;
   await client.query(
     `UPDATE ${s}.messages m
         SET state = u.state, run_at = coalesce(u.run_at, m.run_at), error = u.error,
-            finished_at = CASE WHEN u.state >= 2 THEN $5::int8 END,
-            purge_at = CASE WHEN u.state >= 2 THEN $5::int8 + ${e.retention} END,
+            finished_at = CASE WHEN u.state >= 2 THEN u.now END,
+            purge_at = CASE WHEN u.state >= 2 THEN u.now + ${e.retention} END,
             receipt = NULL, lease_until = NULL, blocked = false
-       FROM unnest($1::text[], $2::int[], $3::int8[], $4::text[]) AS u(id, state, run_at, error)
+       FROM unnest($1::text[], $2::int[], $3::int8[], $4::text[], $5::int8[]) AS u(id, state, run_at, error, now)
       WHERE m.id = u.id`,
     [
       updates.map((u) => u.id),
       updates.map((u) => u.state),
       updates.map((u) => u.runAt),
       updates.map((u) => u.error),
-      now,
+      updates.map((u) => u.now),
     ],
   );
   await releaseKeys(
