@@ -59,7 +59,8 @@ export class Bus {
         this.dueTimers.delete(queue);
         this.wake(queue);
       },
-      at - this.clock.now() + 1,
+      // Node's timers hold at most 2^31 - 1 ms (~24.8 days); a later wake comes from a poll before then.
+      Math.min(at - this.clock.now() + 1, 2 ** 31 - 1),
     );
     if (typeof (handle as { unref?: () => void }).unref === 'function') (handle as { unref: () => void }).unref();
     this.dueTimers.set(queue, { at, handle });

@@ -81,6 +81,8 @@ export interface EngineOptions {
 }
 
 const FINAL = new Set(['completed', 'dead', 'cancelled']);
+/** The largest time a Date holds: a schedule's next tick when there is none. */
+const NEVER = 8.64e15;
 const MAX_WAIT = 12 * 3_600_000;
 
 export class Engine implements Ferry {
@@ -136,7 +138,11 @@ export class Engine implements Ferry {
   /** Settles expired leases and removes what retention allows; repeats while a batch came back full. */
   async sweep(): Promise<void> {
     try {
-      await this.fireSchedules(this.clock.now());
+      try {
+        await this.fireSchedules(this.clock.now());
+      } catch {
+        // A schedule that cannot fire must not stop leases and retention below.
+      }
       for (let i = 0; i < 20 && !this.closed; i++) {
         const { expired, removed } = await this.store.sweep(this.clock.now(), this.eventRetention);
         if (expired < 1000 && removed < 1000) break;
@@ -514,7 +520,14 @@ export class Engine implements Ferry {
   private fireSchedules(now: number): Promise<number> {
     return this.store.fireSchedules(
       now,
-      (s, after) => nextTick(s.cron, s.tz, after),
+      (s, after) => {
+        try {
+          return nextTick(s.cron, s.tz, after);
+        } catch {
+          // No tick left (a one-shot date that has passed): it stays listed and never fires again.
+          return NEVER;
+        }
+      },
       (s, tick) => {
         const options = JSON.parse(s.options) as SendOptions;
         const message = this.message(s.queue, null, options, tick);

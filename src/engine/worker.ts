@@ -7,7 +7,13 @@
  * group commit, which is what lets a batch of handlers cost one transaction per cycle.
  */
 import { parseDuration } from '../core/duration.ts';
-import { LeaseLostError, toFailure, UnrecoverableError } from '../core/errors.ts';
+import {
+  InvalidRequestError,
+  LeaseLostError,
+  PayloadTooLargeError,
+  toFailure,
+  UnrecoverableError,
+} from '../core/errors.ts';
 import type { Delivery, DeliveryRef, Duration, Handler, Job, NackOptions, Worker, WorkOptions } from '../core/types.ts';
 import { checkInteger, checkLease, checkOptions } from '../core/validate.ts';
 
@@ -52,9 +58,12 @@ export class WorkerLoop<P, R> implements Worker {
   private readonly lease: Duration | undefined;
   private readonly onError: (error: unknown) => void;
   private readonly prefetch: number;
-  /** Handlers running, by message id. */
+  /**
+   * Handlers running, by receipt: one message can be in hand twice (its lease ran out while a stalled handler
+   * still ran, and this worker got it again), and the two must not be confused.
+   */
   private readonly jobs = new Map<string, Running>();
-  /** Claimed and leased, waiting for a free handler slot, in delivery order. */
+  /** Claimed and leased, waiting for a free handler slot, in delivery order; by receipt too. */
   private readonly buffered = new Map<string, Running>();
   private settling = 0;
   private readonly stop = new AbortController();
@@ -131,11 +140,11 @@ export class WorkerLoop<P, R> implements Worker {
       leaseUntil,
       renewing: false,
     };
-    this.buffered.set(delivery.id, running);
+    this.buffered.set(delivery.receipt, running);
     if (this.host.onCancel) {
       running.unwatch = this.host.onCancel(delivery.id, () => {
         // Not started yet: hand it back, which ends it cancelled. Started: the handler's signal fires.
-        if (this.buffered.delete(delivery.id)) this.giveBack(running);
+        if (this.buffered.delete(delivery.receipt)) this.giveBack(running);
         else abort(running, new Error('message cancelled'));
       });
     }
@@ -160,7 +169,7 @@ export class WorkerLoop<P, R> implements Worker {
 
   private start(running: Running): void {
     const delivery = running.delivery;
-    this.jobs.set(delivery.id, running);
+    this.jobs.set(delivery.receipt, running);
     let outcome: Promise<unknown>;
     try {
       outcome = Promise.resolve(this.handler(new RunningJob<P>(this, running)));
@@ -168,12 +177,24 @@ export class WorkerLoop<P, R> implements Worker {
       outcome = Promise.reject(error);
     }
     outcome.then(
-      (result) => this.settle(running, this.host.ack(delivery, result)),
+      (result) => this.settle(running, this.ackOrFail(delivery, result)),
       (error: unknown) => {
         const retry = !(error instanceof UnrecoverableError);
         this.settle(running, this.host.nack(delivery, { error: toFailure(error), retry }));
       },
     );
+  }
+
+  /**
+   * Acks with the handler's result; a result that cannot be stored (not JSON, too large) ends the attempt
+   * failed and the message dead, with the reason, rather than leaving it leased until the lease runs out.
+   */
+  private ackOrFail(delivery: Delivery, result: unknown): Promise<unknown> {
+    return this.host.ack(delivery, result).catch((error: unknown) => {
+      if (!(error instanceof InvalidRequestError || error instanceof PayloadTooLargeError)) throw error;
+      const failure = { message: `the handler's result could not be stored: ${error.message}`, name: error.name };
+      return this.host.nack(delivery, { error: failure, retry: false });
+    });
   }
 
   /** `job.extend()`: extends now and renews by the new length from then on. */
@@ -190,7 +211,7 @@ export class WorkerLoop<P, R> implements Worker {
   }
 
   private settle(running: Running, settled: Promise<unknown>): void {
-    this.jobs.delete(running.delivery.id);
+    this.jobs.delete(running.delivery.receipt);
     running.unwatch?.();
     this.settling++;
     settled.then(this.settled, this.settleFailed);
@@ -238,7 +259,7 @@ export class WorkerLoop<P, R> implements Worker {
           running.renewing = false;
           if (!(error instanceof LeaseLostError)) return this.onError(error);
           // Lost while waiting in hand: drop it (it is redelivered); while running: the handler's signal fires.
-          if (this.buffered.delete(running.delivery.id)) running.unwatch?.();
+          if (this.buffered.delete(running.delivery.receipt)) running.unwatch?.();
           else abort(running, error);
         },
       );

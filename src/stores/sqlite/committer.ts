@@ -40,12 +40,17 @@ export class Committer {
 
   private readonly relaxed: Database.Statement | undefined;
   private readonly strict: Database.Statement | undefined;
+  private readonly blocksAfter: Database.Statement<[number], { seq: number; n: number; origin: string; data: string }>;
+  /** The highest event seq this process has handed to `publish` (its own and other processes'). */
+  private seen: number;
 
   constructor(
     private readonly db: Database.Database,
     private readonly origin: string,
     private readonly publish: (events: FerryEvent[]) => void,
     fullSync: boolean,
+    /** Other processes may write to the file: their events are read back, in order, before ours. */
+    private readonly shared: boolean,
   ) {
     // A transaction holding only claims (and extends, progress) commits without its own fsync: losing it in
     // a power cut only means delivering those messages again, which at-least-once allows; the next durable
@@ -62,6 +67,35 @@ export class Committer {
     this.rollbackTo = db.prepare('ROLLBACK TO op');
     this.lastBlock = db.prepare('SELECT seq, n FROM events ORDER BY seq DESC LIMIT 1');
     this.insertBlock = db.prepare('INSERT INTO events (seq, n, at, origin, data) VALUES (?, ?, ?, ?, ?)');
+    this.blocksAfter = db.prepare('SELECT seq, n, origin, data FROM events WHERE seq > ? ORDER BY seq LIMIT 200');
+    this.seen = this.lastSeq();
+  }
+
+  /**
+   * Events other processes committed since the last look, oldest first. Within a write transaction none can
+   * be added meanwhile, so reading them there, then appending ours, keeps every reader's view in seq order.
+   */
+  private foreign(): FerryEvent[] {
+    const out: FerryEvent[] = [];
+    for (;;) {
+      const blocks = this.blocksAfter.all(this.seen);
+      for (const block of blocks) {
+        this.seen = block.seq + block.n - 1;
+        if (block.origin !== this.origin) out.push(...(JSON.parse(block.data) as FerryEvent[]));
+      }
+      if (blocks.length < 200) return out;
+    }
+  }
+
+  /** Hands over what other processes committed since the last look (called on a timer). */
+  catchUp(): void {
+    const events = this.foreign();
+    if (events.length) this.publish(events);
+  }
+
+  /** The first seq of the newest event block, or null when the log is empty. */
+  lastBlockSeq(): number | null {
+    return this.lastBlock.get()?.seq ?? null;
   }
 
   /** The highest event seq committed (by any process sharing the file). */
@@ -105,6 +139,8 @@ export class Committer {
             for (let i = 0; i < open.resolvers.length; i++) open.resolvers[i]?.resolve((results as R[])[i] as R);
           },
           reject: (error) => {
+            // The group failed before (or while) running this batch: later items must start a new one.
+            if (batch.open === open) batch.open = undefined;
             for (const r of open.resolvers) r.reject(error);
           },
         });
@@ -157,7 +193,13 @@ export class Committer {
             failed[i] = error ?? new Error('operation failed');
           }
         }
-        if (events.length) published = this.writeEvents(events);
+        if (events.length) {
+          // Seqs must reach readers in order: other processes' newer blocks first, then ours.
+          const before = this.shared ? this.foreign() : [];
+          published = this.writeEvents(events);
+          if (before.length) published = [...before, ...published];
+          this.seen = (published[published.length - 1] as FerryEvent).seq;
+        }
         this.commit.run();
       } catch (error) {
         if (this.db.inTransaction) this.rollback.run();

@@ -72,10 +72,8 @@ export class SqliteStore implements Store {
   private committer!: Committer;
   private context!: StoreContext;
   private readonly origin = randomUUID();
-  private readonly knownQueues = new Set<string>();
   private readonly settingsCache = new Map<string, { raw: string; settings: QueueSettings }>();
   private tailTimer: ReturnType<typeof setInterval> | undefined;
-  private tailSeq = 0;
   private readonly retentionCursor = new Map<string, number>();
   /**
    * What this process knows of the deliveries it made (by seq), so the common ack needs no read-back. Only a
@@ -104,35 +102,28 @@ export class SqliteStore implements Store {
     this.committer = new Committer(
       db,
       this.origin,
-      (events) => {
-        this.tailSeq = Math.max(this.tailSeq, (events[events.length - 1] as FerryEvent).seq);
-        context.onEvents(events);
-      },
+      (events) => context.onEvents(events),
       fullSync,
+      this.capabilities.shared,
     );
-    this.tailSeq = this.committer.lastSeq();
     if (this.capabilities.shared) {
-      this.tailTimer = setInterval(() => this.tail(), this.options.tailInterval ?? 100);
+      // Other processes sharing the file: their events, looked for on a timer (and before each commit of ours).
+      this.tailTimer = setInterval(() => {
+        try {
+          this.committer.catchUp();
+        } catch {
+          // Busy or closing: the next tick tries again.
+        }
+      }, this.options.tailInterval ?? 100);
       this.tailTimer.unref();
-    }
-  }
-
-  /** Hands over events committed by other processes sharing the file. */
-  private tail(): void {
-    try {
-      for (const block of this.sql.foreignEvents.all(this.tailSeq)) {
-        this.tailSeq = block.seq + block.n - 1;
-        if (block.origin !== this.origin) this.context.onEvents(JSON.parse(block.data) as FerryEvent[]);
-      }
-    } catch {
-      // Busy or closing: the next tick tries again.
     }
   }
 
   private queueSettings(queue: string): QueueSettings {
     const row = this.sql.queue.get(queue);
-    const raw = row ? row.settings : '{}';
-    const paused = row ? row.paused === 1 : false;
+    if (!row) return DEFAULT_SETTINGS; // no such queue yet: nothing to cache (names come from callers)
+    const raw = row.settings;
+    const paused = row.paused === 1;
     let cached = this.settingsCache.get(queue);
     if (!cached || cached.raw !== raw) {
       cached = { raw, settings: { ...DEFAULT_SETTINGS, ...(JSON.parse(raw) as Partial<QueueSettings>) } };
@@ -141,10 +132,12 @@ export class SqliteStore implements Store {
     return cached.settings.paused === paused ? cached.settings : { ...cached.settings, paused };
   }
 
+  /**
+   * Creates the queue's row if missing. Not cached in memory: a rolled-back transaction would leave such a
+   * cache claiming a row that does not exist. The statement is a primary-key probe, run once per operation.
+   */
   private ensureQueue(queue: string): void {
-    if (this.knownQueues.has(queue)) return;
     this.sql.ensureQueue.run(queue);
-    this.knownQueues.add(queue);
   }
 
   private insert(m: NewMessage, now: number, events: PendingEvent[]): SendOutcome {
@@ -176,9 +169,10 @@ export class SqliteStore implements Store {
   send(messages: NewMessage[], now: number): Promise<SendOutcome[]> {
     return this.committer.run((events) => {
       const out: SendOutcome[] = new Array(messages.length);
+      let queue: string | undefined;
       for (let i = 0; i < messages.length; i++) {
         const m = messages[i] as NewMessage;
-        this.ensureQueue(m.queue);
+        if (m.queue !== queue) this.ensureQueue((queue = m.queue));
         out[i] = this.insert(m, now, events);
       }
       return out;
@@ -219,7 +213,13 @@ export class SqliteStore implements Store {
         limit = Math.min(limit, settings.rateLimit.max - rate.count);
       }
       if (limit <= 0) return [];
-      const rows = this.sql.claimable.all(queue, now, limit);
+      let rows: ClaimedRow[] = [];
+      for (let p = this.sql.topPriority.get(queue)?.p ?? null; p !== null; ) {
+        const level = this.sql.claimable.all(queue, p, now, limit - rows.length);
+        rows = rows.length === 0 ? level : rows.concat(level);
+        if (rows.length >= limit) break;
+        p = this.sql.nextPriority.get(queue, p)?.p ?? null;
+      }
       if (rows.length === 0) return [];
       const nonce = `.${randomBytes(9).toString('base64url')}`;
       const seqs = new Array<number>(rows.length);
@@ -662,7 +662,9 @@ export class SqliteStore implements Store {
       if (block.at >= cutoff) break;
       keepFrom = block.seq + 1;
     }
-    if (keepFrom !== undefined) this.sql.deleteEventsBefore.run(keepFrom);
+    // The newest block always stays: it carries the seq high-water mark, so seqs never restart.
+    const newest = this.committer.lastBlockSeq();
+    if (keepFrom !== undefined && newest !== null) this.sql.deleteEventsBefore.run(Math.min(keepFrom, newest));
   }
 
   /**

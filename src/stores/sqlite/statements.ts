@@ -92,10 +92,19 @@ export function prepare(db: Database.Database) {
     // Claim is a SELECT in delivery order, then one UPDATE of those rows: a little cheaper than one
     // UPDATE … RETURNING (RETURNING goes through a temporary table; bench/sql-choices.ts), and the rows
     // arrive in delivery order. Both run in one write transaction: no other writer can take them between.
+    // One priority level at a time, highest first: each is a range seek on (queue, priority, run_at), so
+    // delayed rows are never walked. Filtering `run_at <= now` across levels instead read every delayed row
+    // on each idle poll (7.8 ms with 200,000 delayed, against 5 µs this way).
+    topPriority: s<{ p: number | null }>(
+      'SELECT max(priority) AS p FROM messages WHERE queue = ? AND state = 0 AND blocked = 0',
+    ),
+    nextPriority: s<{ p: number | null }>(
+      'SELECT max(priority) AS p FROM messages WHERE queue = ? AND state = 0 AND blocked = 0 AND priority < ?',
+    ),
     claimable: s<ClaimedRow>(
       `SELECT seq, id, payload, attempts, priority, key, headers, sent_at, lease FROM messages
-       WHERE queue = ? AND state = 0 AND blocked = 0 AND run_at <= ?
-       ORDER BY priority DESC, run_at, seq LIMIT ?`,
+       WHERE queue = ? AND state = 0 AND blocked = 0 AND priority = ? AND run_at <= ?
+       ORDER BY run_at, seq LIMIT ?`,
     ).raw(true),
     // The receipt is `seq.attempt.nonce`: settling finds the row by primary key, and the nonce (one per
     // claim) makes it unguessable.
@@ -197,9 +206,6 @@ export function prepare(db: Database.Database) {
       `SELECT seq, data FROM events
        WHERE seq >= coalesce((SELECT max(seq) FROM events WHERE seq <= @after), 0)
        ORDER BY seq LIMIT 100`,
-    ),
-    foreignEvents: s<{ seq: number; n: number; origin: string; data: string }>(
-      'SELECT seq, n, origin, data FROM events WHERE seq > ? ORDER BY seq LIMIT 200',
     ),
   };
 }
