@@ -172,7 +172,10 @@ export class SqliteStore implements Store {
       let queue: string | undefined;
       for (let i = 0; i < messages.length; i++) {
         const m = messages[i] as NewMessage;
-        if (m.queue !== queue) this.ensureQueue((queue = m.queue));
+        if (m.queue !== queue) {
+          queue = m.queue;
+          this.ensureQueue(queue);
+        }
         out[i] = this.insert(m, now, events);
       }
       return out;
