@@ -12,6 +12,7 @@ import {
   LeaseLostError,
   PayloadTooLargeError,
   toFailure,
+  UnavailableError,
   UnrecoverableError,
 } from '../core/errors.ts';
 import type { Delivery, DeliveryRef, Duration, Handler, Job, NackOptions, Worker, WorkOptions } from '../core/types.ts';
@@ -177,12 +178,36 @@ export class WorkerLoop<P, R> implements Worker {
       outcome = Promise.reject(error);
     }
     outcome.then(
-      (result) => this.settle(running, this.ackOrFail(delivery, result)),
+      (result) =>
+        this.settle(
+          running,
+          this.persist(running, () => this.ackOrFail(delivery, result)),
+        ),
       (error: unknown) => {
         const retry = !(error instanceof UnrecoverableError);
-        this.settle(running, this.host.nack(delivery, { error: toFailure(error), retry }));
+        const failure = toFailure(error);
+        this.settle(
+          running,
+          this.persist(running, () => this.host.nack(delivery, { error: failure, retry })),
+        );
       },
     );
+  }
+
+  /**
+   * Runs a settle (ack or nack), trying again while the store is unavailable (a database restart, a network
+   * cut) and the lease still holds: the receipt stays valid, so the handler's work is not lost to a blip.
+   */
+  private async persist(running: Running, settle: () => Promise<unknown>): Promise<unknown> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await settle();
+      } catch (error) {
+        const wait = Math.min(2000, 50 * 2 ** attempt);
+        if (!(error instanceof UnavailableError) || this.host.now() + wait >= running.leaseUntil) throw error;
+        await new Promise((resolve) => setTimeout(resolve, wait));
+      }
+    }
   }
 
   /**
