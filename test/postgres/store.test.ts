@@ -140,6 +140,49 @@ describe('postgres store', () => {
     assert.equal(outcomes.filter((o) => !o[0]?.deduplicated).length, 5);
     await Promise.all(stores.map((s) => s.close()));
   });
+  it('claims and completes strings that need JSON escaping, in the rows and in the events', async () => {
+    // Claimed rows and events are built as JSON text by concatenation in SQL (migration 004).
+    const events: FerryEvent[] = [];
+    const store = await opened(schema.url, events);
+    const queue = `esc.${randomUUID()}:a-b_c`;
+    const nasty = `q"uote \\ back\nnl\ttab\u0001ctl 😀 שלום \u2028`;
+    const payload = JSON.stringify({ s: nasty });
+    const headers = JSON.stringify({ h: nasty });
+    const [sent] = await store.send([message(queue, { payload, headers, key: nasty, priority: 3 })], Date.now());
+    const [claimed] = await store.claim(queue, 5, null, Date.now());
+    assert.equal(claimed?.id, sent?.id);
+    assert.equal(claimed?.payload, payload);
+    assert.equal(claimed?.headers, headers);
+    assert.equal(claimed?.key, nasty);
+    assert.equal(claimed?.priority, 3);
+    assert.equal(claimed?.attempt, 1);
+    const result = JSON.stringify({ r: nasty, n: [1, null] });
+    const now = Date.now();
+    const states = await store.complete([{ id: sent?.id as string, receipt: claimed?.receipt as string, result }], now);
+    assert.deepEqual(states, ['completed']);
+    await until(() => events.some((e) => e.id === sent?.id && e.type === 'completed'), 'the completed event');
+    const mine = events.filter((e) => e.id === sent?.id);
+    assert.deepEqual(
+      mine.map((e) => e.type),
+      ['sent', 'active', 'completed'],
+    );
+    const [, active, completed] = mine as [FerryEvent, FerryEvent & { attempt: number }, FerryEvent];
+    assert.equal(active.queue, queue);
+    assert.equal(active.attempt, 1);
+    assert.deepEqual(
+      { ...completed, seq: 0 },
+      {
+        seq: 0,
+        type: 'completed',
+        queue,
+        id: sent?.id,
+        at: new Date(now).toISOString(),
+        attempt: 1,
+        result: { r: nasty, n: [1, null] },
+      },
+    );
+    await store.close();
+  });
 });
 
 describe('postgres store housekeeping', () => {

@@ -1,5 +1,5 @@
 /**
- * The hot path: sends, claims and acks, each one statement (a function of migration 002) running as its own
+ * The hot path: sends, claims and acks, each one statement (a function of migrations 002 and 004) running as its own
  * transaction, so each costs one round trip. Claims and acks that arrive in the same turn of the event loop
  * are grouped: the acks and the first claim share one `step` statement and one commit (a worker's acks and
  * its next claim usually arrive together); further claims of that turn run as their own statements.
@@ -29,7 +29,8 @@ interface StepRow {
   data: string | null;
   c_ords: number[] | null;
   c_states: number[] | null;
-  claimed: ClaimedRow[] | null;
+  /** A JSON array of ClaimedRow, as text (built by concatenation in SQL; see migration 004). */
+  claimed: string | null;
 }
 
 interface ClaimedRow {
@@ -202,7 +203,7 @@ export class HotPath {
       if (claim) {
         const now = claim.now;
         claim.resolve(
-          (row.claimed ?? []).map(
+          (row.claimed === null ? [] : (JSON.parse(row.claimed) as ClaimedRow[])).map(
             (c): Claimed => ({
               id: c.id,
               queue: claim.queue,
