@@ -349,7 +349,7 @@ describe('hostile requests', () => {
             headers: req.contentType ? { 'content-type': req.contentType } : {},
           }),
           new Promise<never>((_, reject) => {
-            timer = setTimeout(() => reject(new Error(`no answer in 5s: ${req.what} ${req.url}`)), 5000);
+            timer = setTimeout(() => reject(new Error(`no answer in 15s: ${req.what} ${req.url}`)), 15_000);
           }),
         ]).finally(() => clearTimeout(timer));
         seen.set(r.statusCode, (seen.get(r.statusCode) ?? 0) + 1);
