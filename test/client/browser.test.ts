@@ -10,12 +10,12 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { build } from 'esbuild';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { connect } from '../../src/client/index.ts';
 import type { Ferry, Worker } from '../../src/core/types.ts';
 import { type RunningServer, startServer } from '../../src/server/index.ts';
+import { CHROMIUM, launchBrowser } from '../support/browser.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const TOKEN = 'browser-test-token-0123456789';
 
 function page(api: string): string {
@@ -66,18 +66,7 @@ describe('the client in Chromium', () => {
     api = await startServer({ store: 'memory:', port: 0, logger: false, tokens: [TOKEN], cors: [siteUrl] });
     nodeSide = await connect(api.url, { token: TOKEN });
     worker = nodeSide.work<{ width: number }>('resize', async (job) => ({ width: job.payload.width * 2, by: 'node' }));
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
-    });
+    browser = await launchBrowser();
   });
 
   after(async () => {

@@ -2,11 +2,12 @@
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import type { Ferry } from '../../src/core/types.ts';
 import { dashboard } from '../../src/dashboard/index.ts';
 import { open } from '../../src/index.ts';
 import { startServer } from '../../src/server/index.ts';
+import { launchBrowser } from '../support/browser.ts';
 
 const ARTIFACTS = new URL('../../.artifacts/', import.meta.url);
 mkdirSync(ARTIFACTS, { recursive: true });
@@ -24,18 +25,7 @@ let ferry: Ferry;
 let server: { url: string; close(): Promise<void> };
 
 before(async () => {
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-  });
+  browser = await launchBrowser();
   ferry = await open('memory:');
   server = await startServer({ ferry, port: 0, plugins: [dashboard], logger: false });
 });

@@ -3,11 +3,11 @@
  * then a screenshot of the overview. Run: `npx tsx test/dashboard/screenshot.ts [light|dark]`.
  */
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
 import { UnrecoverableError } from '../../src/core/errors.ts';
 import { dashboard } from '../../src/dashboard/index.ts';
 import { open } from '../../src/index.ts';
 import { startServer } from '../../src/server/index.ts';
+import { launchBrowser } from '../support/browser.ts';
 
 const scheme = process.argv[2] === 'dark' ? 'dark' : 'light';
 const out = fileURLToPath(new URL(`../../docs/dashboard${scheme === 'dark' ? '-dark' : ''}.png`, import.meta.url));
@@ -15,18 +15,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const ferry = await open('memory:');
 const server = await startServer({ ferry, port: 0, plugins: [dashboard], logger: false });
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: [
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--no-first-run',
-  ],
-});
+const browser = await launchBrowser();
 const page = await browser.newPage({ viewport: { width: 1280, height: 820 }, colorScheme: scheme });
 
 const workers = [

@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import pg from 'pg';
-import { chromium } from 'playwright-core';
 import { open } from '../../src/index.ts';
+import { launchBrowser } from '../support/browser.ts';
 import { testDatabase } from '../support/postgres.ts';
 import { Example, runExample } from './run.ts';
 
@@ -145,18 +145,7 @@ describe('examples/web-page', () => {
     await example.line(/^worker: taking text-stats jobs/m);
     assert.notEqual(new URL(pageUrl).origin, new URL(ferryUrl).origin, 'the page is on another origin');
 
-    const browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
-    });
+    const browser = await launchBrowser();
     cleanups.push(() => browser.close());
     const page = await browser.newPage();
     const problems: string[] = [];
