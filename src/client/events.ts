@@ -15,15 +15,28 @@ export class HttpEventStream implements EventStream {
   readonly #options: EventsOptions;
   readonly #stop = new AbortController();
   #started = false;
+  #since: Promise<number>;
+  #sinceKnown: (seq: number) => void = () => {};
 
   constructor(transport: Transport, options: EventsOptions, closed: AbortSignal) {
     this.#transport = transport;
     this.#options = options;
+    this.#since =
+      options.after !== undefined
+        ? Promise.resolve(options.after)
+        : new Promise<number>((resolve) => {
+            this.#sinceKnown = resolve;
+          });
     const signals = [closed, ...(options.signal ? [options.signal] : [])];
     for (const s of signals) {
       if (s.aborted) this.#stop.abort();
       else s.addEventListener('abort', () => this.close(), { once: true });
     }
+  }
+
+  /** With no `after`, known once the stream is being read: the server's first `id:` line. */
+  since(): Promise<number> {
+    return this.#since;
   }
 
   close(): void {
@@ -61,6 +74,11 @@ export class HttpEventStream implements EventStream {
         });
         if (!response.ok || !response.body) throw await toError(response);
         for await (const message of readSse(response.body)) {
+          if (message.id !== undefined && /^\d+$/.test(message.id)) {
+            const seq = Number(message.id);
+            if (after === undefined) this.#sinceKnown(seq);
+            after = Math.max(after ?? 0, seq);
+          }
           if (!message.data) continue;
           const event = JSON.parse(message.data) as FerryEvent;
           after = event.seq;

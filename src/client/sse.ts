@@ -17,6 +17,7 @@ export async function* readSse(body: ReadableStream<Uint8Array>): AsyncGenerator
   let id: string | undefined;
   let event = '';
   let data: string[] = [];
+  let sawId = false;
   try {
     for (;;) {
       const { value, done } = await reader.read();
@@ -29,7 +30,10 @@ export async function* readSse(body: ReadableStream<Uint8Array>): AsyncGenerator
         const line = buffer.slice(0, end);
         buffer = buffer.slice(buffer[end] === '\r' && buffer[end + 1] === '\n' ? end + 2 : end + 1);
         if (line === '') {
-          if (data.length > 0) yield { id, event: event || 'message', data: data.join('\n') };
+          // A block with an id and no data dispatches nothing in EventSource but moves its last event id: it is
+          // yielded (data '') so readers can track their position the same way.
+          if (data.length > 0 || sawId) yield { id, event: event || 'message', data: data.join('\n') };
+          sawId = false;
           event = '';
           data = [];
         } else if (!line.startsWith(':')) {
@@ -39,7 +43,10 @@ export async function* readSse(body: ReadableStream<Uint8Array>): AsyncGenerator
           if (value.startsWith(' ')) value = value.slice(1);
           if (field === 'data') data.push(value);
           else if (field === 'event') event = value;
-          else if (field === 'id' && !value.includes('\0')) id = value;
+          else if (field === 'id' && !value.includes('\0')) {
+            id = value;
+            sawId = true;
+          }
         }
         end = buffer.search(/\r\n|\r|\n/);
       }

@@ -289,6 +289,11 @@ export interface EventsOptions {
 
 /** An async iterable of events that can be stopped. */
 export interface EventStream extends AsyncIterable<FerryEvent> {
+  /**
+   * The seq this stream starts after: `after` when given, else the newest seq when it opened. Resuming from
+   * here (or from the last event read) misses nothing, even if no event has arrived yet.
+   */
+  since(): Promise<number>;
   close(): void;
 }
 

@@ -19,6 +19,8 @@ export class EventFeed implements EventStream {
   private done = false;
   private wake: (() => void) | undefined;
   private readonly unsubscribe: () => void;
+  /** Where the stream starts: `after`, or the newest seq once subscribed (older live events are skipped). */
+  private readonly start: Promise<number>;
 
   constructor(
     private readonly store: Store,
@@ -31,6 +33,16 @@ export class EventFeed implements EventStream {
     this.cursor = after ?? -1;
     this.replay = after !== undefined;
     this.unsubscribe = bus.subscribe((event) => this.push(event));
+    // Subscribed first, then read the newest seq: an event committed in between is both in `live` and at or
+    // below that seq, so it is skipped, as one from before the stream began.
+    this.start =
+      after !== undefined
+        ? Promise.resolve(after)
+        : store.lastSeq().then((seq) => {
+            if (this.cursor < 0) this.cursor = seq;
+            return seq;
+          });
+    this.start.catch(() => this.close());
     if (signal.aborted) this.close();
     else signal.addEventListener('abort', this.abort, { once: true });
   }
@@ -50,7 +62,12 @@ export class EventFeed implements EventStream {
     wake?.();
   }
 
+  since(): Promise<number> {
+    return this.start;
+  }
+
   async next(): Promise<IteratorResult<FerryEvent, undefined>> {
+    await this.start.catch(() => undefined);
     for (;;) {
       if (this.done) return { done: true, value: undefined };
       const replayed = this.ready.shift();

@@ -6,6 +6,27 @@ import { type Ctx, describeEvents, EventReader, isoMs, prime, qname, receiveOne 
 
 export function eventTests(ctx: Ctx): void {
   describe('events()', () => {
+    it('since() tells where a stream starts; a stream resumed from there misses nothing', async () => {
+      const { ferry } = ctx;
+      const q = qname();
+      await ferry.send(q, 'before the stream');
+      const stream = ferry.events({ queue: q, types: ['sent'] });
+      const iterator = stream[Symbol.asyncIterator]();
+      const first = iterator.next(); // starts reading: over HTTP, the request goes out now
+      const since = await stream.since();
+      assert.ok(Number.isInteger(since) && since > 0, `since is a seq: ${since}`);
+      const sent = await ferry.send(q, 'after it opened');
+      const got = await first;
+      assert.equal(got.value?.id, sent.id, 'the first event is the send after since(), not the one before');
+      assert.ok((got.value?.seq ?? 0) > since);
+      stream.close();
+      const again = ferry.events({ queue: q, types: ['sent'], after: since });
+      assert.equal(await again.since(), since);
+      const replayed = await again[Symbol.asyncIterator]().next();
+      assert.equal(replayed.value?.id, sent.id, 'resuming from since() replays exactly what followed');
+      again.close();
+    });
+
     it('emits sent, active, completed, retrying, dead and cancelled, in order, for one queue only', async () => {
       const q = qname();
       const other = qname();

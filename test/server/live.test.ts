@@ -19,6 +19,9 @@ async function openStream(url: string, headers: Record<string, string> = {}) {
   assert.equal(response.status, 200);
   assert.match(String(response.headers.get('content-type')), /^text\/event-stream/);
   const iterator = readSse(response.body as ReadableStream<Uint8Array>)[Symbol.asyncIterator]();
+  // The stream opens with its position: an `id:` with no data.
+  const opening = await iterator.next();
+  assert.ok(!opening.done && opening.value.data === '' && /^\d+$/.test(opening.value.id ?? ''), 'opens with its seq');
   return {
     async next(): Promise<SseMessage> {
       const { value, done } = await iterator.next();

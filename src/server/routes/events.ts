@@ -93,6 +93,12 @@ export async function eventRoutes(app: App, deps: RouteDeps): Promise<void> {
       const left = new AbortController();
       const signal = AbortSignal.any([left.signal, deps.shutdown]);
       const stream = ferry.events({ queue, types, after, signal });
+      // Where the stream starts, as an id with no data: a client that reconnects before any event arrives
+      // resumes from here instead of from "now", so it misses nothing in between.
+      stream.since().then(
+        (seq) => res.write(`id: ${seq}\n\n`),
+        () => {},
+      );
       const stop = (): void => {
         left.abort();
         stream.close();
