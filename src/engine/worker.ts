@@ -69,6 +69,10 @@ export class WorkerLoop<P, R> implements Worker {
   private settling = 0;
   private readonly stop = new AbortController();
   private slotFree: (() => void) | undefined;
+  /** Receives in flight, and how many messages they asked for. */
+  private readonly receives = new Set<Promise<void>>();
+  private asking = 0;
+  private failures = 0;
   private drained: (() => void) | undefined;
   private renewTimer: ReturnType<typeof setInterval> | undefined;
   private renewEvery = Number.POSITIVE_INFINITY;
@@ -97,36 +101,53 @@ export class WorkerLoop<P, R> implements Worker {
     return this.jobs.size;
   }
 
+  /**
+   * Keeps the worker fed. Up to two receives may be in flight, so on a store a round trip away the next batch
+   * is being fetched while the last one runs; what they asked for counts against the room left.
+   */
   private async loop(): Promise<void> {
-    let failures = 0;
     while (!this.stop.signal.aborted) {
-      const free = this.concurrency + this.prefetch - this.jobs.size - this.buffered.size;
-      // With messages in hand, fetch again only once half a batch is free: fewer, larger claims.
-      if (free <= 0 || (this.buffered.size > 0 && free < Math.ceil(this.concurrency / 2))) {
+      const free = this.concurrency + this.prefetch - this.jobs.size - this.buffered.size - this.asking;
+      const busy = this.buffered.size > 0 || this.receives.size > 0;
+      // With messages in hand or on their way, fetch again only once half a batch is free: fewer, larger claims.
+      if (free <= 0 || this.receives.size >= 2 || (busy && free < Math.ceil(this.concurrency / 2))) {
         await new Promise<void>((resolve) => {
           this.slotFree = resolve;
         });
         continue;
       }
-      let deliveries: Delivery[];
-      try {
-        deliveries = await this.host.receive(this.queue, {
-          max: free,
-          wait: this.host.idleWait,
-          signal: this.stop.signal,
-          ...(this.lease === undefined ? {} : { lease: this.lease }),
-        });
-        failures = 0;
-      } catch (error) {
-        if (this.stop.signal.aborted) break;
-        this.onError(error);
-        // Back off while the store is unavailable, up to 5 s, then try again: the loop never dies.
-        failures++;
-        await new Promise((resolve) => setTimeout(resolve, Math.min(5000, 100 * 2 ** failures)));
-        continue;
-      }
+      const fetching = this.fetch(free);
+      this.receives.add(fetching);
+      void fetching.finally(() => this.receives.delete(fetching));
+      if (this.failures > 0) await fetching; // while the store fails, one attempt at a time, with backoff
+    }
+    // Let receives in flight land (their deliveries are held, then released by close) before shutdown goes on.
+    await Promise.all([...this.receives]);
+  }
+
+  private async fetch(max: number): Promise<void> {
+    this.asking += max;
+    try {
+      const deliveries = await this.host.receive(this.queue, {
+        max,
+        wait: this.host.idleWait,
+        signal: this.stop.signal,
+        ...(this.lease === undefined ? {} : { lease: this.lease }),
+      });
+      this.failures = 0;
       for (const delivery of deliveries) this.hold(delivery);
       this.pump();
+    } catch (error) {
+      if (this.stop.signal.aborted) return;
+      this.onError(error);
+      // Back off while the store is unavailable, up to 5 s, then try again: the loop never dies.
+      this.failures++;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(5000, 100 * 2 ** this.failures)));
+    } finally {
+      this.asking -= max;
+      const wake = this.slotFree;
+      this.slotFree = undefined;
+      wake?.();
     }
   }
 
