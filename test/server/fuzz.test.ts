@@ -89,6 +89,21 @@ const TEMPLATES: Template[] = [
   },
   {
     method: 'POST',
+    path: '/v1/acks',
+    body: { acks: [{ id: 'id-1', receipt: 'r' }] },
+    fields: { acks: 'array' },
+    required: ['acks'],
+  },
+  {
+    method: 'PUT',
+    path: '/v1/schedules/Q',
+    body: { cron: '* * * * *', queue: 'fuzz', payload: 1 },
+    fields: { cron: 'string', tz: 'string', queue: 'string', options: 'object' },
+    required: ['cron', 'queue'],
+  },
+  { method: 'DELETE', path: '/v1/schedules/Q' },
+  {
+    method: 'POST',
     path: '/v1/messages/ID/release',
     body: { receipt: 'r' },
     fields: { receipt: 'string' },
@@ -368,6 +383,7 @@ describe('hostile requests', () => {
       0,
     );
     assert.equal(stored, 0, 'nothing stored');
+    assert.deepEqual(await h.ferry.schedules(), [], 'no schedule created');
     assert.ok((seen.get(400) ?? 0) > 100, `mostly validation errors: ${JSON.stringify([...seen])}`);
   });
 });
