@@ -10,7 +10,7 @@ import { DEFAULT_SETTINGS } from '../../core/validate.ts';
 import type { Claimed, Completion, NewMessage, SendOutcome, Settled } from '../../store/store.ts';
 import { unavailable } from './connection.ts';
 import { expand } from './events.ts';
-import { STATE_NAMES } from './rows.ts';
+import { messageColumns, STATE_NAMES } from './rows.ts';
 
 const RETRYABLE = new Set(['40P01', '40001']);
 
@@ -98,30 +98,12 @@ export class HotPath {
   }
 
   async send(messages: NewMessage[], now: number, newQueues: string[]): Promise<SendOutcome[]> {
-    const col = <T>(f: (m: NewMessage) => T) => messages.map(f);
     const row = await this.run<{
       first_seq: string | null;
       data: string | null;
       ids: string[] | null;
       deduplicated: boolean[] | null;
-    }>(this.sendSql, [
-      col((m) => m.id),
-      col((m) => m.queue),
-      col((m) => m.priority),
-      col((m) => m.runAt),
-      col((m) => m.payload),
-      col((m) => m.headers),
-      col((m) => m.key),
-      col((m) => m.dedupeId),
-      col((m) => m.maxAttempts),
-      col((m) => (m.backoff === null ? null : JSON.stringify(m.backoff))),
-      col((m) => m.lease),
-      now,
-      iso(now),
-      newQueues,
-      this.o.origin,
-      this.o.channel,
-    ]);
+    }>(this.sendSql, [...messageColumns(messages), now, iso(now), newQueues, this.o.origin, this.o.channel]);
     this.deliver(row.first_seq, row.data);
     if (row.ids === null) return messages.map((m) => ({ id: m.id, deduplicated: false }));
     const dedup = row.deduplicated as boolean[];

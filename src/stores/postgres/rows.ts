@@ -1,7 +1,7 @@
 /** Row shapes and conversions: `pg` returns int8 as strings, so times and seqs pass through Number(). */
 import type { QueueSettings } from '../../core/types.ts';
 import { DEFAULT_SETTINGS } from '../../core/validate.ts';
-import type { MessageRecord, StoredState } from '../../store/store.ts';
+import type { MessageRecord, NewMessage, StoredState } from '../../store/store.ts';
 
 export const QUEUED = 0;
 export const ACTIVE = 1;
@@ -78,4 +78,22 @@ export function effective(s: string) {
     retention: `coalesce((SELECT (q.settings->>'retention')::bigint FROM ${s}.queues q WHERE q.name = m.queue), ${DEFAULT_SETTINGS.retention})`,
     select: `m.*, (SELECT (q.settings->>'maxAttempts')::int FROM ${s}.queues q WHERE q.name = m.queue) AS q_max_attempts`,
   };
+}
+
+/** A batch of new messages as the column arrays the insert statements `unnest` (parameters $1–$11). */
+export function messageColumns(messages: NewMessage[]): unknown[][] {
+  const col = <T>(f: (m: NewMessage) => T) => messages.map(f);
+  return [
+    col((m) => m.id),
+    col((m) => m.queue),
+    col((m) => m.priority),
+    col((m) => m.runAt),
+    col((m) => m.payload),
+    col((m) => m.headers),
+    col((m) => m.key),
+    col((m) => m.dedupeId),
+    col((m) => m.maxAttempts),
+    col((m) => (m.backoff === null ? null : JSON.stringify(m.backoff))),
+    col((m) => m.lease),
+  ];
 }

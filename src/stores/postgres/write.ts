@@ -4,7 +4,7 @@ import type { QueueSettings } from '../../core/types.ts';
 import { DEFAULT_SETTINGS } from '../../core/validate.ts';
 import type { Failure, NewMessage, PendingEvent, SendOutcome, StoreContext } from '../../store/store.ts';
 import { distinctKeys, lockKeys, type QueueKey, unblockNext } from './keys.ts';
-import { CANCELLED, COMPLETED, DEAD, effective, LEASE_EXPIRED, QUEUED } from './rows.ts';
+import { CANCELLED, COMPLETED, DEAD, effective, LEASE_EXPIRED, messageColumns, QUEUED } from './rows.ts';
 
 export interface Ctx {
   /** Quoted schema. */
@@ -36,7 +36,6 @@ export async function insertMessages(
   const { s } = ctx;
   const keys = distinctKeys(messages);
   await lockKeys(client, ctx.s, keys);
-  const col = <T>(f: (m: NewMessage) => T) => messages.map(f);
   // A keyed message is blocked when its key has an unfinished message, or an earlier one in this batch.
   const inserted = await client.query<{ id: string }>(
     `INSERT INTO ${s}.messages (id, seq, queue, state, blocked, priority, run_at, payload, headers, key, dedupe_id,
@@ -53,20 +52,7 @@ export async function insertMessages(
       ORDER BY u.ord
      ON CONFLICT (queue, dedupe_id) WHERE dedupe_id IS NOT NULL DO NOTHING
      RETURNING id`,
-    [
-      col((m) => m.id),
-      col((m) => m.queue),
-      col((m) => m.priority),
-      col((m) => m.runAt),
-      col((m) => m.payload),
-      col((m) => m.headers),
-      col((m) => m.key),
-      col((m) => m.dedupeId),
-      col((m) => m.maxAttempts),
-      col((m) => (m.backoff === null ? null : JSON.stringify(m.backoff))),
-      col((m) => m.lease),
-      now,
-    ],
+    [...messageColumns(messages), now],
   );
   const created = new Set(inserted.rows.map((r) => r.id));
   const out: SendOutcome[] = new Array(messages.length);
