@@ -1,0 +1,27 @@
+/**
+ * Facts both stores share: the stored state codes, the error a lapsed lease leaves, and the batch sizes of
+ * housekeeping. One home each, so the two dialects cannot disagree.
+ */
+import type { StoredState } from './store.ts';
+
+/** State codes as stored in the `state` column of both stores. */
+export const QUEUED = 0;
+export const ACTIVE = 1;
+export const COMPLETED = 2;
+export const DEAD = 3;
+export const CANCELLED = 4;
+
+/** Code → name; the index is the stored code. */
+export const STATE_NAMES: readonly StoredState[] = Object.freeze([
+  'queued',
+  'active',
+  'completed',
+  'dead',
+  'cancelled',
+]);
+
+/** The error recorded when a lease runs out before an ack or nack (JSON text). */
+export const LEASE_EXPIRED = JSON.stringify({ message: 'lease expired', name: 'LeaseExpired' });
+
+/** At most this many expired leases are settled per sweep or claim statement. */
+export const EXPIRE_BATCH = 1000;
