@@ -5,8 +5,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { FerryEvent } from '../../src/core/types.ts';
+import { newId } from '../../src/engine/ids.ts';
 import { LEASE_EXPIRED } from '../../src/store/constants.ts';
-import { type Ctx, claimOne, failure, qname, sendOne, T0 } from './helpers.ts';
+import { type Ctx, claimOne, failure, msg, qname, sendOne, T0 } from './helpers.ts';
 
 /** The public part of an event, for comparing (stores may carry private fields such as a due time). */
 function shown(e: FerryEvent): Partial<FerryEvent> {
@@ -80,6 +81,81 @@ export function eventTests(ctx: Ctx): void {
       assert.deepEqual(delivered.map(shown), expected);
       increasing(delivered, 'onEvents');
       for (const e of delivered) assert.equal(e.queue, q);
+    });
+
+    it('housekeeping and administration emit theirs: expiry, redrive, publish, fired schedules, cancel on finish', async (t) => {
+      const opened = (await ctx.isolated(t)).opened;
+      const { store } = opened;
+      const q = qname();
+      const lapsed = await sendOne(store, q, { maxAttempts: 2 }, T0);
+      await claimOne(store, q, T0, 1000);
+      await store.sweep(T0 + 1000, 365 * 86_400_000);
+      const c = await claimOne(store, q, T0 + 1000);
+      await store.fail([{ id: lapsed, receipt: c.receipt, error: failure('x'), retry: false, delay: null }], T0 + 1001);
+      assert.equal(await store.redrive(q, T0 + 1002), 1);
+      const topic = qname('t');
+      await store.subscribe(topic, q);
+      const published = await store.publish(
+        topic,
+        {
+          payload: '1',
+          priority: 0,
+          key: null,
+          dedupeId: null,
+          maxAttempts: null,
+          backoff: null,
+          lease: null,
+          headers: null,
+          runAt: T0 + 1003,
+        },
+        () => newId(),
+        T0 + 1003,
+      );
+      await store.putSchedule({
+        name: 's',
+        cron: '* * * * * *',
+        tz: 'UTC',
+        queue: q,
+        payload: '2',
+        options: '{}',
+        nextAt: T0 + 1004,
+        lastAt: null,
+      });
+      let fired = '';
+      await store.fireSchedules(
+        T0 + 1004,
+        () => T0 + 10_000,
+        (sch, tick) => {
+          const m = msg(sch.queue, { payload: sch.payload, runAt: tick });
+          fired = m.id;
+          return m;
+        },
+      );
+      // The redriven message is first by runAt: claim it, flag it, and let it finish cancelled.
+      const flagged = await claimOne(store, q, T0 + 1005);
+      assert.equal(flagged.id, lapsed);
+      await store.cancel(lapsed, T0 + 1006);
+      await store.extend(lapsed, flagged.receipt, 1000, T0 + 1006);
+      await store.complete([{ id: lapsed, receipt: flagged.receipt, result: null }], T0 + 1007);
+      await store.purge(q, ['waiting'], T0 + 1008);
+      await store.configure(q, { maxAttempts: 9 });
+
+      const expected: Partial<FerryEvent>[] = [
+        { type: 'sent', id: lapsed, at: at(T0) },
+        { type: 'active', id: lapsed, at: at(T0), attempt: 1 },
+        { type: 'retrying', id: lapsed, at: at(T0 + 1000), attempt: 1, error: JSON.parse(LEASE_EXPIRED) },
+        { type: 'active', id: lapsed, at: at(T0 + 1000), attempt: 2 },
+        { type: 'dead', id: lapsed, at: at(T0 + 1001), attempt: 2, error: { message: 'x', name: 'Error' } },
+        { type: 'retrying', id: lapsed, at: at(T0 + 1002), attempt: 0 },
+        { type: 'sent', id: published[0]?.id, at: at(T0 + 1003) },
+        { type: 'sent', id: fired, at: at(T0 + 1004) },
+        { type: 'active', id: lapsed, at: at(T0 + 1005), attempt: 1 },
+        { type: 'cancelled', id: lapsed, at: at(T0 + 1007), attempt: 1 },
+      ];
+      const delivered = await opened.waitEvents(q, expected.length);
+      assert.deepEqual(delivered.map(shown), expected, 'extend, purge and configure emit nothing');
+      increasing(delivered, 'onEvents');
+      assert.deepEqual((await store.readEvents(0, 100)).map(shown), expected);
     });
 
     it('readEvents pages through the log in seq order, the same events onEvents delivered; lastSeq is the last', async (t) => {

@@ -22,6 +22,11 @@ export interface Database {
   open(): Promise<Store>;
   /** Removes the database (after every store on it is closed). */
   drop(): Promise<void>;
+  /**
+   * Where stores take the caller's transaction (`capabilities.transactionalSend`): opens one on this
+   * database and answers the handle `send` takes.
+   */
+  begin?(): Promise<{ handle: unknown; commit(): Promise<void>; rollback(): Promise<void> }>;
 }
 
 /** One kind of store under test (`memory:`, an SQLite file, PostgreSQL). */
@@ -29,6 +34,8 @@ export interface Home {
   name: string;
   /** Two stores opened on one database share it (false for `memory:`, where each open is its own database). */
   shared: boolean;
+  /** Its stores take the caller's transaction in `send` (then `Database.begin` opens one). */
+  transactional: boolean;
   /** A fresh, empty database. */
   database(label: string): Promise<Database>;
 }
@@ -99,6 +106,8 @@ export interface Ctx {
   readonly home: Home;
   /** The suite's store (on a database shared by the tests of the suite; use fresh queue names). */
   readonly s: Opened;
+  /** The suite's database. */
+  readonly db: Database;
   /**
    * A store on a database of its own, for tests whose assertions cover every queue (sweep counts, schedules,
    * the event log). Closed and dropped after the test.

@@ -5,5 +5,6 @@ import { storeSuite } from './suite.ts';
 storeSuite({
   name: 'memory',
   shared: false,
+  transactional: false,
   database: async () => ({ open: () => createStore('memory:'), drop: async () => {} }),
 });

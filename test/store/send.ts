@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DEFAULT_SETTINGS } from '../../src/core/validate.ts';
 import { newId } from '../../src/engine/ids.ts';
-import { type Ctx, claimOne, expectState, msg, qname, record, sendOne, T0 } from './helpers.ts';
+import { type Ctx, claimOne, expectState, ids, msg, qname, record, sendOne, T0 } from './helpers.ts';
 
 export function sendTests(ctx: Ctx): void {
   describe('send', () => {
@@ -149,6 +149,43 @@ export function sendTests(ctx: Ctx): void {
         'no event of the rolled-back batch',
       );
     });
+
+    it('capabilities say what the store is: shared with other processes, taking a transaction', () => {
+      assert.deepEqual(ctx.s.store.capabilities, {
+        shared: ctx.home.shared,
+        transactionalSend: ctx.home.transactional,
+      });
+    });
+
+    // Only where the capability is (checked above); elsewhere the engine refuses a transaction before the store.
+    if (ctx.home.transactional) {
+      it("a send in the caller's transaction exists if and only if that transaction commits", sendInTransaction);
+    }
+
+    async function sendInTransaction(): Promise<void> {
+      const begin = ctx.db.begin;
+      assert.ok(begin, 'a transactional home opens transactions');
+      const opened = ctx.s;
+      const q = qname();
+      const rolledBack = msg(q);
+      const tx1 = await begin();
+      assert.deepEqual(await opened.store.send([rolledBack], T0, tx1.handle), [
+        { id: rolledBack.id, deduplicated: false },
+      ]);
+      await tx1.rollback();
+      assert.equal(await opened.store.get(rolledBack.id), null);
+
+      const committed = msg(q, { dedupeId: 'tx' });
+      const tx2 = await begin();
+      await opened.store.send([committed], T0, tx2.handle);
+      assert.equal(await opened.store.get(committed.id), null, 'not visible before the commit');
+      await tx2.commit();
+      await expectState(opened.store, committed.id, 'queued');
+      const [event] = await opened.waitEvents(q, 1);
+      assert.equal(event?.type, 'sent');
+      assert.equal(event?.id, committed.id, 'the rolled-back send left no event');
+      assert.deepEqual(ids(await opened.store.claim(q, 10, 1000, T0)), [committed.id]);
+    }
 
     it('publish: one copy per subscribed queue, each with its own id; unsubscribe stops the copies', async () => {
       const { store } = ctx.s;

@@ -8,6 +8,7 @@ import { storeSuite } from './suite.ts';
 storeSuite({
   name: 'sqlite',
   shared: true,
+  transactional: false,
   database: async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ferry-store-'));
     return {

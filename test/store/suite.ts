@@ -3,7 +3,7 @@
  * (src/store/store.ts) driven directly, with no engine in between and time passed in as numbers, so every
  * edge the engine relies on is pinned on every store the same way.
  *
- *   storeSuite({ name: 'memory', shared: false, database: async () => ({ open: () => createStore('memory:'), drop: async () => {} }) });
+ *   storeSuite({ name: 'memory', shared: false, transactional: false, database: async () => ({ open: () => createStore('memory:'), drop: async () => {} }) });
  *
  * One database and store serve the whole suite (tests use fresh queue names); tests whose assertions cover
  * every queue (sweep counts, schedules, the event log) open a database of their own with `ctx.isolated`.
@@ -31,6 +31,10 @@ export function storeSuite(home: Home): void {
       get s(): Opened {
         assert.ok(opened, 'the suite store is open');
         return opened;
+      },
+      get db(): Database {
+        assert.ok(db, 'the suite database exists');
+        return db;
       },
       async isolated(t: TestContext) {
         const own = await home.database(t.name);
