@@ -105,6 +105,19 @@ export function adminTests(ctx: Ctx): void {
       );
     });
 
+    it('an active message whose lease ran out is settled first, then retried', async () => {
+      const { store } = ctx.s;
+      const q = qname();
+      const id = await sendOne(store, q, { maxAttempts: 1 });
+      await claimOne(store, q, T0, 1000);
+      // The lapse makes it dead (no attempts left); retry then revives it.
+      const r = await store.retry(id, T0 + 1000);
+      assert.equal(r?.state, 'queued');
+      assert.equal(r?.attempts, 0);
+      assert.equal(r?.runAt, T0 + 1000);
+      assert.deepEqual(await record(store, id), r);
+    });
+
     it('a delayed message becomes due now; waiting, active and completed ones are left as they are', async () => {
       const { store } = ctx.s;
       const q = qname();
