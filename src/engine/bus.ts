@@ -4,26 +4,44 @@
  * every waiter also has a timer, so a missed wakeup costs latency, never correctness.
  */
 import type { FerryEvent } from '../core/types.ts';
+import type { CommittedEvent } from '../store/store.ts';
 import type { Clock, TimerHandle } from './clock.ts';
 
 type Listener = (event: FerryEvent) => void;
 
 export class Bus {
   private readonly queueWaiters = new Map<string, Set<() => void>>();
-  private readonly idWaiters = new Map<string, Set<Listener>>();
+  private readonly idWaiters = new Map<string, Set<(event: CommittedEvent) => void>>();
   private readonly cancelWatchers = new Map<string, () => void>();
   private readonly listeners = new Set<Listener>();
   private readonly dueTimers = new Map<string, { at: number; handle: TimerHandle }>();
 
   constructor(private readonly clock: Clock) {}
 
-  publish(events: FerryEvent[]): void {
+  /** Committed events in seq order: wakes waiters (unless `woken` says that was done), then every listener. */
+  publish(events: FerryEvent[], woken = false): void {
+    if (!woken) this.wakeFor(events);
+    if (this.listeners.size === 0) return;
+    for (const event of events) {
+      for (const listener of this.listeners) {
+        try {
+          listener(event);
+        } catch (error) {
+          // A listener's bug must not stop delivery to the others, nor escape into the store's commit path.
+          process.emitWarning(`a Ferry event listener threw: ${(error as Error)?.stack ?? String(error)}`);
+        }
+      }
+    }
+  }
+
+  /** Wakes the consumers and result waiters that `events` concern; in any order, any number of times. */
+  wakeFor(events: CommittedEvent[]): void {
     const now = this.clock.now();
     let lastQueue: string | undefined;
     for (const event of events) {
       const { type, queue } = event;
       if (type === 'sent' || type === 'retrying') {
-        const runAt = (event as FerryEvent & { runAt?: number }).runAt ?? now;
+        const runAt = event.runAt ?? now;
         if (runAt > now) this.wakeAt(queue, runAt);
         else if (queue !== lastQueue) {
           this.wake(queue);
@@ -38,8 +56,12 @@ export class Bus {
         const waiters = this.idWaiters.get(event.id);
         if (waiters) for (const waiter of waiters) waiter(event);
       }
-      for (const listener of this.listeners) listener(event);
     }
+  }
+
+  /** Wakes the consumers waiting on `queues` (null: on every queue). */
+  wakeQueues(queues: readonly string[] | null): void {
+    for (const queue of queues ?? [...this.queueWaiters.keys()]) this.wake(queue);
   }
 
   /** Wakes everyone waiting for messages on `queue`. */
@@ -91,7 +113,7 @@ export class Bus {
   }
 
   /** Calls `listener` with the final event (completed, dead, cancelled) of message `id`. */
-  onFinal(id: string, listener: Listener): () => void {
+  onFinal(id: string, listener: (event: CommittedEvent) => void): () => void {
     let set = this.idWaiters.get(id);
     if (!set) {
       set = new Set();

@@ -119,7 +119,9 @@ export class Engine implements Ferry {
     const engine = new Engine(store, options);
     await store.init({
       retryDelay: (attempt, backoff) => retryDelay(attempt, backoff, engine.random),
-      onEvents: (events) => engine.bus.publish(events),
+      onEvents: (events, woken) => engine.bus.publish(events, woken),
+      onCommitted: (events) => engine.bus.wakeFor(events),
+      onActivity: (queues) => engine.bus.wakeQueues(queues),
     });
     engine.scheduleSweep();
     return engine;
