@@ -4,7 +4,7 @@
  *   multiprocess-child.ts URL QUEUE INDEX COUNT TOTAL
  *
  * It follows `events({ queue, after: 0 })` and runs a worker (failing one attempt in eight at random), then
- * prints `ready`. On `go` (stdin) it sends COUNT messages, three quarters in batches keyed `cINDEX-bN`, the rest as single
+ * prints `ready`. On `go` (stdin) it sends COUNT messages, seven eighths in batches keyed `cINDEX-bN`, the rest as single
  * sends from eight lanes at once, each lane awaiting its own key `cINDEX-sLANE` (so each key's send order is
  * well defined), each payload `{ key, n }` with n counting per key from 1; then prints `sent`. On `stop` it
  * closes the worker, reads events until it has seen TOTAL completions and prints
@@ -50,7 +50,7 @@ const worker = ferry.work(
 );
 
 async function sendAll(): Promise<void> {
-  const batched = Math.floor((count * 3) / 4);
+  const batched = Math.floor((count * 7) / 8);
   const perKey = new Map<string, number>();
   const next = (key: string) => {
     const n = (perKey.get(key) ?? 0) + 1;

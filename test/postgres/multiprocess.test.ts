@@ -1,5 +1,5 @@
 /**
- * Four processes on one database, each sending, working and following events() at once: 8,000 keyed
+ * Four processes on one database, each sending, working and following events() at once: 4,000 keyed
  * messages, single sends and batches, random failures and retries. From the event log: each message completed
  * exactly once, no two leases of a message (nor of a key) ever overlapped, each key's messages completed in
  * send order; and every process's live reader saw the log the replay shows, in the same order.
@@ -15,7 +15,7 @@ import { testSchema } from '../support/postgres.ts';
 
 const CHILD = fileURLToPath(new URL('./multiprocess-child.ts', import.meta.url));
 const PROCESSES = 4;
-const TOTAL = 8000;
+const TOTAL = 4000;
 let schema: Awaited<ReturnType<typeof testSchema>>;
 
 before(async () => {
