@@ -223,6 +223,18 @@ for (const mode of MODES) {
 
     it('vacuums through PgBouncer and leaves no session lock behind', async () => {
       const { default: pg } = await import('pg');
+      // Dead tuples of its own to vacuum, whichever tests ran before.
+      const queue = queueName('vacuum');
+      await b.sendBatch(
+        queue,
+        Array.from({ length: 100 }, (_, i) => ({ payload: { i } })),
+      );
+      for (let acked = 0; acked < 100; ) {
+        for (const d of await b.receive(queue, { max: 50, wait: '5s' })) {
+          await b.ack(d);
+          acked++;
+        }
+      }
       const client = new pg.Client({ connectionString: direct });
       await client.connect();
       try {
