@@ -41,6 +41,8 @@ const wallNow = () => performance.timeOrigin + performance.now();
 const lines = createInterface({ input: process.stdin });
 const waiters = new Map<string, () => void>();
 lines.on('line', (line) => waiters.get(line.trim())?.());
+// The parent ended without releasing this process: do not linger as an orphan holding connections.
+lines.on('close', () => process.exit(1));
 const signal = (word: string) => new Promise<void>((resolve) => waiters.set(word, resolve));
 const go = signal('go');
 const stop = signal('stop');

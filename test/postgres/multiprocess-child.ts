@@ -99,4 +99,6 @@ lines.on('line', (line) => {
     })();
   }
 });
+// The test ended (or died) without a stop: do not linger as an orphan holding connections.
+lines.on('close', () => process.exit(1));
 process.stdout.write('ready\n');
