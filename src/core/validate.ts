@@ -11,6 +11,8 @@ export const QUEUE_NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 export const LEASE_MIN = 100;
 export const LEASE_MAX = 12 * 3_600_000;
 export const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
+/** The longest receipt accepted; a store's receipts are far shorter, so this only bounds what a caller sends. */
+export const MAX_RECEIPT = 256;
 const MAX_DELAY = 366 * 86_400_000;
 const MAX_TEXT = 512;
 const MAX_HEADERS_BYTES = 16 * 1024;

@@ -54,6 +54,7 @@ import {
   checkSendOptions,
   checkState,
   DEFAULT_MAX_PAYLOAD,
+  MAX_RECEIPT,
   serialize,
 } from '../core/validate.ts';
 import type { Claimed, MessageRecord, NewMessage, Store } from '../store/store.ts';
@@ -286,7 +287,7 @@ export class Engine implements Ferry {
 
   private ref(delivery: DeliveryRef): DeliveryRef {
     const d = checkObject(delivery, 'delivery');
-    if (typeof d.receipt !== 'string' || d.receipt.length === 0 || d.receipt.length > 200) {
+    if (typeof d.receipt !== 'string' || d.receipt.length === 0 || d.receipt.length > MAX_RECEIPT) {
       throw new InvalidRequestError('delivery.receipt must be the receipt string of a delivery');
     }
     return { id: checkId(d.id, 'delivery.id'), receipt: d.receipt };
