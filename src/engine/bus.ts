@@ -3,10 +3,24 @@
  * event streams, and tells running handlers their message was cancelled. A wakeup only shortens a wait:
  * every waiter also has a timer, so a missed wakeup costs latency, never correctness.
  */
+import { reportListenerError } from '../core/report.ts';
 import type { FerryEvent } from '../core/types.ts';
 import type { Clock, TimerHandle } from './clock.ts';
 
 type Listener = (event: FerryEvent) => void;
+
+/**
+ * Calls one listener. Its throw is reported, never passed on: it must not stop delivery to the listeners
+ * after it, nor reach the store that is publishing (from a timer or after a commit, where it would crash
+ * the process), on any store.
+ */
+function notify(listener: Listener, event: FerryEvent): void {
+  try {
+    listener(event);
+  } catch (error) {
+    reportListenerError(error);
+  }
+}
 
 export class Bus {
   private readonly queueWaiters = new Map<string, Set<() => void>>();
@@ -36,9 +50,9 @@ export class Bus {
           lastQueue = queue;
         }
         const waiters = this.idWaiters.get(event.id);
-        if (waiters) for (const waiter of waiters) waiter(event);
+        if (waiters) for (const waiter of waiters) notify(waiter, event);
       }
-      for (const listener of this.listeners) listener(event);
+      for (const listener of this.listeners) notify(listener, event);
     }
   }
 

@@ -53,6 +53,7 @@ import {
   checkQueueName,
   checkSendOptions,
   checkState,
+  copySettings,
   DEFAULT_MAX_PAYLOAD,
   MAX_RECEIPT,
   serialize,
@@ -100,6 +101,9 @@ export class Engine implements Ferry {
   private readonly closeWaiters = new Set<() => void>();
   private sweepTimer: ReturnType<Clock['setTimeout']> | undefined;
   private closed = false;
+  /** Set when close() starts: workers are draining, and a new one would never be closed. */
+  private closing = false;
+  private closingDone: Promise<void> | undefined;
 
   private constructor(
     private readonly store: Store,
@@ -321,7 +325,11 @@ export class Engine implements Ferry {
     );
     if (!settled) throw new LeaseLostError();
     if (settled !== 'queued') return { state: settled };
-    return { state: delay === 0 ? 'waiting' : 'delayed' };
+    if (delay !== null) return { state: delay === 0 ? 'waiting' : 'delayed' };
+    // The backoff set the due time inside the store (a zero backoff makes it due now): read it, as get()
+    // does, instead of guessing. A claim, cancel or ack meanwhile keeps runAt as the nack set it.
+    const record = await this.store.get(id);
+    return { state: record !== null && record.runAt > now ? 'delayed' : 'waiting' };
   }
 
   async release(delivery: DeliveryRef): Promise<{ state: MessageState }> {
@@ -350,6 +358,7 @@ export class Engine implements Ferry {
 
   work<P = unknown, R = unknown>(queue: string, handler: Handler<P, R>, options: WorkOptions = {}): Worker {
     this.guard();
+    if (this.closing) throw new UnavailableError('this Ferry is closing: no new worker can start');
     checkQueueName(queue);
     if (typeof handler !== 'function') throw new InvalidRequestError('handler must be a function');
     const worker = new WorkerLoop<P, R>(
@@ -437,8 +446,9 @@ export class Engine implements Ferry {
   async configure(queue: string, config?: QueueConfig): Promise<QueueSettings> {
     this.guard();
     checkQueueName(queue);
-    if (config === undefined) return this.store.settings(queue);
-    return this.store.configure(queue, checkQueueConfig(config));
+    // A copy: the store's answer may be its cache (or the shared defaults), which callers must not reach.
+    if (config === undefined) return copySettings(await this.store.settings(queue));
+    return copySettings(await this.store.configure(queue, checkQueueConfig(config)));
   }
 
   async pause(queue: string): Promise<void> {
@@ -559,8 +569,14 @@ export class Engine implements Ferry {
     return feed;
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
+  close(): Promise<void> {
+    // Every caller waits for the one drain; a second close() starts nothing twice.
+    this.closingDone ??= this.drainAndClose();
+    return this.closingDone;
+  }
+
+  private async drainAndClose(): Promise<void> {
+    this.closing = true;
     await Promise.all([...this.workers].map((w) => w.close({ timeout: 5000 })));
     this.closed = true;
     this.closeController.abort();

@@ -4,6 +4,7 @@
  * delivered at once after the commit, other processes' (sharing the file) when this one next looks.
  */
 import type Database from 'better-sqlite3';
+import { reportListenerError } from '../../core/report.ts';
 import type { FerryEvent } from '../../core/types.ts';
 import type { PendingEvent } from '../../store/store.ts';
 import { preparer, read, type Stmt } from './connection.ts';
@@ -99,9 +100,7 @@ export class EventLog {
     try {
       this.onEvents(events);
     } catch (error) {
-      process.emitWarning(`a Ferry event listener threw: ${(error as Error)?.stack ?? String(error)}`, {
-        code: 'FERRY_LISTENER_ERROR',
-      });
+      reportListenerError(error);
     }
   }
 
