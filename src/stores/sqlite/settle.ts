@@ -117,13 +117,8 @@ export class Settle {
 
   fail(items: Failure[], now: number, events: PendingEvent[]): Settled[] {
     return items.map((item): Settled => {
-      const row = this.leased.get(seqOf(item.receipt), item.id, item.receipt, now);
-      if (!row) return null;
-      this.leases.delete(row.seq);
-      if (row.cancel_requested === 1) {
-        this.finish(row, CANCELLED, item.error, now, events);
-        return 'cancelled';
-      }
+      const row = this.take(item, item.error, now, events);
+      if (row === null || row === 'cancelled') return row;
       if (!item.retry || row.attempts >= this.queues.maxAttempts(row)) {
         this.finish(row, DEAD, item.error, now, events);
         return 'dead';
@@ -138,17 +133,30 @@ export class Settle {
 
   release(items: DeliveryRefItem[], now: number, events: PendingEvent[]): Settled[] {
     return items.map((item): Settled => {
-      const row = this.leased.get(seqOf(item.receipt), item.id, item.receipt, now);
-      if (!row) return null;
-      this.leases.delete(row.seq);
-      if (row.cancel_requested === 1) {
-        this.finish(row, CANCELLED, null, now, events);
-        return 'cancelled';
-      }
+      const row = this.take(item, null, now, events);
+      if (row === null || row === 'cancelled') return row;
       this.putBack.run(now, row.seq);
       events.push({ type: 'retrying', queue: row.queue, id: row.id, at: now, attempt: row.attempts - 1, runAt: now });
       return 'queued';
     });
+  }
+
+  /**
+   * The row `item`'s receipt leases, taken out of the lease hints; null when the receipt is stale. A message
+   * flagged for cancel ends cancelled here, whatever the attempt's outcome, keeping `error` when given.
+   */
+  private take(
+    item: DeliveryRefItem,
+    error: string | null,
+    now: number,
+    events: PendingEvent[],
+  ): Row | 'cancelled' | null {
+    const row = this.leased.get(seqOf(item.receipt), item.id, item.receipt, now);
+    if (!row) return null;
+    this.leases.delete(row.seq);
+    if (row.cancel_requested !== 1) return row;
+    this.finish(row, CANCELLED, error, now, events);
+    return 'cancelled';
   }
 
   extend(id: string, receipt: string, lease: number, now: number): number | null {
