@@ -58,6 +58,7 @@ import {
   MAX_RECEIPT,
   serialize,
 } from '../core/validate.ts';
+import { EXPIRE_BATCH, SWEEP_BATCH } from '../store/constants.ts';
 import type { Claimed, MessageRecord, NewMessage, Store } from '../store/store.ts';
 import { retryDelay } from './backoff.ts';
 import { Bus } from './bus.ts';
@@ -150,7 +151,7 @@ export class Engine implements Ferry {
       }
       for (let i = 0; i < 20 && !this.closed; i++) {
         const { expired, removed } = await this.store.sweep(this.clock.now(), this.eventRetention);
-        if (expired < 1000 && removed < 1000) break;
+        if (expired < EXPIRE_BATCH && removed < SWEEP_BATCH) break;
       }
     } catch {
       // Unavailable store: the next sweep tries again.
