@@ -3,21 +3,10 @@
  * error becomes a message on stderr and an exit code.
  */
 import { type Command, Option } from 'commander';
-import { FerryError } from '../core/errors.ts';
+import { EXIT, errorKind, FerryError } from '../core/errors.ts';
 import type { Ferry } from '../core/types.ts';
 
-/** Exit codes, so scripts can tell what went wrong without parsing stderr. */
-export const EXIT = {
-  ok: 0,
-  error: 1,
-  usage: 2,
-  notFound: 3,
-  leaseLost: 4,
-  unauthorized: 5,
-  conflict: 6,
-  timeout: 7,
-  failed: 8,
-} as const;
+export { EXIT };
 
 export const EXIT_HELP = `
 Exit codes: 0 ok, 1 error (e.g. store unavailable), 2 usage or invalid input, 3 not found, 4 lease lost,
@@ -77,28 +66,7 @@ export async function withFerry<T>(options: ConnectionOptions, body: (ferry: Fer
 /** The exit code an error deserves. */
 export function exitCodeOf(error: unknown): number {
   if (error instanceof UsageError) return EXIT.usage;
-  if (error instanceof FerryError) {
-    switch (error.code) {
-      case 'invalid_request':
-      case 'payload_too_large':
-        return EXIT.usage;
-      case 'not_found':
-        return EXIT.notFound;
-      case 'lease_lost':
-        return EXIT.leaseLost;
-      case 'unauthorized':
-      case 'forbidden':
-        return EXIT.unauthorized;
-      case 'conflict':
-        return EXIT.conflict;
-      case 'timeout':
-        return EXIT.timeout;
-      case 'message_failed':
-        return EXIT.failed;
-      default:
-        return EXIT.error;
-    }
-  }
+  if (error instanceof FerryError) return errorKind(error.code)?.exit ?? EXIT.error;
   return EXIT.error;
 }
 

@@ -2,14 +2,7 @@
  * One JSON request to a Ferry server, with the answer's problem (RFC 9457) turned back into the same error
  * classes the embedded Ferry throws. Uses only `fetch`, so it runs in browsers, Deno, Bun and Node.
  */
-import {
-  errorFromCode,
-  FerryError,
-  InvalidRequestError,
-  PayloadTooLargeError,
-  RateLimitedError,
-  UnavailableError,
-} from '../core/errors.ts';
+import { codeOfStatus, errorFromCode, FerryError, InvalidRequestError, UnavailableError } from '../core/errors.ts';
 
 export type Fetch = typeof globalThis.fetch;
 
@@ -113,33 +106,6 @@ export async function toError(response: Response): Promise<FerryError> {
     // Not a problem document (a proxy's error page): the status alone decides.
   }
   if (!code) code = codeOfStatus(response.status);
-  if (code === 'rate_limited') {
-    const seconds = Number(response.headers.get('retry-after'));
-    return new RateLimitedError(detail, Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : 1000);
-  }
-  if (code === 'payload_too_large') return new PayloadTooLargeError(detail);
-  return errorFromCode(code, detail);
-}
-
-function codeOfStatus(status: number): string {
-  switch (status) {
-    case 400:
-    case 415:
-    case 422:
-      return 'invalid_request';
-    case 401:
-      return 'unauthorized';
-    case 403:
-      return 'forbidden';
-    case 404:
-      return 'not_found';
-    case 409:
-      return 'conflict';
-    case 413:
-      return 'payload_too_large';
-    case 429:
-      return 'rate_limited';
-    default:
-      return 'unavailable';
-  }
+  const seconds = Number(response.headers.get('retry-after'));
+  return errorFromCode(code, detail, Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : undefined);
 }

@@ -3,11 +3,25 @@
  * event streams, and tells running handlers their message was cancelled. A wakeup only shortens a wait:
  * every waiter also has a timer, so a missed wakeup costs latency, never correctness.
  */
+import { reportListenerError } from '../core/report.ts';
 import type { FerryEvent } from '../core/types.ts';
 import type { CommittedEvent } from '../store/store.ts';
 import type { Clock, TimerHandle } from './clock.ts';
 
 type Listener = (event: FerryEvent) => void;
+
+/**
+ * Calls one listener. Its throw is reported, never passed on: it must not stop delivery to the listeners
+ * after it, nor reach the store that is publishing (from a timer or after a commit, where it would crash
+ * the process), on any store.
+ */
+function notify<E>(listener: (event: E) => void, event: E): void {
+  try {
+    listener(event);
+  } catch (error) {
+    reportListenerError(error);
+  }
+}
 
 export class Bus {
   private readonly queueWaiters = new Map<string, Set<() => void>>();
@@ -23,14 +37,7 @@ export class Bus {
     if (!woken) this.wakeFor(events);
     if (this.listeners.size === 0) return;
     for (const event of events) {
-      for (const listener of this.listeners) {
-        try {
-          listener(event);
-        } catch (error) {
-          // A listener's bug must not stop delivery to the others, nor escape into the store's commit path.
-          process.emitWarning(`a Ferry event listener threw: ${(error as Error)?.stack ?? String(error)}`);
-        }
-      }
+      for (const listener of this.listeners) notify(listener, event);
     }
   }
 
@@ -54,7 +61,7 @@ export class Bus {
           lastQueue = queue;
         }
         const waiters = this.idWaiters.get(event.id);
-        if (waiters) for (const waiter of waiters) waiter(event);
+        if (waiters) for (const waiter of waiters) notify(waiter, event);
       }
     }
   }

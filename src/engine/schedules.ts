@@ -2,10 +2,8 @@
 import { Cron } from 'croner';
 import { InvalidRequestError } from '../core/errors.ts';
 import type { ScheduleDefinition, ScheduleInfo, SendOptions } from '../core/types.ts';
-import { checkKeys, checkObject, checkQueueName, checkSendOptions } from '../core/validate.ts';
+import { checkKeys, checkObject, checkQueueName, checkSendOptions, QUEUE_NAME } from '../core/validate.ts';
 import type { ScheduleRecord } from '../store/store.ts';
-
-const NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
 function cron(pattern: string, tz: string): Cron {
   try {
@@ -38,8 +36,8 @@ export function checkSchedule(
   serializePayload: (value: unknown) => string,
   now: number,
 ): ScheduleRecord {
-  if (typeof name !== 'string' || !NAME.test(name)) {
-    throw new InvalidRequestError(`schedule name must match ${NAME.source}; got ${JSON.stringify(name)}`);
+  if (typeof name !== 'string' || !QUEUE_NAME.test(name)) {
+    throw new InvalidRequestError(`schedule name must match ${QUEUE_NAME.source}; got ${JSON.stringify(name)}`);
   }
   const d = checkObject(definition, 'schedule') as unknown as ScheduleDefinition;
   checkKeys(d as unknown as Record<string, unknown>, ['cron', 'tz', 'queue', 'payload', 'options'], 'schedule');
