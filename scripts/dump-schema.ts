@@ -1,7 +1,7 @@
 /**
  * `npm run schema`: writes docs/schema/<store>.sql, the schema a fresh migration produces, so a reader sees
  * the tables without replaying migrations. `npm run schema -- --check` changes nothing and exits 1 when a
- * committed file differs; test/stores/sqlite-schema.test.ts makes the same comparison.
+ * committed file differs; test/stores/schema.test.ts makes the same comparison.
  *
  * One entry per store in `SCHEMAS`: a dumper that migrates an empty database and prints its schema in a
  * stable order. A store's entry is added next to the others.
@@ -49,8 +49,84 @@ async function dumpSqlite(): Promise<string> {
   }
 }
 
+/**
+ * PostgreSQL: a fresh schema migrated on the test database (FERRY_TEST_PG_URL, the local server, or an
+ * embedded one), read back from the catalog: each table with its columns, constraints and storage options,
+ * then its indexes, then the sequences and the functions' signatures (their text is functions/*.sql).
+ * The schema's random name is written as `ferry`.
+ */
+async function dumpPostgres(): Promise<string> {
+  const { default: pg } = await import('pg');
+  const { testSchema } = await import('../test/support/postgres.ts');
+  const { migrate } = await import('../src/stores/postgres/migrate.ts');
+  const schema = await testSchema('schema_dump');
+  const client = new pg.Client({ connectionString: schema.url.replace(/[?&]schema=[^&]*/, '') });
+  await client.connect();
+  try {
+    await migrate(client, schema.schema);
+    const q = async <R extends Record<string, unknown>>(text: string): Promise<R[]> =>
+      (await client.query<R>(text, text.includes('$1') ? [schema.schema] : [])).rows;
+    const version = (
+      await q<{ value: string }>(`SELECT value FROM "${schema.schema}".meta WHERE key = 'schema_version'`)
+    )[0]?.value;
+    const tables = await q<{ oid: number; name: string; options: string[] | null }>(
+      `SELECT c.oid, c.relname AS name, c.reloptions AS options FROM pg_class c
+        WHERE c.relnamespace = $1::regnamespace AND c.relkind = 'r' ORDER BY c.relname`,
+    );
+    const columns = await q<{ tbl: string; name: string; type: string; notnull: boolean; def: string | null }>(
+      `SELECT c.relname AS tbl, a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS notnull,
+              pg_get_expr(d.adbin, d.adrelid) AS def
+         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+         LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+        WHERE c.relnamespace = $1::regnamespace AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
+        ORDER BY c.relname, a.attnum`,
+    );
+    const constraints = await q<{ tbl: string; def: string }>(
+      `SELECT c.relname AS tbl, pg_get_constraintdef(k.oid) AS def FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
+        WHERE c.relnamespace = $1::regnamespace AND k.contype <> 'n' ORDER BY c.relname, k.conname`,
+    );
+    const indexes = await q<{ tbl: string; def: string }>(
+      `SELECT i.tablename AS tbl, i.indexdef AS def FROM pg_indexes i
+        WHERE i.schemaname = $1 AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conname = i.indexname
+                                                  AND k.connamespace = $1::regnamespace)
+        ORDER BY i.tablename, i.indexname`,
+    );
+    const sequences = await q<{ name: string }>(
+      `SELECT c.relname AS name FROM pg_class c WHERE c.relnamespace = $1::regnamespace AND c.relkind = 'S'
+        ORDER BY c.relname`,
+    );
+    const functions = await q<{ sig: string; result: string }>(
+      `SELECT p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')' AS sig,
+              pg_get_function_result(p.oid) AS result
+         FROM pg_proc p WHERE p.pronamespace = $1::regnamespace ORDER BY p.proname`,
+    );
+    const parts: string[] = [];
+    for (const t of tables) {
+      const lines = columns
+        .filter((c) => c.tbl === t.name)
+        .map((c) => `  ${c.name} ${c.type}${c.notnull ? ' NOT NULL' : ''}${c.def === null ? '' : ` DEFAULT ${c.def}`}`);
+      for (const k of constraints.filter((k) => k.tbl === t.name)) lines.push(`  ${k.def}`);
+      const options = t.options?.length ? ` WITH (${t.options.join(', ')})` : '';
+      parts.push(`CREATE TABLE ferry.${t.name} (\n${lines.join(',\n')}\n)${options};\n`);
+      for (const i of indexes.filter((i) => i.tbl === t.name)) parts.push(`${i.def};\n`);
+    }
+    for (const sq of sequences) parts.push(`CREATE SEQUENCE ferry.${sq.name};\n`);
+    parts.push(
+      `-- Functions (their text: src/stores/postgres/functions/*.sql)\n${functions
+        .map((f) => `-- ferry.${f.sig} -> ${f.result}`)
+        .join('\n')}\n`,
+    );
+    const text = `${header('PostgreSQL', version ?? '?')}\n${parts.join('\n')}`;
+    return text.replaceAll(`"${schema.schema}".`, 'ferry.').replaceAll(`${schema.schema}.`, 'ferry.');
+  } finally {
+    await client.end();
+    await schema.drop();
+  }
+}
+
 export const SCHEMAS: Readonly<Record<string, SchemaDump>> = Object.freeze({
   sqlite: { file: 'docs/schema/sqlite.sql', dump: dumpSqlite },
+  postgres: { file: 'docs/schema/postgres.sql', dump: dumpPostgres },
 });
 
 /** The committed text of `schema`'s file, or null when it does not exist yet. */
