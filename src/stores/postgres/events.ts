@@ -66,8 +66,8 @@ export class EventLog {
   private tailAgain = false;
   private passWanted = false;
   private passing: Promise<void> | null = null;
-  /** Events this process committed that have not come back numbered yet. */
-  private unnumbered = 0;
+  /** This process committed blocks since its last flush (see `flushOwn`). */
+  private committedSinceFlush = false;
   private hintQueues = new Set<string>();
   private hinting = false;
   private leader = false;
@@ -105,7 +105,7 @@ export class EventLog {
   committed(data: string | null): void {
     if (data === null || this.closed) return;
     const events = JSON.parse(data) as CommittedEvent[];
-    this.unnumbered += events.length;
+    this.committedSinceFlush = true;
     try {
       this.context.onCommitted?.(events);
     } catch {
@@ -133,14 +133,16 @@ export class EventLog {
       });
   }
 
-  /** Read-your-writes: this process's committed events have their seqs and were delivered before it reads. */
+  /**
+   * Read-your-writes: before this process reads the log, a pass that started after its last commit (so it
+   * numbered every block committed before) has run, and the log was read up to there.
+   */
   private async flushOwn(): Promise<void> {
-    for (let tries = 0; this.unnumbered > 0 && !this.closed && tries < 50; tries++) {
-      this.requestPass();
-      await this.passing;
-      if (this.unnumbered > 0) await this.tail();
-      if (this.unnumbered > 0) await sleep(Math.min(2 ** tries, 50));
-    }
+    if (!this.committedSinceFlush || this.closed) return;
+    this.committedSinceFlush = false;
+    this.requestPass();
+    await this.passing;
+    await this.tail();
   }
 
   /** Asks for a sequencer pass that starts after now. Single-flight; requests made meanwhile share the next. */
@@ -199,7 +201,6 @@ export class EventLog {
   /** `own`: a block this process committed (its waiters were woken at commit). */
   private emit(events: FerryEvent[], own: boolean): void {
     this.delivered = (events[events.length - 1] as FerryEvent).seq;
-    if (own) this.unnumbered = Math.max(0, this.unnumbered - events.length);
     try {
       this.context.onEvents(events, own);
     } catch {

@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import type { FerryEvent, MessageState, QueueSettings, QueueStats } from '../../core/types.ts';
+import { copySettings } from '../../core/validate.ts';
 import type {
   Claimed,
   Completion,
@@ -168,11 +169,12 @@ export class SqliteStore implements Store {
   }
 
   async settings(queue: string): Promise<QueueSettings> {
-    return read(() => this.p.queues.settings(queue));
+    // The cache's object is shared: the caller gets its own copy.
+    return read(() => copySettings(this.p.queues.settings(queue)));
   }
 
   configure(queue: string, patch: SettingsPatch): Promise<QueueSettings> {
-    return this.p.commit.run(() => this.p.queues.configure(queue, patch));
+    return this.p.commit.run(() => copySettings(this.p.queues.configure(queue, patch)));
   }
 
   subscribe(topic: string, queue: string): Promise<void> {
