@@ -1,19 +1,20 @@
 /**
- * The event log (functions/events.sql). Writers stage their events as a block without a seq; a sequencer pass
- * numbers committed blocks, one pass at a time, so the log is gapless and in commit order while no lock
- * is shared on the write path.
+ * The event log (functions/events.sql). Seqs are given by one numberer at a time, so the log is gapless and
+ * in commit order, while no writer waits: a transaction numbers its own block when the numbering lock is
+ * free, and stages it unnumbered when it is not; a pass of the sequencer numbers staged blocks soon after.
  *
- * Who sequences: one process at a time, elected by a session advisory lock on its dedicated LISTEN
+ * The sequencer is one process at a time, elected by a session advisory lock on its dedicated LISTEN
  * connection (the lock goes when that connection does, and another process takes it at its next poll).
- * After each commit a process wakes its own waiters at once (`onCommitted`) and sends a hint, a NOTIFY
- * outside any transaction (so it serializes nothing) naming the queues it changed, at most one in flight:
- * other processes wake their consumers of those queues, and the sequencer runs a pass. The sequencer's
- * pass notifies the new last seq; every process then reads the new blocks (a tail) and delivers them to
- * `onEvents` strictly in seq order. Notifications only shorten waits: every process also polls, reads what
- * it missed, and numbers blocks left unnumbered too long (no sequencer, or LISTEN turned off behind a
- * pooler), so delivery never depends on a notification.
+ * After each commit a process wakes its own waiters at once (`onCommitted`) and sends a hint: a NOTIFY
+ * outside any transaction (so it serializes nothing), at most one in flight, naming the queues it changed,
+ * the newest seq it knows and whether it staged a block. Other processes wake their consumers of those
+ * queues and read the log up to that seq (a tail); the sequencer runs a pass when a block was staged.
+ * Delivery to `onEvents` is strictly in seq order. Notifications only shorten waits: every process also
+ * polls, reads what it missed, and numbers blocks left unnumbered too long (no sequencer elected, or LISTEN
+ * turned off behind a pooler), so delivery never depends on a notification.
  */
 import { createHash } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import type { FerryEvent } from '../../core/types.ts';
 import type { CommittedEvent, StoreContext } from '../../store/store.ts';
@@ -23,6 +24,8 @@ type StoredEvent = Omit<FerryEvent, 'seq'> & { runAt?: number };
 
 /** Blocks one pass numbers at most. */
 const PASS = 5000;
+/** Least time between the starts of two passes of this process (ms); see `passes`. */
+const PASS_GAP = 10;
 /** Blocks read per tail query. */
 const PAGE = 100;
 /** NOTIFY payloads are limited to 8000 bytes; a longer list of queues becomes "any queue". */
@@ -35,10 +38,21 @@ export interface EventLogOptions {
   listen: pg.ClientConfig | null;
 }
 
-/** The payload of a hint naming `queues` (all queues when the list is too long for a NOTIFY). */
-export function hintPayload(queues: Iterable<string>): string {
-  const payload = `h:${[...queues].join(',')}`;
-  return payload.length > HINT_MAX ? 'h:*' : payload;
+/**
+ * A hint: `h<s|n>:<seq>:<queues>`: whether a block was staged (the sequencer has work), the newest seq the
+ * sender knows (0: none), the queues that changed (`*` when the list is too long for a NOTIFY).
+ */
+export function hintPayload(staged: boolean, seq: number, queues: Iterable<string>): string {
+  const head = `h${staged ? 's' : 'n'}:${seq}:`;
+  const payload = `${head}${[...queues].join(',')}`;
+  return payload.length > HINT_MAX ? `${head}*` : payload;
+}
+
+function parseHint(payload: string): { staged: boolean; seq: number; queues: string[] | null } | null {
+  const m = /^h([sn]):(\d+):(.*)$/s.exec(payload);
+  if (!m) return null;
+  const queues = m[3] as string;
+  return { staged: m[1] === 's', seq: Number(m[2]), queues: queues === '*' ? null : queues ? queues.split(',') : [] };
 }
 
 export function expand(seq: number, data: string): FerryEvent[] {
@@ -65,10 +79,14 @@ export class EventLog {
   private tailing: Promise<void> | null = null;
   private tailAgain = false;
   private passWanted = false;
+  /** A reader waits for the next pass: no spacing before it. */
+  private urgent = false;
   private passing: Promise<void> | null = null;
   /** This process committed blocks since its last flush (see `flushOwn`). */
   private committedSinceFlush = false;
   private hintQueues = new Set<string>();
+  private hintStaged = false;
+  private hintSeq = 0;
   private hinting = false;
   private leader = false;
   private timer: ReturnType<typeof setInterval> | undefined;
@@ -85,7 +103,7 @@ export class EventLog {
     private readonly options: EventLogOptions,
   ) {
     this.channel = `ferry_${createHash('sha1').update(schema).digest('hex').slice(0, 24)}`;
-    this.passSql = `SELECT got, last_seq, seqs, origins, blocks FROM ${db.s}.sequence_events($1, $2)`;
+    this.passSql = `SELECT got, last_seq, seqs, origins, blocks FROM ${db.s}.sequence_events($1)`;
   }
 
   async start(): Promise<void> {
@@ -101,29 +119,44 @@ export class EventLog {
     return Number(r.rows[0]?.last ?? 0);
   }
 
-  /** After this process committed a block (`data`, the JSON array a function staged; null when none). */
+  /**
+   * After this process committed a block: `data` as stage_events answered it (null when no events): the
+   * events, numbered (`{"seq":…,"events":[…]}`) or staged (the array).
+   */
   committed(data: string | null): void {
     if (data === null || this.closed) return;
-    const events = JSON.parse(data) as CommittedEvent[];
-    this.committedSinceFlush = true;
+    const parsed = JSON.parse(data) as StoredEvent[] | { seq: number; events: StoredEvent[] };
+    const events = Array.isArray(parsed) ? parsed : parsed.events;
     try {
       this.context.onCommitted?.(events);
     } catch {
       // Waking waiters must not fail the commit that already happened.
     }
     for (const e of events) this.hintQueues.add(e.queue);
+    if (Array.isArray(parsed)) {
+      this.committedSinceFlush = true;
+      this.hintStaged = true;
+      if (this.leader) this.requestPass();
+    } else {
+      const numbered = events.map((e, i) => ({ seq: parsed.seq + i, ...e }) as FerryEvent);
+      this.hintSeq = Math.max(this.hintSeq, parsed.seq + events.length - 1);
+      this.offer(numbered, true);
+    }
     this.hint();
-    if (this.leader) this.requestPass();
   }
 
-  /** Tells the other processes (and the sequencer) which queues changed. One NOTIFY in flight; the rest merge. */
+  /** Tells the other processes (and the sequencer) what changed. One NOTIFY in flight; the rest merge. */
   private hint(): void {
-    if (this.hinting || this.hintQueues.size === 0 || this.closed) return;
+    if (this.hinting || this.closed || (this.hintQueues.size === 0 && !this.hintSeq)) return;
     this.hinting = true;
-    const payload = hintPayload(this.hintQueues);
+    const payload = hintPayload(this.hintStaged, this.hintSeq, this.hintQueues);
     this.hintQueues.clear();
+    this.hintStaged = false;
+    this.hintSeq = 0;
+    // A notifying transaction takes an xid, so its commit would wait for a WAL flush: a hint needs no
+    // durability, so it commits without waiting (this statement's own transaction only).
     this.db.pool
-      .query('SELECT pg_notify($1, $2)', [this.channel, payload])
+      .query(`SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, $2)`, [this.channel, payload])
       .catch(() => {
         // A lost hint costs latency only: the poll finds the work.
       })
@@ -140,6 +173,7 @@ export class EventLog {
   private async flushOwn(): Promise<void> {
     if (!this.committedSinceFlush || this.closed) return;
     this.committedSinceFlush = false;
+    this.urgent = true;
     this.requestPass();
     await this.passing;
     await this.tail();
@@ -156,11 +190,18 @@ export class EventLog {
 
   private async passes(): Promise<void> {
     let backoff = 1;
+    let started = 0;
     while (this.passWanted && !this.closed) {
+      // Passes at most every PASS_GAP ms: each commits durably, and a pass for every single send would
+      // double the fsyncs of sequential sends; spaced, one pass numbers the blocks of several commits.
+      const gap = started + PASS_GAP - performance.now();
+      if (gap > 0 && !this.urgent) await sleep(gap);
+      this.urgent = false;
+      started = performance.now();
       this.passWanted = false;
       let row: PassRow;
       try {
-        row = await this.db.call<PassRow>(this.passSql, [PASS, this.channel]);
+        row = await this.db.call<PassRow>(this.passSql, [PASS]);
       } catch {
         // Unreachable database: the poll asks again.
         return;
@@ -175,6 +216,11 @@ export class EventLog {
       backoff = 1;
       const seqs = row.seqs ?? [];
       if (seqs.length === PASS) this.passWanted = true;
+      if (seqs.length > 0) {
+        // Everyone reads up to the new seq.
+        this.hintSeq = Math.max(this.hintSeq, Number(row.last_seq));
+        this.hint();
+      }
       for (let i = 0; i < seqs.length; i++) {
         const events = expand(Number(seqs[i]), (row.blocks as string[])[i] as string);
         this.offer(events, (row.origins as string[])[i] === this.origin);
@@ -327,15 +373,17 @@ export class EventLog {
   }
 
   private notified(payload: string): void {
-    if (payload.startsWith('h:')) {
-      const queues = payload.slice(2);
+    const hint = parseHint(payload);
+    if (!hint) return;
+    if (hint.queues === null || hint.queues.length > 0) {
       try {
-        this.context.onActivity?.(queues === '*' ? null : queues.split(','));
+        this.context.onActivity?.(hint.queues);
       } catch {
         // A hint only.
       }
-      if (this.leader) this.requestPass();
-    } else if (Number(payload) > this.delivered) void this.tail();
+    }
+    if (hint.staged && this.leader) this.requestPass();
+    if (hint.seq > this.delivered) void this.tail();
   }
 
   private scheduleReconnect(): void {

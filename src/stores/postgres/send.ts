@@ -39,7 +39,7 @@ export class Sender {
   ) {
     this.sql = `SELECT data, ids, deduplicated FROM ${db.s}.send(
       $1::text[], $2::text[], $3::int[], $4::int8[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int[],
-      $10::text[], $11::int[], $12::int8, $13::text, $14::text[], $15::text)`;
+      $10::text[], $11::int[], $12::int8, $13::text, $14::text[], $15::text, $16::boolean)`;
   }
 
   send(messages: NewMessage[], now: number): Promise<SendOutcome[]> {
@@ -50,7 +50,7 @@ export class Sender {
 
   private params(messages: NewMessage[], now: number): unknown[] {
     const queues = [...new Set(messages.map((m) => m.queue))].filter((q) => !this.knownQueues.has(q));
-    return [...messageColumns(messages), now, iso(now), queues, this.log.origin];
+    return [...messageColumns(messages), now, iso(now), queues, this.log.origin, true];
   }
 
   private async run(calls: SendCall[]): Promise<void> {
@@ -74,11 +74,18 @@ export class Sender {
       throw new InvalidRequestError('transaction must be a pg client (pg.Client or a pg.PoolClient) inside BEGIN');
     }
     try {
-      // No origin: the block commits when the caller commits, unseen by `committed`, so no waiter here was woken.
-      const row = await this.insertIn(client, messages, now, '');
+      const row = await this.insertIn(client, messages, now, true);
       // The hint every commit sends (events.ts), delivered only if the caller commits; else the poll finds it.
-      if (row.data !== null)
-        await client.query('SELECT pg_notify($1, $2)', [this.log.channel, hintPayload(messages.map((m) => m.queue))]);
+      if (row.data !== null) {
+        await client.query('SELECT pg_notify($1, $2)', [
+          this.log.channel,
+          hintPayload(
+            true,
+            0,
+            messages.map((m) => m.queue),
+          ),
+        ]);
+      }
       return outcomes(messages, row);
     } catch (error) {
       throw unavailable(error);
@@ -87,16 +94,21 @@ export class Sender {
 
   /**
    * The `send` function on `client`, inside a transaction someone else commits; its queues are created as
-   * needed. `origin`: this process's when it passes the answer's `data` to the log after the commit.
+   * needed. `callers`: the transaction is the caller's own, so its block is staged (never numbered inline:
+   * it may stay open long) with no origin (this process never sees it commit, so woke no waiter for it).
+   * Otherwise this process passes the answer's `data` to the log after the commit.
    */
-  async insertIn(
-    client: pg.ClientBase,
-    messages: NewMessage[],
-    now: number,
-    origin = this.log.origin,
-  ): Promise<SendRow> {
+  async insertIn(client: pg.ClientBase, messages: NewMessage[], now: number, callers = false): Promise<SendRow> {
     const queues = [...new Set(messages.map((m) => m.queue))];
-    const r = await client.query<SendRow>(this.sql, [...messageColumns(messages), now, iso(now), queues, origin]);
+    const origin = callers ? '' : this.log.origin;
+    const r = await client.query<SendRow>(this.sql, [
+      ...messageColumns(messages),
+      now,
+      iso(now),
+      queues,
+      origin,
+      !callers,
+    ]);
     return r.rows[0] as SendRow;
   }
 

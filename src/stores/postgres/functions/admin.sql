@@ -2,40 +2,37 @@
 -- plain queries in admin.ts.
 
 -- When message p_id is active on a lease that ran out, settles that lease first (as a claim or the sweep
--- would), so an admin action acts on the message's true state. Answers the staged events, if any.
-CREATE FUNCTION {{schema}}.settle_lapsed(p_id text, p_now bigint, p_at text, p_max_attempts int, p_origin text)
-RETURNS text LANGUAGE plpgsql AS $$
-DECLARE v_queue text; v_n int; v_events text;
+-- would), so an admin action acts on the message's true state. Answers the events (comma-joined), if any.
+CREATE FUNCTION {{schema}}.settle_lapsed(p_id text, p_now bigint, p_at text, p_max_attempts int,
+  OUT n int, OUT events text)
+LANGUAGE plpgsql AS $$
+DECLARE v_queue text;
 BEGIN
+  n := 0;
   SELECT m.queue INTO v_queue FROM {{schema}}.messages m WHERE m.id = p_id AND m.state = 1 AND m.lease_until <= p_now;
-  IF NOT FOUND THEN RETURN NULL; END IF;
-  SELECT x.n, x.events INTO v_n, v_events FROM {{schema}}.expire_leases(p_now, p_at, v_queue, p_max_attempts) x;
-  RETURN {{schema}}.stage_events(v_events, v_n, p_now, p_origin);
+  IF NOT FOUND THEN RETURN; END IF;
+  SELECT x.n, x.events INTO n, events FROM {{schema}}.expire_leases(p_now, p_at, v_queue, p_max_attempts) x;
 END $$;
-
--- Two staged blocks' JSON arrays as one (either may be null), for the caller's waiters.
-CREATE FUNCTION {{schema}}.joined(a text, b text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
-  SELECT CASE WHEN a IS NULL THEN b WHEN b IS NULL THEN a ELSE left(a, -1) || ',' || right(b, -1) END
-$$;
 
 -- Cancels a queued message at once, or flags an active one (its handler is told; it ends cancelled). A
 -- finished message is left as it is.
 CREATE FUNCTION {{schema}}.cancel_message(p_id text, p_now bigint, p_at text, p_max_attempts int, p_origin text,
   OUT data text)
 LANGUAGE plpgsql AS $$
-DECLARE v_queue text; v_key text; v_attempts int;
+DECLARE v_queue text; v_key text; v_attempts int; v_n int; v_events text;
 BEGIN
-  data := {{schema}}.settle_lapsed(p_id, p_now, p_at, p_max_attempts, p_origin);
+  SELECT x.n, x.events INTO v_n, v_events FROM {{schema}}.settle_lapsed(p_id, p_now, p_at, p_max_attempts) x;
   UPDATE {{schema}}.messages SET state = 4, finished_at = p_now, receipt = NULL, lease_until = NULL, blocked = false
    WHERE id = p_id AND state = 0
   RETURNING queue, key, attempts INTO v_queue, v_key, v_attempts;
   IF FOUND THEN
     PERFORM {{schema}}.release_keys(ARRAY[v_queue], ARRAY[v_key]);
-    data := {{schema}}.joined(data, {{schema}}.stage_events(
-      {{schema}}.event('cancelled', v_queue, p_id, p_at, v_attempts, NULL), 1, p_now, p_origin));
-    RETURN;
+    v_events := concat_ws(',', v_events, {{schema}}.event('cancelled', v_queue, p_id, p_at, v_attempts, NULL));
+    v_n := v_n + 1;
+  ELSE
+    UPDATE {{schema}}.messages SET cancel_requested = true WHERE id = p_id AND state = 1;
   END IF;
-  UPDATE {{schema}}.messages SET cancel_requested = true WHERE id = p_id AND state = 1;
+  data := {{schema}}.stage_events(v_events, v_n, p_now, p_origin);
 END $$;
 
 -- Makes dead or cancelled messages (p_ids, of the states p_from) queued again with fresh attempts; a keyed one
@@ -61,15 +58,14 @@ END $$;
 CREATE FUNCTION {{schema}}.retry_message(p_id text, p_now bigint, p_at text, p_max_attempts int, p_origin text,
   OUT data text)
 LANGUAGE plpgsql AS $$
-DECLARE v_n int; v_events text;
+DECLARE v_n int; v_events text; r_n int; r_events text;
 BEGIN
-  data := {{schema}}.settle_lapsed(p_id, p_now, p_at, p_max_attempts, p_origin);
-  SELECT x.n, x.events INTO v_n, v_events FROM {{schema}}.revive(ARRAY[p_id], ARRAY[3, 4], p_now, p_at) x;
-  IF v_n > 0 THEN
-    data := {{schema}}.joined(data, {{schema}}.stage_events(v_events, v_n, p_now, p_origin));
-  ELSE
+  SELECT x.n, x.events INTO v_n, v_events FROM {{schema}}.settle_lapsed(p_id, p_now, p_at, p_max_attempts) x;
+  SELECT x.n, x.events INTO r_n, r_events FROM {{schema}}.revive(ARRAY[p_id], ARRAY[3, 4], p_now, p_at) x;
+  IF r_n = 0 THEN
     UPDATE {{schema}}.messages SET run_at = p_now WHERE id = p_id AND state = 0 AND run_at > p_now;
   END IF;
+  data := {{schema}}.stage_events(concat_ws(',', v_events, r_events), v_n + r_n, p_now, p_origin);
 END $$;
 
 -- Queues every dead message of p_queue again, in batches of 1000. Answers how many.

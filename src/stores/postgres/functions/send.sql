@@ -52,11 +52,12 @@ END $$;
 
 -- A send: the queues it names exist, the messages are inserted, their events staged. One statement, so
 -- concurrent sends of a process can share it (one round trip, one commit) and a caller's transaction can
--- run it as it is. Answers the staged events (JSON array text) for the process's own waiters.
+-- run it as it is (p_inline false: see stage_events). Answers the events (stage_events) for the process's own
+-- waiters.
 CREATE FUNCTION {{schema}}.send(
   p_ids text[], p_queues text[], p_priorities int[], p_run_ats bigint[], p_payloads text[], p_headers text[],
   p_keys text[], p_dedupes text[], p_max_attempts int[], p_backoffs text[], p_leases int[],
-  p_now bigint, p_at text, p_new_queues text[], p_origin text,
+  p_now bigint, p_at text, p_new_queues text[], p_origin text, p_inline boolean,
   OUT data text, OUT ids text[], OUT deduplicated boolean[])
 LANGUAGE plpgsql AS $$
 DECLARE v_n int; v_events text;
@@ -67,5 +68,5 @@ BEGIN
   SELECT x.n, x.events, x.ids, x.deduplicated INTO v_n, v_events, ids, deduplicated
     FROM {{schema}}.insert_messages(p_ids, p_queues, p_priorities, p_run_ats, p_payloads, p_headers, p_keys,
                                     p_dedupes, p_max_attempts, p_backoffs, p_leases, p_now, p_at) x;
-  data := {{schema}}.stage_events(v_events, v_n, p_now, p_origin);
+  data := {{schema}}.stage_events(v_events, v_n, p_now, p_origin, p_inline);
 END $$;
