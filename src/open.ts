@@ -24,17 +24,29 @@ export interface OpenOptions extends EngineOptions {
   schema?: string;
 }
 
+const isMemory = (url: string): boolean => url === 'memory:' || url === 'sqlite::memory:';
+
+function splitSqliteUrl(url: string): [path: string, query: string] {
+  const [path, query] = url.slice('sqlite:'.length).replace(/^\/\//, '').split('?');
+  if (!path) throw new InvalidRequestError(`store URL ${url} has no file path: use sqlite:PATH`);
+  return [resolve(path), query ?? ''];
+}
+
+/** The absolute path of the file a `sqlite:PATH` URL names; undefined for every other store. */
+export function sqliteFile(url: string): string | undefined {
+  return url.startsWith('sqlite:') && !isMemory(url) ? splitSqliteUrl(url)[0] : undefined;
+}
+
 export async function createStore(url: string, options: OpenOptions = {}): Promise<Store> {
-  if (url === 'memory:' || url === 'sqlite::memory:') return new SqliteStore(':memory:', options);
+  if (isMemory(url)) return new SqliteStore(':memory:', options);
   if (url.startsWith('sqlite:')) {
-    const [path, query] = url.slice('sqlite:'.length).replace(/^\/\//, '').split('?');
-    if (!path) throw new InvalidRequestError(`store URL ${url} has no file path: use sqlite:PATH`);
-    const params = new URLSearchParams(query ?? '');
+    const [path, query] = splitSqliteUrl(url);
+    const params = new URLSearchParams(query);
     const sync = params.get('synchronous')?.toLowerCase() ?? options.synchronous;
     if (sync !== undefined && sync !== 'full' && sync !== 'normal') {
       throw new InvalidRequestError(`synchronous must be "full" or "normal", got ${JSON.stringify(sync)}`);
     }
-    return new SqliteStore(resolve(path), { ...options, synchronous: sync });
+    return new SqliteStore(path, { ...options, synchronous: sync });
   }
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
     const { createPostgresStore } = await import('./stores/postgres/index.ts');
