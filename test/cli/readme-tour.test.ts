@@ -116,6 +116,17 @@ const checks: Record<string, (line: Line, ferry: () => Promise<Ferry>) => Promis
     const info = await f.get(sent.id);
     assert.deepEqual([info?.state, info?.result], ['completed', { thumbnail: 'cat.jpg.small' }]);
   },
+  async topics(line, ferry) {
+    assert.equal(await line.end(), 0, line.stderr);
+    assert.match(line.stdout, /billing is subscribed to orders/);
+    assert.deepEqual(await (await ferry()).subscriptions('orders'), ['billing']);
+  },
+  async schedules(line, ferry) {
+    assert.equal(await line.end(), 0, line.stderr);
+    assert.match(line.stdout, /nightly: 0 3 \* \* \* \(UTC\) into reports, next at /);
+    const [nightly] = await (await ferry()).schedules();
+    assert.deepEqual([nightly?.name, nightly?.queue], ['nightly', 'reports']);
+  },
   async '--help'(line) {
     assert.equal(await line.end(), 0, line.stderr);
     assert.match(line.stdout, /Usage: ferry/);
@@ -146,7 +157,7 @@ describe('README: the command-line tour', () => {
 
   const lines = tourLines();
   it('has the commands the tour promises', () => {
-    assert.ok(lines.length >= 7, lines.join('\n'));
+    assert.ok(lines.length >= 9, lines.join('\n'));
   });
   for (const text of lines) {
     it(text, async () => {

@@ -246,6 +246,12 @@ export class Admin {
     await query(this.pool, `DELETE FROM ${this.ctx.s}.subscriptions WHERE topic = $1 AND queue = $2`, [topic, queue]);
   }
 
+  async subscriptions(topic: string): Promise<string[]> {
+    const sql = `SELECT queue FROM ${this.ctx.s}.subscriptions WHERE topic = $1 ORDER BY queue`;
+    const r = await query<{ queue: string }>(this.pool, sql, [topic]);
+    return r.rows.map((row) => row.queue);
+  }
+
   /** Finished messages past retention and events past `eventRetention`, a bounded batch of each. */
   async removeExpired(client: pg.ClientBase, now: number, eventRetention: number): Promise<number> {
     const { s } = this.ctx;

@@ -275,6 +275,9 @@ export class PostgresStore implements Store {
   unsubscribe(topic: string, queue: string): Promise<void> {
     return this.admin.unsubscribe(topic, queue);
   }
+  subscriptions(topic: string): Promise<string[]> {
+    return this.admin.subscriptions(topic);
+  }
 
   putSchedule(schedule: ScheduleRecord): Promise<void> {
     this.open();

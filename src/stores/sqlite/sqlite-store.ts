@@ -618,6 +618,10 @@ export class SqliteStore implements Store {
     });
   }
 
+  async subscriptions(topic: string): Promise<string[]> {
+    return this.sql.subscribers.all(topic).map((row) => row.queue);
+  }
+
   putSchedule(schedule: ScheduleRecord): Promise<void> {
     return this.committer.run(() => {
       this.sql.putSchedule.run(schedule);
