@@ -30,6 +30,12 @@ export interface ConnectionOptions {
   server?: string;
   token?: string;
   json?: boolean;
+  /**
+   * Whether this command may create the store: those that write messages or settings do (send, work,
+   * pause…); those that read or act on existing messages refuse a `sqlite:` file that does not exist, so a
+   * mistyped path is an error, not a new empty database.
+   */
+  create?: boolean;
 }
 
 /** Adds `--store`, `--server`, `--token` and `--json` to a command. */
@@ -66,17 +72,8 @@ export function serverUrl(text: string): string {
   return url.toString().replace(/\/$/, '');
 }
 
-export interface OpenFor {
-  /**
-   * Whether this command may create the store: those that write messages or settings do (send, work,
-   * pause…); those that read or act on existing messages refuse a `sqlite:` file that does not exist, so a
-   * mistyped path is an error, not a new empty database.
-   */
-  create: boolean;
-}
-
 /** Opens the store or connects to the server the options name. */
-export async function openFerry(options: ConnectionOptions, { create }: OpenFor = { create: false }): Promise<Ferry> {
+export async function openFerry(options: ConnectionOptions): Promise<Ferry> {
   if (options.server) {
     const url = serverUrl(options.server);
     // Loaded on demand: a command against a store never loads the HTTP client, and the reverse.
@@ -86,7 +83,7 @@ export async function openFerry(options: ConnectionOptions, { create }: OpenFor 
   const { open, DEFAULT_STORE, sqliteFile } = await import('../open.ts');
   const store = options.store ?? DEFAULT_STORE;
   const file = sqliteFile(store);
-  if (!create && file !== undefined && !existsSync(file)) {
+  if (!options.create && file !== undefined && !existsSync(file)) {
     throw new UnavailableError(
       `no Ferry store at ${file} (from ${store}); this command does not create one: check the path, or send a message to create it`,
     );
@@ -95,12 +92,8 @@ export async function openFerry(options: ConnectionOptions, { create }: OpenFor 
 }
 
 /** Runs `body` with an open Ferry and closes it afterwards, whatever happens. */
-export async function withFerry<T>(
-  options: ConnectionOptions,
-  body: (ferry: Ferry) => Promise<T>,
-  openFor: OpenFor = { create: false },
-): Promise<T> {
-  const ferry = await openFerry(options, openFor);
+export async function withFerry<T>(options: ConnectionOptions, body: (ferry: Ferry) => Promise<T>): Promise<T> {
+  const ferry = await openFerry(options);
   try {
     return await body(ferry);
   } finally {

@@ -124,15 +124,11 @@ export const purgeCommand = withConnection(
 function pauseCommand(name: 'pause' | 'resume', description: string) {
   return withConnection(new Command(name).description(description).argument('<queue>', 'queue name')).action(
     action(async (queue: string, flags: { json?: boolean }) => {
-      await withFerry(
-        flags,
-        async (ferry) => {
-          await ferry[name](queue);
-          if (flags.json) printJson({ queue, paused: name === 'pause' });
-          else println(`${queue} ${name === 'pause' ? 'paused' : 'resumed'}`);
-        },
-        { create: true },
-      );
+      await withFerry({ ...flags, create: true }, async (ferry) => {
+        await ferry[name](queue);
+        if (flags.json) printJson({ queue, paused: name === 'pause' });
+        else println(`${queue} ${name === 'pause' ? 'paused' : 'resumed'}`);
+      });
     }),
   );
 }

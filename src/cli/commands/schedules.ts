@@ -30,15 +30,11 @@ const putCommand = withConnection(
     if (flags.options !== undefined) {
       definition.options = parseJson(flags.options, '--options') as ScheduleDefinition['options'];
     }
-    await withFerry(
-      flags,
-      async (ferry) => {
-        const info = await ferry.schedule(name, definition);
-        if (flags.json) printJson(info);
-        else println(`${info.name}: ${info.cron} (${info.tz}) into ${info.queue}, next at ${info.nextRunAt}`);
-      },
-      { create: true },
-    );
+    await withFerry({ ...flags, create: true }, async (ferry) => {
+      const info = await ferry.schedule(name, definition);
+      if (flags.json) printJson(info);
+      else println(`${info.name}: ${info.cron} (${info.tz}) into ${info.queue}, next at ${info.nextRunAt}`);
+    });
   }),
 );
 

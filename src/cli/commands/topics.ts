@@ -22,15 +22,11 @@ const subscribeCommand = withConnection(
     .argument('<queue>', 'queue name'),
 ).action(
   action(async (topic: string, queue: string, flags: { json?: boolean }) => {
-    await withFerry(
-      flags,
-      async (ferry) => {
-        await ferry.subscribe(topic, queue);
-        if (flags.json) printJson({ topic, queue, subscribed: true });
-        else println(`${queue} is subscribed to ${topic}`);
-      },
-      { create: true },
-    );
+    await withFerry({ ...flags, create: true }, async (ferry) => {
+      await ferry.subscribe(topic, queue);
+      if (flags.json) printJson({ topic, queue, subscribed: true });
+      else println(`${queue} is subscribed to ${topic}`);
+    });
   }),
 );
 
@@ -57,22 +53,18 @@ const publishCommand = withConnection(
 ).action(
   action(async (topic: string, text: string, flags: { json?: boolean }) => {
     const payload = parseJson(text, 'the payload');
-    await withFerry(
-      flags,
-      async (ferry) => {
-        const { messages } = await ferry.publish(topic, payload);
-        if (flags.json) printJson({ topic, messages });
-        else if (messages.length === 0) println(`no queue is subscribed to ${topic}: nothing sent`);
-        else
-          println(
-            table(
-              ['queue', 'id'],
-              messages.map((m) => [m.queue, m.id]),
-            ),
-          );
-      },
-      { create: true },
-    );
+    await withFerry({ ...flags, create: true }, async (ferry) => {
+      const { messages } = await ferry.publish(topic, payload);
+      if (flags.json) printJson({ topic, messages });
+      else if (messages.length === 0) println(`no queue is subscribed to ${topic}: nothing sent`);
+      else
+        println(
+          table(
+            ['queue', 'id'],
+            messages.map((m) => [m.queue, m.id]),
+          ),
+        );
+    });
   }),
 );
 

@@ -110,51 +110,47 @@ export const workCommand = withConnection(
     const concurrency = parseIntOption(flags.concurrency, '--concurrency', 1);
     const timeoutMs = flags.timeout === undefined ? null : parseDuration(flags.timeout, '--timeout', 1);
     const limit = flags.count === undefined ? Number.POSITIVE_INFINITY : parseIntOption(flags.count, '--count', 1);
-    await withFerry(
-      flags,
-      async (ferry) => {
-        let done = 0;
-        let finish: () => void = () => {};
-        const finished = new Promise<void>((resolve) => {
-          finish = resolve;
-        });
-        const report = (job: Job, startedAt: number, outcome: { result?: unknown; error?: string }) => {
-          const ms = Math.round(performance.now() - startedAt);
-          if (flags.json) printJson({ id: job.id, attempt: job.attempt, ms, ok: !('error' in outcome), ...outcome });
-          else if ('error' in outcome)
-            println(`✗ ${job.id} attempt ${job.attempt} ${ms}ms: ${brief(outcome.error, 200)}`);
-          else println(`✓ ${job.id} attempt ${job.attempt} ${ms}ms ${brief(outcome.result)}`);
-          if (++done >= limit) finish();
-        };
-        const worker = ferry.work(
-          queue,
-          async (job) => {
-            const startedAt = performance.now();
-            try {
-              const result = await runCommand(argv, job, timeoutMs);
-              report(job, startedAt, { result });
-              return result;
-            } catch (error) {
-              report(job, startedAt, { error: (error as Error).message });
-              throw error;
-            }
-          },
-          {
-            concurrency,
-            ...(flags.lease !== undefined && { lease: flags.lease }),
-            onError: (error) => process.stderr.write(`ferry: worker: ${(error as Error)?.message ?? error}\n`),
-          },
-        );
-        if (!flags.json)
-          process.stderr.write(`working on ${queue} with ${argv.join(' ')} (concurrency ${concurrency})\n`);
-        process.once('SIGINT', finish);
-        process.once('SIGTERM', finish);
-        await finished;
-        process.off('SIGINT', finish);
-        process.off('SIGTERM', finish);
-        await worker.close();
-      },
-      { create: true },
-    );
+    await withFerry({ ...flags, create: true }, async (ferry) => {
+      let done = 0;
+      let finish: () => void = () => {};
+      const finished = new Promise<void>((resolve) => {
+        finish = resolve;
+      });
+      const report = (job: Job, startedAt: number, outcome: { result?: unknown; error?: string }) => {
+        const ms = Math.round(performance.now() - startedAt);
+        if (flags.json) printJson({ id: job.id, attempt: job.attempt, ms, ok: !('error' in outcome), ...outcome });
+        else if ('error' in outcome)
+          println(`✗ ${job.id} attempt ${job.attempt} ${ms}ms: ${brief(outcome.error, 200)}`);
+        else println(`✓ ${job.id} attempt ${job.attempt} ${ms}ms ${brief(outcome.result)}`);
+        if (++done >= limit) finish();
+      };
+      const worker = ferry.work(
+        queue,
+        async (job) => {
+          const startedAt = performance.now();
+          try {
+            const result = await runCommand(argv, job, timeoutMs);
+            report(job, startedAt, { result });
+            return result;
+          } catch (error) {
+            report(job, startedAt, { error: (error as Error).message });
+            throw error;
+          }
+        },
+        {
+          concurrency,
+          ...(flags.lease !== undefined && { lease: flags.lease }),
+          onError: (error) => process.stderr.write(`ferry: worker: ${(error as Error)?.message ?? error}\n`),
+        },
+      );
+      if (!flags.json)
+        process.stderr.write(`working on ${queue} with ${argv.join(' ')} (concurrency ${concurrency})\n`);
+      process.once('SIGINT', finish);
+      process.once('SIGTERM', finish);
+      await finished;
+      process.off('SIGINT', finish);
+      process.off('SIGTERM', finish);
+      await worker.close();
+    });
   }),
 );
