@@ -23,6 +23,8 @@ export interface OpenOptions extends EngineOptions {
   schema?: string;
 }
 
+export { sqliteFile } from './stores/sqlite/index.ts';
+
 export async function createStore(url: string, options: OpenOptions = {}): Promise<Store> {
   if (isSqliteUrl(url)) return createSqliteStore(url, options);
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {

@@ -2,8 +2,9 @@
  * What every command shares: where Ferry is (`--store` or `--server`), how to print (`--json`), and how an
  * error becomes a message on stderr and an exit code.
  */
+import { existsSync } from 'node:fs';
 import { type Command, Option } from 'commander';
-import { EXIT, errorKind, FerryError } from '../core/errors.ts';
+import { EXIT, errorKind, FerryError, UnavailableError } from '../core/errors.ts';
 import type { Ferry } from '../core/types.ts';
 
 export { EXIT };
@@ -18,6 +19,12 @@ export interface ConnectionOptions {
   server?: string;
   token?: string;
   json?: boolean;
+  /**
+   * Whether this command may create the store: those that write messages or settings do (send, work,
+   * pause…); those that read or act on existing messages refuse a `sqlite:` file that does not exist, so a
+   * mistyped path is an error, not a new empty database.
+   */
+  create?: boolean;
 }
 
 /** Adds `--store`, `--server`, `--token` and `--json` to a command. */
@@ -36,21 +43,41 @@ export function withConnection(command: Command): Command {
 /** A usage error found after commander parsed the arguments (bad JSON, a missing flag…): exit 2. */
 export class UsageError extends Error {}
 
+/**
+ * The server URL as given, or with `http://` in front when it has no scheme (`localhost:7070`,
+ * `127.0.0.1:7070`), which `new URL` would otherwise read as a scheme of its own.
+ */
+export function serverUrl(text: string): string {
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `http://${text}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    throw new UsageError(`--server must be a URL like http://127.0.0.1:7070, got ${JSON.stringify(text)}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new UsageError(`--server must be an http:// or https:// URL, got ${JSON.stringify(text)}`);
+  }
+  return url.toString().replace(/\/$/, '');
+}
+
 /** Opens the store or connects to the server the options name. */
 export async function openFerry(options: ConnectionOptions): Promise<Ferry> {
   if (options.server) {
-    let url: URL;
-    try {
-      url = new URL(options.server);
-    } catch {
-      throw new UsageError(`--server must be a URL like http://127.0.0.1:7070, got ${JSON.stringify(options.server)}`);
-    }
+    const url = serverUrl(options.server);
     // Loaded on demand: a command against a store never loads the HTTP client, and the reverse.
     const { connect } = await import('../client/index.ts');
-    return connect(url.toString().replace(/\/$/, ''), options.token ? { token: options.token } : {});
+    return connect(url, options.token ? { token: options.token } : {});
   }
-  const { open } = await import('../index.ts');
-  return options.store ? open(options.store) : open();
+  const { open, DEFAULT_STORE, sqliteFile } = await import('../open.ts');
+  const store = options.store ?? DEFAULT_STORE;
+  const file = sqliteFile(store);
+  if (!options.create && file !== undefined && !existsSync(file)) {
+    throw new UnavailableError(
+      `no Ferry store at ${file} (from ${store}); this command does not create one: check the path, or send a message to create it`,
+    );
+  }
+  return open(store);
 }
 
 /** Runs `body` with an open Ferry and closes it afterwards, whatever happens. */

@@ -80,9 +80,10 @@ export class Transport {
       });
     } catch (error) {
       if (options.signal?.aborted) throw error;
-      throw new UnavailableError(`cannot reach the Ferry server at ${this.base}: ${(error as Error).message}`, {
-        cause: error,
-      });
+      // fetch says only "fetch failed"; its cause says why (connect ECONNREFUSED 127.0.0.1:7070, ENOTFOUND…).
+      const cause = (error as { cause?: { message?: unknown } }).cause;
+      const why = typeof cause?.message === 'string' && cause.message !== '' ? cause.message : (error as Error).message;
+      throw new UnavailableError(`cannot reach the Ferry server at ${this.base}: ${why}`, { cause: error });
     }
   }
 

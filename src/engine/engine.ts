@@ -498,6 +498,12 @@ export class Engine implements Ferry {
     await this.store.unsubscribe(topic, queue);
   }
 
+  async subscriptions(topic: string): Promise<string[]> {
+    this.guard();
+    checkQueueName(topic, 'topic name');
+    return this.store.subscriptions(topic);
+  }
+
   async publish(
     topic: string,
     payload: unknown,

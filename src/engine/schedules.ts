@@ -9,9 +9,9 @@ function cron(pattern: string, tz: string): Cron {
   try {
     return new Cron(pattern, { timezone: tz, paused: true });
   } catch (error) {
-    throw new InvalidRequestError(
-      `cron ${JSON.stringify(pattern)} (tz ${tz}) is not valid: ${(error as Error).message}`,
-    );
+    // croner prefixes its messages with its own class name, which means nothing to the user.
+    const why = (error as Error).message.replace(/^CronPattern:\s*/, '');
+    throw new InvalidRequestError(`cron ${JSON.stringify(pattern)} is not valid: ${why}`);
   }
 }
 
@@ -21,6 +21,8 @@ export function nextTick(pattern: string, tz: string, after: number): number {
   try {
     next = cron(pattern, tz).nextRun(new Date(after));
   } catch (error) {
+    // cron() already said what is wrong with the pattern; what fails here is the time zone.
+    if (error instanceof InvalidRequestError) throw error;
     throw new InvalidRequestError(
       `cron ${JSON.stringify(pattern)} in tz ${JSON.stringify(tz)}: ${(error as Error).message}`,
     );
@@ -47,6 +49,14 @@ export function checkSchedule(
     throw new InvalidRequestError('tz must be an IANA time zone name such as "Europe/Paris"');
   }
   const tz = d.tz ?? 'UTC';
+  try {
+    // Checked here, once, in words the user can act on: croner's own message nests three layers of causes.
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+  } catch {
+    throw new InvalidRequestError(
+      `tz ${JSON.stringify(tz)} is not a time zone: use an IANA name such as "Europe/Paris"`,
+    );
+  }
   checkQueueName(d.queue);
   const options = (d.options ?? {}) as SendOptions;
   if (options.transaction !== undefined) throw new InvalidRequestError('a schedule cannot send in a transaction');

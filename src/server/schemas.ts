@@ -224,6 +224,7 @@ export const StreamToken = Type.Object({ token: Type.String(), expiresAt: Iso })
 export const QueueParams = Type.Object({ queue: QueueName });
 export const TopicParams = Type.Object({ topic: QueueName });
 export const SubscriptionParams = Type.Object({ topic: QueueName, queue: QueueName });
+export const SubscriptionsReply = Type.Object({ queues: Type.Array(QueueName) });
 export const IdParams = Type.Object({ id: MessageId });
 
 // Responses.

@@ -196,6 +196,8 @@ export interface Store {
 
   subscribe(topic: string, queue: string): Promise<void>;
   unsubscribe(topic: string, queue: string): Promise<void>;
+  /** The queues subscribed to `topic`, by name. */
+  subscriptions(topic: string): Promise<string[]>;
 
   /** Creates or replaces a schedule. */
   putSchedule(schedule: ScheduleRecord): Promise<void>;

@@ -304,6 +304,20 @@ export function adminTests(ctx: Ctx): void {
       assert.equal((await ctx.ferry.stats(q2)).waiting, 2);
     });
 
+    it('subscriptions(topic) lists the subscribed queues by name, once each, and follows unsubscribe', async () => {
+      const t = qname('t');
+      const [a, b] = [qname(), qname()].sort() as [string, string];
+      assert.deepEqual(await ctx.ferry.subscriptions(t), [], 'a topic nobody subscribed to');
+      await ctx.ferry.subscribe(t, b);
+      await ctx.ferry.subscribe(t, a);
+      await ctx.ferry.subscribe(t, b);
+      await ctx.ferry.subscribe(qname('t'), a);
+      assert.deepEqual(await ctx.ferry.subscriptions(t), [a, b]);
+      await ctx.ferry.unsubscribe(t, b);
+      assert.deepEqual(await ctx.ferry.subscriptions(t), [a]);
+      await expectError(() => ctx.ferry.subscriptions('bad topic!'), InvalidRequestError, 'bad topic name');
+    });
+
     it('publish to a topic with no subscriber sends nothing; bad input is refused', async () => {
       assert.deepEqual((await ctx.ferry.publish(qname('t'), 1)).messages, []);
       const t = qname('t');

@@ -161,4 +161,12 @@ export class Admin {
   async unsubscribe(topic: string, queue: string): Promise<void> {
     await this.db.query(`DELETE FROM ${this.db.s}.subscriptions WHERE topic = $1 AND queue = $2`, [topic, queue]);
   }
+
+  async subscriptions(topic: string): Promise<string[]> {
+    const r = await this.db.query<{ queue: string }>(
+      `SELECT queue FROM ${this.db.s}.subscriptions WHERE topic = $1 ORDER BY queue`,
+      [topic],
+    );
+    return r.rows.map((row) => row.queue);
+  }
 }

@@ -24,13 +24,16 @@ export function isConnectionError(error: unknown): boolean {
   );
 }
 
+/** Failures to open a connection: nothing reached the database, so nothing was applied. */
+const NOT_CONNECTED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', '53300', '57P03']);
+
 export function unavailable(error: unknown): unknown {
   if (error instanceof UnavailableError || !isConnectionError(error)) return error;
   const why = (error as Error).message || String(error);
-  return new UnavailableError(
-    `PostgreSQL is unavailable (${why}); the operation may or may not have been applied: retry it (with a dedupeId, a send creates no duplicate)`,
-    { cause: error },
-  );
+  const outcome = NOT_CONNECTED.has((error as { code?: string }).code ?? '')
+    ? 'nothing was applied: retry when it is back'
+    : 'the operation may or may not have been applied: retry it (with a dedupeId, a send creates no duplicate)';
+  return new UnavailableError(`PostgreSQL is unavailable (${why}); ${outcome}`, { cause: error });
 }
 
 const retryable = (error: unknown) => RETRYABLE.has((error as { code?: string }).code ?? '');

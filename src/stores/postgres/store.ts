@@ -173,6 +173,9 @@ export class PostgresStore implements Store {
   unsubscribe(topic: string, queue: string): Promise<void> {
     return this.admin.unsubscribe(topic, queue);
   }
+  subscriptions(topic: string): Promise<string[]> {
+    return this.admin.subscriptions(topic);
+  }
 
   putSchedule(schedule: ScheduleRecord): Promise<void> {
     return schedules.putSchedule(this.db, schedule);

@@ -39,6 +39,11 @@ export class Send {
     return out;
   }
 
+  /** The queues subscribed to `topic`, by name. */
+  subscriptions(topic: string): string[] {
+    return this.subscribers.all(topic).map((row) => row.queue);
+  }
+
   publish(
     topic: string,
     message: Omit<NewMessage, 'id' | 'queue'>,
@@ -47,7 +52,7 @@ export class Send {
     events: PendingEvent[],
   ): { queue: string; id: string }[] {
     const out: { queue: string; id: string }[] = [];
-    for (const { queue } of this.subscribers.all(topic)) {
+    for (const queue of this.subscriptions(topic)) {
       this.queues.ensure(queue);
       const sent = this.insert({ ...message, id: newId(), queue }, now, events);
       out.push({ queue, id: sent.id });

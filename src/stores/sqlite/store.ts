@@ -185,6 +185,10 @@ export class SqliteStore implements Store {
     return this.p.commit.run(() => this.p.admin.unsubscribe(topic, queue));
   }
 
+  async subscriptions(topic: string): Promise<string[]> {
+    return read(() => this.p.send.subscriptions(topic));
+  }
+
   putSchedule(schedule: ScheduleRecord): Promise<void> {
     return this.p.commit.run(() => this.p.schedules.putSchedule(schedule));
   }
