@@ -13,6 +13,7 @@ import { registerAccess } from './access.ts';
 import { Cancellations } from './cancellations.ts';
 import type { App, RouteDeps } from './deps.ts';
 import { registerJsonParser } from './json-body.ts';
+import { registerLinger } from './linger.ts';
 import { Metrics } from './metrics.ts';
 import { errorHandler, notFoundHandler } from './problem.ts';
 import { RateLimiter, type RateLimitOptions } from './rate-limit.ts';
@@ -66,6 +67,8 @@ export interface ServerOptions {
 }
 
 const MiB = 1024 * 1024;
+/** Longest time spent reading and dropping a body after an early answer (see linger.ts). */
+const LINGER_MS = 10_000;
 
 /** Builds (but does not start) the HTTP API over `ferry`. */
 export async function createServer(ferry: Ferry, options: ServerOptions = {}): Promise<FastifyInstance> {
@@ -74,6 +77,7 @@ export async function createServer(ferry: Ferry, options: ServerOptions = {}): P
   const limiter = options.rateLimit ? new RateLimiter(options.rateLimit) : null;
   const heartbeatMs = parseDuration(options.heartbeat ?? '15s', 'heartbeat', 10, 3_600_000);
   const bodyLimit = options.bodyLimit ?? 2 * MiB;
+  const batchBodyLimit = options.batchBodyLimit ?? 32 * MiB;
 
   const fastify = Fastify({
     logger: options.logger ?? { level: 'info' },
@@ -105,13 +109,18 @@ export async function createServer(ferry: Ferry, options: ServerOptions = {}): P
       if (method === 'HEAD') continue;
       app.ferryRoutes.push({ method, url: route.url, access: route.config?.access });
     }
-    if (route.url.startsWith('/v1/queues/:queue/batch')) route.bodyLimit ??= options.batchBodyLimit ?? 32 * MiB;
+    if (route.url.startsWith('/v1/queues/:queue/batch')) route.bodyLimit ??= batchBodyLimit;
   });
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
 
+  // Before the draining hook below, which must still be able to ask for the connection to close.
+  registerLinger(app as unknown as FastifyInstance, {
+    maxBytes: 4 * Math.max(bodyLimit, batchBodyLimit),
+    maxMs: LINGER_MS,
+  });
   const metrics = new Metrics(ferry);
   const shutdown = new AbortController();
   app.addHook('onReady', async () => metrics.start());
