@@ -1,4 +1,7 @@
-/** Operations: health, Prometheus metrics and the OpenAPI document. None needs a token. */
+/**
+ * Operations: health, Prometheus metrics and the OpenAPI document. Health and the document need no token;
+ * metrics name every queue and its counts, so with tokens set they need the `admin` or `metrics` scope.
+ */
 import { UnavailableError } from '../../core/errors.ts';
 import type { App, RouteDeps } from '../deps.ts';
 import { Health, Problem } from '../schemas.ts';
@@ -25,7 +28,13 @@ export async function opsRoutes(app: App, deps: RouteDeps): Promise<void> {
 
   app.get(
     '/metrics',
-    { schema: { summary: 'Prometheus metrics (text format)' }, config: publicAccess },
+    {
+      schema: {
+        summary: 'Prometheus metrics (text format)',
+        description: 'With tokens set, needs a token with the `admin` or `metrics` scope, not limited to some queues.',
+      },
+      config: { access: { scopes: ['admin', 'metrics'], allQueues: true } },
+    },
     async (_request, reply) => reply.type(deps.metrics.contentType).send(await deps.metrics.text()),
   );
 
