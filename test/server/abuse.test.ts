@@ -6,9 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { type Socket, connect as tcp } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { connect } from '../../src/client/index.ts';
+import { readSse } from '../../src/client/sse.ts';
 import { PayloadTooLargeError } from '../../src/core/errors.ts';
+import { type RunningServer, startServer } from '../../src/server/index.ts';
 import { finish, firstLine, start } from '../cli/helpers.ts';
 import { qname } from './helpers.ts';
 
@@ -48,5 +52,65 @@ describe('oversized bodies, server in another process', () => {
     await assert.rejects(ferry.send(qname(), 'x'.repeat(8 * MiB)), PayloadTooLargeError);
     // The connection that carried the refused body still serves the next request.
     assert.equal((await ferry.send(qname(), 'small')).deduplicated, false);
+  });
+});
+
+/** A raw TCP connection to `url`, with everything it receives collected in `text()`. */
+async function rawSocket(url: string): Promise<{ socket: Socket; text: () => string; closed: Promise<unknown> }> {
+  const { hostname, port } = new URL(url);
+  const socket = tcp(Number(port), hostname);
+  let received = '';
+  socket.setEncoding('utf8').on('data', (chunk: string) => {
+    received += chunk;
+  });
+  socket.on('error', () => {});
+  const closed = once(socket, 'close');
+  await once(socket, 'connect');
+  return { socket, text: () => received, closed };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('idle connections', () => {
+  const IDLE_MS = 300;
+  let server: RunningServer;
+  before(async () => {
+    server = await startServer({ store: 'memory:', port: 0, logger: false, idleTimeout: IDLE_MS, heartbeat: '1h' });
+  });
+  after(async () => server.close());
+
+  it('closes sockets that never send a request, and keep-alive sockets after their last answer', {
+    timeout: 60_000,
+  }, async () => {
+    const silent = await Promise.all(Array.from({ length: 10 }, () => rawSocket(server.url)));
+    const kept = await Promise.all(Array.from({ length: 10 }, () => rawSocket(server.url)));
+    for (const k of kept) k.socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+    // The test's timeout is the hang guard: with no idle timeout these would stay open for good.
+    await Promise.all([...silent, ...kept].map((s) => s.closed));
+    for (const k of kept) assert.match(k.text(), /^HTTP\/1\.1 200 /, 'answered before being closed');
+  });
+
+  it('does not cut a long poll that waits longer than the idle timeout', async () => {
+    const response = await fetch(`${server.url}/v1/queues/${qname()}/receive`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ wait: IDLE_MS * 4 }),
+    });
+    assert.deepEqual([response.status, await response.json()], [200, { messages: [] }]);
+  });
+
+  it('does not cut an event stream that stays silent longer than the idle timeout', async () => {
+    const q = qname();
+    const controller = new AbortController();
+    const response = await fetch(`${server.url}/v1/events?queue=${q}`, { signal: controller.signal });
+    const messages = readSse(response.body as ReadableStream<Uint8Array>)[Symbol.asyncIterator]();
+    assert.equal((await messages.next()).value?.data, '', 'the opening position');
+    await sleep(IDLE_MS * 4);
+    const ferry = await connect(server.url);
+    const { id } = await ferry.send(q, 'late');
+    const next = await messages.next();
+    assert.ok(!next.done, 'the stream is still open');
+    assert.equal(JSON.parse(next.value.data).id, id);
+    controller.abort();
   });
 });
