@@ -15,7 +15,7 @@ import type { App, RouteDeps } from './deps.ts';
 import { registerJsonParser } from './json-body.ts';
 import { registerLinger } from './linger.ts';
 import { Metrics } from './metrics.ts';
-import { errorHandler, notFoundHandler } from './problem.ts';
+import { clientErrorHandler, errorHandler, notFoundHandler } from './problem.ts';
 import { RateLimiter, type RateLimitOptions } from './rate-limit.ts';
 import { deliveryRoutes } from './routes/deliveries.ts';
 import { eventRoutes } from './routes/events.ts';
@@ -114,11 +114,15 @@ export async function createServer(ferry: Ferry, options: ServerOptions = {}): P
     // One line per refused request from our onResponse hook instead of Fastify's two per request.
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'reqId' }),
     routerOptions: { maxParamLength: 512, ignoreTrailingSlash: true },
+    // Bad URL encodings (`%zz`, 400) and over-long parameters (414) are refused by the router before any
+    // route: they get a problem like every other error.
+    frameworkErrors: errorHandler,
+    clientErrorHandler,
   });
   const app = fastify.withTypeProvider() as unknown as App;
   app.setValidatorCompiler(TypeBoxValidatorCompiler);
   app.setErrorHandler(errorHandler);
-  app.setNotFoundHandler(notFoundHandler);
+  app.setNotFoundHandler(notFoundHandler((path) => allowedMethods(app.ferryRoutes, path)));
   registerJsonParser(app, options.maxDepth ?? 1024);
 
   app.decorate('ferryRoutes', [] as RouteEntry[]);
@@ -201,6 +205,38 @@ export async function createServer(ferry: Ferry, options: ServerOptions = {}): P
   }
   for (const plugin of options.plugins ?? []) await plugin(app as unknown as FastifyInstance, ferry);
   return app as unknown as FastifyInstance;
+}
+
+/** The methods of the routes whose pattern matches `path`, with HEAD wherever GET is. */
+function allowedMethods(routes: readonly RouteEntry[], path: string): string[] {
+  const trimmed = path.length > 1 ? path.replace(/\/+$/, '') : path;
+  const methods = new Set<string>();
+  for (const route of routes) {
+    // A catch-all (CORS preflight's `OPTIONS *`) would make every unknown path "exist".
+    if (route.url === '*' || route.url === '/*') continue;
+    if (patternOf(route.url).test(trimmed)) methods.add(route.method);
+  }
+  if (methods.has('GET')) methods.add('HEAD');
+  return [...methods].sort();
+}
+
+const patterns = new Map<string, RegExp>();
+
+function patternOf(url: string): RegExp {
+  let pattern = patterns.get(url);
+  if (!pattern) {
+    const body = url
+      .split('/')
+      .map((part) => {
+        if (part.startsWith(':')) return '[^/]+';
+        if (part === '*') return '.*';
+        return part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      })
+      .join('/');
+    pattern = new RegExp(`^${body}$`);
+    patterns.set(url, pattern);
+  }
+  return pattern;
 }
 
 /** Stream tokens in URLs stay out of logs. */

@@ -2,6 +2,8 @@
  * Every error becomes an `application/problem+json` answer (RFC 9457) here, and only here: the engine's
  * named errors by their `code`, Fastify's own errors (validation, body size, content type, bad JSON) by theirs.
  */
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { type ErrorCode, FerryError, RateLimitedError } from '../core/errors.ts';
 
@@ -108,7 +110,48 @@ export function errorHandler(error: FastifyError, request: FastifyRequest, reply
   return sendProblem(reply, problem('unavailable', 500, 'internal error; see the server log'));
 }
 
-export function notFoundHandler(request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  const path = request.url.split('?')[0];
-  return sendProblem(reply, problem('not_found', 404, `no route ${request.method} ${path}`));
+/** The methods a path answers to (an empty list: no route has it), for 405 and `Allow`. */
+export type AllowedMethods = (path: string) => string[];
+
+/** 404 for a path no route has; 405 with `Allow` for a path that exists under other methods. */
+export function notFoundHandler(allowed: AllowedMethods) {
+  return (request: FastifyRequest, reply: FastifyReply): FastifyReply => {
+    const path = request.url.split('?')[0] ?? '/';
+    const methods = allowed(path);
+    if (methods.length > 0) {
+      reply.header('allow', methods.join(', '));
+      return sendProblem(
+        reply,
+        problem('invalid_request', 405, `${request.method} is not allowed on ${path}; use ${methods.join(' or ')}`),
+      );
+    }
+    return sendProblem(reply, problem('not_found', 404, `no route ${request.method} ${path}`));
+  };
+}
+
+/**
+ * Requests Node's parser refuses before Fastify sees them (malformed HTTP, headers over the size limit, a
+ * request too slow to arrive) get a problem too, written on the socket as Node's own answer would be.
+ */
+export function clientErrorHandler(error: Error & { code?: string }, socket: Socket): void {
+  // A reset connection has no one left to answer.
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  let body: Problem;
+  if (error.code === 'HPE_HEADER_OVERFLOW') {
+    body = problem('invalid_request', 431, 'the request line and headers are larger than the 16 KiB limit');
+  } else if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    body = problem('timeout', 408, 'the request took too long to arrive');
+  } else {
+    body = problem('invalid_request', 400, `the request is not valid HTTP/1.1 (${error.code ?? error.message})`);
+  }
+  // As Node does: no answer where one is already being written on this socket.
+  const answering = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (socket.writable && !answering?.headersSent) {
+    const text = JSON.stringify(body);
+    socket.write(
+      `HTTP/1.1 ${body.status} ${STATUS_CODES[body.status]}\r\nConnection: close\r\n` +
+        `Content-Type: ${PROBLEM_TYPE}\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`,
+    );
+  }
+  socket.destroySoon();
 }

@@ -114,3 +114,66 @@ describe('idle connections', () => {
     controller.abort();
   });
 });
+
+/** Sends `request` as it is on a new connection and resolves with what came back before the server closed it. */
+async function exchange(url: string, request: string): Promise<{ status: number; headers: string; body: string }> {
+  const raw = await rawSocket(url);
+  raw.socket.end(request);
+  await raw.closed;
+  const text = raw.text();
+  const split = text.indexOf('\r\n\r\n');
+  const head = text.slice(0, split);
+  return { status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1]), headers: head, body: text.slice(split + 4) };
+}
+
+function assertProblem(answer: { status: number; headers: string; body: string }, status: number, type: string): void {
+  assert.equal(answer.status, status, answer.headers);
+  assert.match(answer.headers, /content-type: application\/problem\+json/i);
+  const body = JSON.parse(answer.body) as { type: string; status: number; detail: string };
+  assert.deepEqual([body.type, body.status], [type, status]);
+  assert.ok(body.detail.length > 0);
+}
+
+describe('requests refused before any route', () => {
+  let server: RunningServer;
+  before(async () => {
+    server = await startServer({ store: 'memory:', port: 0, logger: false });
+  });
+  after(async () => server.close());
+
+  it('malformed HTTP is a 400 problem', async () => {
+    assertProblem(await exchange(server.url, 'HELLO THERE\r\n\r\n'), 400, 'invalid_request');
+    assertProblem(
+      await exchange(server.url, 'POST /v1/queues/q/messages HTTP/1.1\r\nHost: x\r\nContent-Length: zz\r\n\r\n'),
+      400,
+      'invalid_request',
+    );
+  });
+
+  it('headers over the limit are a 431 problem', async () => {
+    const big = `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'x'.repeat(20_000)}\r\n\r\n`;
+    assertProblem(await exchange(server.url, big), 431, 'invalid_request');
+  });
+
+  it('a bad percent-encoding is a 400 problem, an over-long parameter a 414 problem', async () => {
+    const bad = await fetch(`${server.url}/v1/messages/%zz`);
+    assert.match(String(bad.headers.get('content-type')), /^application\/problem\+json/);
+    assert.deepEqual([bad.status, ((await bad.json()) as { type: string }).type], [400, 'invalid_request']);
+    const long = await fetch(`${server.url}/v1/messages/${'a'.repeat(600)}`);
+    assert.match(String(long.headers.get('content-type')), /^application\/problem\+json/);
+    assert.deepEqual([long.status, ((await long.json()) as { type: string }).type], [414, 'invalid_request']);
+  });
+
+  it('a known path under a wrong method is 405 with Allow; an unknown path stays 404', async () => {
+    const receive = await fetch(`${server.url}/v1/queues/q/receive`);
+    assert.equal(receive.status, 405);
+    assert.equal(receive.headers.get('allow'), 'POST');
+    assert.match(String(receive.headers.get('content-type')), /^application\/problem\+json/);
+    const health = await fetch(`${server.url}/healthz/`, { method: 'DELETE' });
+    assert.deepEqual([health.status, health.headers.get('allow')], [405, 'GET, HEAD']);
+    const messages = await fetch(`${server.url}/v1/queues/q/messages`, { method: 'PATCH' });
+    assert.deepEqual([messages.status, messages.headers.get('allow')], [405, 'DELETE, GET, HEAD, POST']);
+    const unknown = await fetch(`${server.url}/v1/nothing/here`, { method: 'DELETE' });
+    assert.deepEqual([unknown.status, unknown.headers.get('allow')], [404, null]);
+  });
+});
