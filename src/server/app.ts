@@ -8,10 +8,12 @@ import swagger from '@fastify/swagger';
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
 import { parseDuration } from '../core/duration.ts';
+import { UnavailableError } from '../core/errors.ts';
 import type { Duration, Ferry } from '../core/types.ts';
 import { registerAccess } from './access.ts';
 import { Cancellations } from './cancellations.ts';
 import type { App, RouteDeps } from './deps.ts';
+import { WriteHealth, writesStore } from './health.ts';
 import { registerJsonParser } from './json-body.ts';
 import { registerLinger } from './linger.ts';
 import { Metrics } from './metrics.ts';
@@ -153,8 +155,13 @@ export async function createServer(ferry: Ferry, options: ServerOptions = {}): P
     if (shutdown.signal.aborted) reply.header('connection', 'close');
   });
   app.addHook('onClose', async () => metrics.stop());
+  const writes = new WriteHealth();
+  app.addHook('onError', async (request, _reply, error) => {
+    if (error instanceof UnavailableError && request.method !== 'GET') writes.failed(error);
+  });
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
+    if (reply.statusCode < 300 && writesStore(request.method, request.routeOptions.url)) writes.succeeded();
     metrics.http(request.method, route, reply.statusCode, reply.elapsedTime / 1000);
     if (reply.statusCode >= 400) {
       request.log.info(
@@ -191,7 +198,7 @@ export async function createServer(ferry: Ferry, options: ServerOptions = {}): P
 
   registerAccess(app, { tokens, streams, limiter, ferry });
   const cancellations = new Cancellations();
-  const deps: RouteDeps = { ferry, shutdown: shutdown.signal, metrics, streams, heartbeatMs, cancellations };
+  const deps: RouteDeps = { ferry, shutdown: shutdown.signal, metrics, streams, heartbeatMs, cancellations, writes };
   for (const routes of [
     messageRoutes,
     deliveryRoutes,

@@ -5,7 +5,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { type ErrorCode, FerryError, RateLimitedError } from '../core/errors.ts';
+import { type ErrorCode, FerryError, RateLimitedError, UnavailableError } from '../core/errors.ts';
 
 export const PROBLEM_TYPE = 'application/problem+json';
 
@@ -43,11 +43,16 @@ export interface Problem {
   title: string;
   status: number;
   detail: string;
+  /** On /healthz: the check that failed. */
+  check?: string;
 }
 
 export function problem(code: string, status: number, detail: string): Problem {
   return { type: code, title: TITLES[code] ?? 'Error', status, detail };
 }
+
+/** The wait (Retry-After) given with an unavailable answer: a store restart or failover takes seconds. */
+export const UNAVAILABLE_RETRY_MS = 2000;
 
 /** Sends a problem; also used by hooks that answer before the route runs. */
 export function sendProblem(reply: FastifyReply, body: Problem, retryAfterMs?: number): FastifyReply {
@@ -100,8 +105,10 @@ function validationDetail(error: FastifyError): string {
 export function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   if (error instanceof FerryError) {
     const status = STATUS[error.code] ?? 500;
-    if (status >= 500) request.log.warn({ err: error }, 'store unavailable');
-    const retry = error instanceof RateLimitedError ? error.retryAfterMs : undefined;
+    if (status >= 500) request.log.warn({ err: error, type: error.code }, error.message);
+    let retry: number | undefined;
+    if (error instanceof RateLimitedError) retry = error.retryAfterMs;
+    else if (error instanceof UnavailableError) retry = UNAVAILABLE_RETRY_MS;
     return sendProblem(reply, problem(error.code, status, error.message), retry);
   }
   const known = fromFastify(error);

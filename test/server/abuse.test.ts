@@ -11,8 +11,10 @@ import { type Socket, connect as tcp } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { connect } from '../../src/client/index.ts';
 import { readSse } from '../../src/client/sse.ts';
-import { PayloadTooLargeError } from '../../src/core/errors.ts';
-import { type RunningServer, startServer } from '../../src/server/index.ts';
+import { PayloadTooLargeError, UnavailableError } from '../../src/core/errors.ts';
+import type { Ferry } from '../../src/core/types.ts';
+import { open } from '../../src/index.ts';
+import { createServer, type RunningServer, startServer } from '../../src/server/index.ts';
 import { finish, firstLine, start } from '../cli/helpers.ts';
 import { qname } from './helpers.ts';
 
@@ -175,5 +177,66 @@ describe('requests refused before any route', () => {
     assert.deepEqual([messages.status, messages.headers.get('allow')], [405, 'DELETE, GET, HEAD, POST']);
     const unknown = await fetch(`${server.url}/v1/nothing/here`, { method: 'DELETE' });
     assert.deepEqual([unknown.status, unknown.headers.get('allow')], [404, null]);
+  });
+});
+
+/** A Ferry whose writes fail as a full disk makes them fail, until `full` is set back to false. */
+function fillableFerry(ferry: Ferry): { ferry: Ferry; disk: { full: boolean } } {
+  const disk = { full: false };
+  const writes = new Set(['send', 'sendBatch', 'ack', 'nack', 'configure']);
+  const wrapped = new Proxy(ferry, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver);
+      if (typeof value !== 'function') return value;
+      if (typeof prop === 'string' && writes.has(prop)) {
+        return (...args: unknown[]) => {
+          if (disk.full) return Promise.reject(new UnavailableError('SQLITE_FULL: database or disk is full'));
+          return value.apply(target, args);
+        };
+      }
+      return value.bind(target);
+    },
+  });
+  return { ferry: wrapped, disk };
+}
+
+describe('a store whose writes fail', () => {
+  it('answers 503 with Retry-After, logs a warning, and /healthz names the failing check until a write succeeds', async () => {
+    const lines: { level: number; msg: string }[] = [];
+    const logger = { level: 'info', stream: { write: (line: string) => lines.push(JSON.parse(line)) } };
+    const memory = await open('memory:');
+    const { ferry, disk } = fillableFerry(memory);
+    const app = await createServer(ferry, { logger });
+    try {
+      const send = () => app.inject({ method: 'POST', url: `/v1/queues/${qname()}/messages`, payload: { payload: 1 } });
+      const health = () => app.inject({ method: 'GET', url: '/healthz' });
+      assert.equal((await health()).statusCode, 200);
+
+      disk.full = true;
+      const refused = await send();
+      assert.equal(refused.statusCode, 503);
+      assert.ok(Number(refused.headers['retry-after']) >= 1, 'Retry-After');
+      assert.equal(JSON.parse(refused.body).type, 'unavailable');
+      const warned = lines.find((l) => /SQLITE_FULL/.test(l.msg));
+      assert.equal(warned?.level, 40, 'logged as a warning');
+      assert.ok(!lines.some((l) => l.msg === 'unexpected error'));
+
+      const sick = await health();
+      assert.equal(sick.statusCode, 503);
+      assert.match(String(sick.headers['content-type']), /^application\/problem\+json/);
+      const body = JSON.parse(sick.body);
+      assert.equal(body.check, 'writes');
+      assert.match(body.detail, /SQLITE_FULL/);
+      // Reads still answer: a read is no proof that writes work again.
+      assert.equal((await app.inject({ method: 'GET', url: '/v1/queues' })).statusCode, 200);
+      assert.equal((await health()).statusCode, 503);
+
+      disk.full = false;
+      assert.equal((await send()).statusCode, 201);
+      assert.deepEqual(JSON.parse((await health()).body), { ok: true });
+    } finally {
+      await app.close();
+      await memory.close();
+    }
   });
 });
