@@ -9,6 +9,7 @@ import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
 import { parseDuration } from '../core/duration.ts';
 import { UnavailableError } from '../core/errors.ts';
+import { redactUrl } from '../core/redact.ts';
 import type { Duration, Ferry } from '../core/types.ts';
 import { registerAccess } from './access.ts';
 import { Cancellations } from './cancellations.ts';
@@ -165,12 +166,12 @@ export async function createServer(ferry: Ferry, options: ServerOptions = {}): P
     metrics.http(request.method, route, reply.statusCode, reply.elapsedTime / 1000);
     if (reply.statusCode >= 400) {
       request.log.info(
-        { method: request.method, url: redact(request.url), status: reply.statusCode },
+        { method: request.method, url: redactUrl(request.url), status: reply.statusCode },
         'request refused',
       );
     } else {
       request.log.debug(
-        { method: request.method, url: redact(request.url), status: reply.statusCode, ms: reply.elapsedTime },
+        { method: request.method, url: redactUrl(request.url), status: reply.statusCode, ms: reply.elapsedTime },
         'request',
       );
     }
@@ -244,9 +245,4 @@ function patternOf(url: string): RegExp {
     patterns.set(url, pattern);
   }
   return pattern;
-}
-
-/** Stream tokens in URLs stay out of logs. */
-function redact(url: string): string {
-  return url.replace(/([?&]token=)[^&]*/g, '$1…');
 }

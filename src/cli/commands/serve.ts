@@ -1,5 +1,6 @@
 /** `ferry serve`: the HTTP API, the events stream and the dashboard. SIGTERM or SIGINT drains and exits 0. */
 import { Command, Option } from 'commander';
+import { redactUrl } from '../../core/redact.ts';
 import { action, parseIntOption, UsageError } from '../context.ts';
 import { printJson, println } from '../output.ts';
 
@@ -63,7 +64,7 @@ export const serveCommand = new Command('serve')
         println(`  dashboard  ${server.url}/`);
         println(`  API        ${server.url}/v1  (OpenAPI at ${server.url}/openapi.json)`);
         println(
-          `  store      ${flags.store ?? 'sqlite:./ferry-data/ferry.db'}${tokens.length > 0 ? '  (auth on)' : ''}`,
+          `  store      ${redactUrl(flags.store ?? 'sqlite:./ferry-data/ferry.db')}${tokens.length > 0 ? '  (auth on)' : ''}`,
         );
       }
       await new Promise<void>((resolve) => {
