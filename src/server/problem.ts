@@ -60,9 +60,13 @@ export function sendProblem(reply: FastifyReply, body: Problem, retryAfterMs?: n
   return reply.code(body.status).type(PROBLEM_TYPE).send(JSON.stringify(body));
 }
 
-function fromFastify(error: FastifyError): Problem | null {
+function fromFastify(error: FastifyError, request: FastifyRequest): Problem | null {
   if (error.validation) {
-    return problem('invalid_request', 400, validationDetail(error));
+    const context = error.validationContext;
+    const schema = context
+      ? (request.routeOptions.schema as Record<string, unknown> | undefined)?.[context]
+      : undefined;
+    return problem('invalid_request', 400, validationDetail(error, schema));
   }
   switch (error.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
@@ -83,14 +87,19 @@ function fromFastify(error: FastifyError): Problem | null {
   return null;
 }
 
-function validationDetail(error: FastifyError): string {
+function validationDetail(error: FastifyError, schema: unknown): string {
   const where = error.validationContext ?? 'request';
-  const parts = (error.validation ?? []).slice(0, 3).map((v) => {
+  // TypeBox reports an unknown field twice: as "schema is false" at the field and as additionalProperties at
+  // its object. The second says more.
+  const errors = (error.validation ?? []).filter(
+    (v) => !(v.keyword === 'boolean' && v.schemaPath.endsWith('/additionalProperties')),
+  );
+  const parts = errors.slice(0, 3).map((v) => {
     const path = v.instancePath ? v.instancePath.replace(/^\//, '').replaceAll('/', '.') : '';
     const params = v.params as Record<string, unknown> | undefined;
     let what = v.message ?? 'is invalid';
     if (v.keyword === 'additionalProperties' && params?.additionalProperties !== undefined) {
-      what = `has an unknown field ${JSON.stringify(params.additionalProperties)}`;
+      what = unknownFields([params.additionalProperties].flat().map(String), pointer(schema, v.schemaPath));
     } else if (v.keyword === 'required' && params?.requiredProperties !== undefined) {
       what = `is missing ${JSON.stringify(params.requiredProperties)}`;
     } else if (v.keyword === 'required' && params?.missingProperty !== undefined) {
@@ -99,6 +108,42 @@ function validationDetail(error: FastifyError): string {
     return `${where}${path ? `.${path}` : ''} ${what}`;
   });
   return parts.join('; ') || `${where} is invalid`;
+}
+
+/** "has an unknown field "priorty" (did you mean "priority"?); allowed: payload, delay, …". */
+function unknownFields(names: string[], object: unknown): string {
+  const properties = (object as { properties?: Record<string, unknown> } | undefined)?.properties;
+  const allowed = properties ? Object.keys(properties) : [];
+  const listed = names.map((name) => {
+    const near = allowed.find((a) => editDistance(a.toLowerCase(), name.toLowerCase()) <= 2);
+    return near ? `${JSON.stringify(name)} (did you mean ${JSON.stringify(near)}?)` : JSON.stringify(name);
+  });
+  const noun = names.length === 1 ? 'an unknown field' : 'unknown fields';
+  return `has ${noun} ${listed.join(', ')}${allowed.length > 0 ? `; allowed: ${allowed.join(', ')}` : ''}`;
+}
+
+/** The part of `schema` a validator's `schemaPath` (`#/properties/backoff/anyOf/1`) points at. */
+function pointer(schema: unknown, path: string): unknown {
+  let node = schema;
+  for (const key of path.replace(/^#\/?/, '').split('/').filter(Boolean)) {
+    if (node === null || typeof node !== 'object') return undefined;
+    node = (node as Record<string, unknown>)[key.replaceAll('~1', '/').replaceAll('~0', '~')];
+  }
+  return node;
+}
+
+/** Levenshtein distance, for "did you mean" on names a few characters long. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      row[j] = Math.min((previous[j] as number) + 1, (row[j - 1] as number) + 1, (previous[j - 1] as number) + cost);
+    }
+    previous = row;
+  }
+  return previous[b.length] as number;
 }
 
 /** Fastify's error handler: never lets an error out as anything but a problem. */
@@ -111,7 +156,7 @@ export function errorHandler(error: FastifyError, request: FastifyRequest, reply
     else if (error instanceof UnavailableError) retry = UNAVAILABLE_RETRY_MS;
     return sendProblem(reply, problem(error.code, status, error.message), retry);
   }
-  const known = fromFastify(error);
+  const known = fromFastify(error, request);
   if (known) return sendProblem(reply, known);
   request.log.error({ err: error }, 'unexpected error');
   return sendProblem(reply, problem('unavailable', 500, 'internal error; see the server log'));
