@@ -1,6 +1,7 @@
 /** `ferry serve`: the HTTP API, the events stream and the dashboard. SIGTERM or SIGINT drains and exits 0. */
 import { Command, Option } from 'commander';
 import { redactUrl } from '../../core/redact.ts';
+import type { LogFormat } from '../../server/console-log.ts';
 import { action, parseIntOption, UsageError } from '../context.ts';
 import { printJson, println } from '../output.ts';
 
@@ -13,6 +14,7 @@ interface ServeFlags {
   token?: string[];
   cors?: string[];
   logLevel: string;
+  logFormat: LogFormat;
   json?: boolean;
 }
 
@@ -31,10 +33,16 @@ export const serveCommand = new Command('serve')
   )
   .option('--cors <origin>', 'let pages on this origin call the API (repeatable)', collect)
   .addOption(
-    new Option('--log-level <level>', 'request log level, as JSON lines on stderr')
+    new Option('--log-level <level>', 'log level (the log goes to stderr)')
       .choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
       .env('FERRY_LOG_LEVEL')
       .default('info'),
+  )
+  .addOption(
+    new Option('--log-format <format>', 'pretty lines on a terminal, JSON lines otherwise; or force one')
+      .choices(['auto', 'json', 'pretty'])
+      .env('FERRY_LOG_FORMAT')
+      .default('auto'),
   )
   .option('--json', 'print where it listens as JSON')
   .action(
@@ -44,9 +52,10 @@ export const serveCommand = new Command('serve')
       // Each value may hold several entries (FERRY_TOKENS separates them by spaces or ';'): the server parses them.
       const tokens = (flags.token ?? []).filter((t) => t.trim() !== '');
       // Loaded here, so other commands never pay for Fastify.
-      const [{ startServer }, { dashboard }] = await Promise.all([
+      const [{ startServer }, { dashboard }, { consoleLogger }] = await Promise.all([
         import('../../server/index.ts'),
         import('../../dashboard/index.ts'),
+        import('../../server/console-log.ts'),
       ]);
       const server = await startServer({
         ...(flags.store !== undefined && { store: flags.store }),
@@ -56,7 +65,7 @@ export const serveCommand = new Command('serve')
         ...(flags.cors && { cors: flags.cors }),
         plugins: [dashboard],
         // Logs go to stderr, so stdout carries only what this command prints (and stays parseable with --json).
-        logger: { level: flags.logLevel, stream: process.stderr },
+        logger: await consoleLogger(flags.logLevel, flags.logFormat),
       });
       if (flags.json) printJson({ url: server.url, auth: tokens.length > 0 });
       else {
