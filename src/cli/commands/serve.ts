@@ -1,5 +1,6 @@
 /** `ferry serve`: the HTTP API, the events stream and the dashboard. SIGTERM or SIGINT drains and exits 0. */
 import { Command, Option } from 'commander';
+import { parseDuration } from '../../core/duration.ts';
 import { redactUrl } from '../../core/redact.ts';
 import type { LogFormat } from '../../server/console-log.ts';
 import { action, parseIntOption, UsageError } from '../context.ts';
@@ -13,6 +14,8 @@ interface ServeFlags {
   port: string;
   token?: string[];
   cors?: string[];
+  rateLimit?: string;
+  eventRetention: string;
   logLevel: string;
   logFormat: LogFormat;
   json?: boolean;
@@ -33,6 +36,17 @@ export const serveCommand = new Command('serve')
   )
   .option('--cors <origin>', 'let pages on this origin call the API (repeatable)', collect)
   .addOption(
+    new Option(
+      '--rate-limit <rate>',
+      'requests per token (per address without tokens): N/s, N/m or N/h, with an optional burst N/s:B',
+    ).env('FERRY_RATE_LIMIT'),
+  )
+  .addOption(
+    new Option('--event-retention <duration>', 'how long the event log keeps events for resuming streams')
+      .env('FERRY_EVENT_RETENTION')
+      .default('1d'),
+  )
+  .addOption(
     new Option('--log-level <level>', 'log level (the log goes to stderr)')
       .choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
       .env('FERRY_LOG_LEVEL')
@@ -52,17 +66,23 @@ export const serveCommand = new Command('serve')
       // Each value may hold several entries (FERRY_TOKENS separates them by spaces or ';'): the server parses them.
       const tokens = (flags.token ?? []).filter((t) => t.trim() !== '');
       // Loaded here, so other commands never pay for Fastify.
-      const [{ startServer }, { dashboard }, { consoleLogger }] = await Promise.all([
+      const [{ startServer }, { dashboard }, { consoleLogger }, { parseRate }] = await Promise.all([
         import('../../server/index.ts'),
         import('../../dashboard/index.ts'),
         import('../../server/console-log.ts'),
+        import('../../server/rate-limit.ts'),
       ]);
+      const rateLimit = flags.rateLimit === undefined ? undefined : parseRate(flags.rateLimit);
+      // Checked before anything opens, with the flag's name in the message.
+      parseDuration(flags.eventRetention, '--event-retention');
       const server = await startServer({
         ...(flags.store !== undefined && { store: flags.store }),
         host: flags.host,
         port,
         ...(tokens.length > 0 && { tokens }),
         ...(flags.cors && { cors: flags.cors }),
+        ...(rateLimit && { rateLimit }),
+        eventRetention: flags.eventRetention,
         plugins: [dashboard],
         // Logs go to stderr, so stdout carries only what this command prints (and stays parseable with --json).
         logger: await consoleLogger(flags.logLevel, flags.logFormat),
