@@ -136,6 +136,32 @@ function assertProblem(answer: { status: number; headers: string; body: string }
   assert.ok(body.detail.length > 0);
 }
 
+describe('slow senders', () => {
+  it('a request still arriving after requestTimeout gets a 408 problem and is closed', {
+    timeout: 60_000,
+  }, async () => {
+    // The idle timeout is out of the way, so only the request timeout can end this.
+    const server = await startServer({
+      store: 'memory:',
+      port: 0,
+      logger: false,
+      idleTimeout: '1h',
+      requestTimeout: 400,
+    });
+    try {
+      const raw = await rawSocket(server.url);
+      raw.socket.write('POST /v1/queues/q/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n');
+      await raw.closed;
+      const text = raw.text();
+      assert.match(text, /^HTTP\/1\.1 408 /);
+      assert.match(text, /content-type: application\/problem\+json/i);
+      assert.equal(JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)).status, 408);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe('requests refused before any route', () => {
   let server: RunningServer;
   before(async () => {
