@@ -12,6 +12,7 @@ import { UnavailableError } from '../core/errors.ts';
 import { redactUrl } from '../core/redact.ts';
 import type { Duration, Ferry } from '../core/types.ts';
 import { registerAccess } from './access.ts';
+import { allowedMethods } from './allow.ts';
 import { Cancellations } from './cancellations.ts';
 import type { App, RouteDeps } from './deps.ts';
 import { WriteHealth, writesStore } from './health.ts';
@@ -213,36 +214,4 @@ export async function createServer(ferry: Ferry, options: ServerOptions = {}): P
   }
   for (const plugin of options.plugins ?? []) await plugin(app as unknown as FastifyInstance, ferry);
   return app as unknown as FastifyInstance;
-}
-
-/** The methods of the routes whose pattern matches `path`, with HEAD wherever GET is. */
-function allowedMethods(routes: readonly RouteEntry[], path: string): string[] {
-  const trimmed = path.length > 1 ? path.replace(/\/+$/, '') : path;
-  const methods = new Set<string>();
-  for (const route of routes) {
-    // A catch-all (CORS preflight's `OPTIONS *`) would make every unknown path "exist".
-    if (route.url === '*' || route.url === '/*') continue;
-    if (patternOf(route.url).test(trimmed)) methods.add(route.method);
-  }
-  if (methods.has('GET')) methods.add('HEAD');
-  return [...methods].sort();
-}
-
-const patterns = new Map<string, RegExp>();
-
-function patternOf(url: string): RegExp {
-  let pattern = patterns.get(url);
-  if (!pattern) {
-    const body = url
-      .split('/')
-      .map((part) => {
-        if (part.startsWith(':')) return '[^/]+';
-        if (part === '*') return '.*';
-        return part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-      })
-      .join('/');
-    pattern = new RegExp(`^${body}$`);
-    patterns.set(url, pattern);
-  }
-  return pattern;
 }
