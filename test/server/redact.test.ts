@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { redactUrl } from '../../src/core/redact.ts';
 import { open } from '../../src/index.ts';
-import { finish, start } from '../cli/helpers.ts';
+import { ferry, finish, start } from '../cli/helpers.ts';
 import { testSchema } from '../support/postgres.ts';
 
 describe('credentials in URLs', () => {
@@ -26,6 +26,13 @@ describe('credentials in URLs', () => {
       assert.match(error.message, /postgress:\/\/ferry:\*\*\*@db\/app/);
       return true;
     });
+  });
+
+  it('a CLI error naming a URL does not echo its password', async () => {
+    const run = await ferry(['stats', '--server', 'http://ferry:cli-s3cret@127.0.0.1:9/', '--json']);
+    assert.notEqual(run.code, 0);
+    assert.match(run.stderr, /ferry:\*\*\*@127\.0\.0\.1:9/);
+    assert.doesNotMatch(run.stdout + run.stderr, /cli-s3cret/);
   });
 
   it('the serve banner shows the PostgreSQL URL without its password', async (t) => {
