@@ -33,8 +33,9 @@ describe('ferry serve options', () => {
         else await response.body?.cancel();
       }
       assert.deepEqual(statuses, [200, 200, 429]);
-      assert.ok(Number(refused?.headers.get('retry-after')) > 60);
-      assert.equal(((await refused?.json()) as { type: string }).type, 'rate_limited');
+      assert.ok(refused);
+      assert.ok(Number(refused.headers.get('retry-after')) > 60);
+      assert.equal(((await refused.json()) as { type: string }).type, 'rate_limited');
     });
   }
 
