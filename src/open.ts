@@ -4,6 +4,7 @@
  * load `pg`).
  */
 import { InvalidRequestError } from './core/errors.ts';
+import { redactUrl } from './core/redact.ts';
 import type { Ferry } from './core/types.ts';
 import type { Clock } from './engine/clock.ts';
 import { Engine, type EngineOptions } from './engine/engine.ts';
@@ -31,7 +32,9 @@ export async function createStore(url: string, options: OpenOptions = {}): Promi
     const { createPostgresStore } = await import('./stores/postgres/index.ts');
     return createPostgresStore(url, options as Parameters<typeof createPostgresStore>[1]);
   }
-  throw new InvalidRequestError(`unknown store URL ${JSON.stringify(url)}: use sqlite:PATH, memory: or postgres://…`);
+  throw new InvalidRequestError(
+    `unknown store URL ${JSON.stringify(redactUrl(url))}: use sqlite:PATH, memory: or postgres://…`,
+  );
 }
 
 /** Opens a Ferry on the store at `url` (default `sqlite:./ferry-data/ferry.db`). */

@@ -5,6 +5,7 @@
 import { existsSync } from 'node:fs';
 import { type Command, Option } from 'commander';
 import { EXIT, errorKind, FerryError, UnavailableError } from '../core/errors.ts';
+import { redactUrl } from '../core/redact.ts';
 import type { Ferry } from '../core/types.ts';
 
 export { EXIT };
@@ -100,7 +101,8 @@ export function exitCodeOf(error: unknown): number {
 /** Reports an error on stderr (as JSON with `--json`) and sets the exit code. */
 export function fail(error: unknown, json: boolean): void {
   const code = exitCodeOf(error);
-  const message = error instanceof Error ? error.message : String(error);
+  // A URL in a message (the store's, the server's) keeps its user and host, not its password.
+  const message = redactUrl(error instanceof Error ? error.message : String(error));
   if (json) {
     const type = error instanceof FerryError ? error.code : code === EXIT.usage ? 'usage' : 'error';
     process.stderr.write(`${JSON.stringify({ error: { type, message } })}\n`);

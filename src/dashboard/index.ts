@@ -18,6 +18,7 @@ const ASSETS: Record<string, string> = {
   'views.js': 'text/javascript; charset=utf-8',
   'message.js': 'text/javascript; charset=utf-8',
   'style.css': 'text/css; charset=utf-8',
+  'icon.svg': 'image/svg+xml',
 };
 
 /** No inline script or style, no other origin: data rendered as markup could not run even if it slipped through. */
@@ -64,6 +65,12 @@ export async function dashboard(app: FastifyInstance, _ferry: Ferry): Promise<vo
     secure(reply).header('cache-control', 'no-store').type('text/html; charset=utf-8');
     return renderPage(queues, ASSET_BASE);
   });
+
+  // Browsers ask for /favicon.ico whatever the page links; an empty answer they may cache, rather than a
+  // 404 logged as refused at every visit. The page links its icon from the assets.
+  app.get('/favicon.ico', async (_request, reply) =>
+    reply.code(204).header('cache-control', 'public, max-age=604800').send(),
+  );
 
   app.get<{ Params: { file: string } }>(`${ASSET_BASE}/:file`, async (request, reply) => {
     const { file } = request.params;

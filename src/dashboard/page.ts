@@ -42,6 +42,7 @@ export function renderPage(queues: QueueStats[] | null, assetBase: string): stri
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="color-scheme" content="light dark">
 <title>Ferry</title>
+<link rel="icon" href="${assetBase}/icon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="${assetBase}/style.css">
 <script type="module" src="${assetBase}/app.js"></script>
 </head>

@@ -10,6 +10,7 @@
 import type { EventStream, FerryEvent } from '../core/types.ts';
 import type { Store } from '../store/store.ts';
 import type { Bus } from './bus.ts';
+import { publicEvent } from './records.ts';
 
 const BUFFER = 10_000;
 const PAGE = 500;
@@ -64,7 +65,7 @@ export class EventFeed implements EventStream {
       this.live = [];
       this.head = 0;
       this.replay = true;
-    } else this.live.push(event);
+    } else this.live.push(publicEvent(event));
     const wake = this.wake;
     this.wake = undefined;
     wake?.();
@@ -84,7 +85,7 @@ export class EventFeed implements EventStream {
         const page = await this.store.readEvents(this.cursor, PAGE);
         for (const event of page) {
           this.cursor = event.seq;
-          if (this.filter(event)) this.ready.push(event);
+          if (this.filter(event)) this.ready.push(publicEvent(event));
         }
         if (page.length < PAGE) this.replay = false;
         continue;

@@ -1,4 +1,4 @@
-import type { FailureInfo, MessageInfo, MessageState } from '../core/types.ts';
+import type { FailureInfo, FerryEvent, MessageInfo, MessageState } from '../core/types.ts';
 import type { MessageRecord } from '../store/store.ts';
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
@@ -31,4 +31,15 @@ export function toInfo(record: MessageRecord, now: number): MessageInfo {
     finishedAt: iso(record.finishedAt),
     leaseUntil: record.state === 'active' ? iso(record.leaseUntil) : null,
   };
+}
+
+/**
+ * An event as streams hand it out. The stores attach `runAt` (epoch ms) to `sent` and `retrying` events so the
+ * bus can wake idle consumers when the message falls due; it is no part of the public event (SPEC §1), so it
+ * is left out here, the one place every stream (the SDK's events(), SSE, GET /v1/events) takes its events.
+ */
+export function publicEvent(event: FerryEvent): FerryEvent {
+  if (!('runAt' in event)) return event;
+  const { runAt: _internal, ...rest } = event as FerryEvent & { runAt?: number };
+  return rest;
 }

@@ -8,13 +8,18 @@ import swagger from '@fastify/swagger';
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
 import { parseDuration } from '../core/duration.ts';
+import { UnavailableError } from '../core/errors.ts';
+import { redactUrl } from '../core/redact.ts';
 import type { Duration, Ferry } from '../core/types.ts';
 import { registerAccess } from './access.ts';
+import { allowedMethods } from './allow.ts';
 import { Cancellations } from './cancellations.ts';
 import type { App, RouteDeps } from './deps.ts';
+import { WriteHealth, writesStore } from './health.ts';
 import { registerJsonParser } from './json-body.ts';
+import { registerLinger } from './linger.ts';
 import { Metrics } from './metrics.ts';
-import { errorHandler, notFoundHandler } from './problem.ts';
+import { clientErrorHandler, errorHandler, notFoundHandler } from './problem.ts';
 import { RateLimiter, type RateLimitOptions } from './rate-limit.ts';
 import { deliveryRoutes } from './routes/deliveries.ts';
 import { eventRoutes } from './routes/events.ts';
@@ -53,6 +58,14 @@ export interface ServerOptions {
   batchBodyLimit?: number;
   /** Deepest JSON nesting accepted in a body. Default 1024. */
   maxDepth?: number;
+  /**
+   * A connection with no request in progress and no traffic for this long is closed: before its first
+   * request, and between keep-alive requests. Default 90s. Long polls and event streams are not cut by it
+   * (they are bounded by their `wait` and kept up by heartbeats).
+   */
+  idleTimeout?: Duration;
+  /** Longest time to receive a whole request, headers and body, against slow senders. Default 120s. */
+  requestTimeout?: Duration;
   /** Between SSE heartbeat comments. Default 15s. */
   heartbeat?: Duration;
   /** Shared secret for stream tokens when several servers sit behind one balancer. Default: random. */
@@ -66,6 +79,8 @@ export interface ServerOptions {
 }
 
 const MiB = 1024 * 1024;
+/** Longest time spent reading and dropping a body after an early answer (see linger.ts). */
+const LINGER_MS = 10_000;
 
 /** Builds (but does not start) the HTTP API over `ferry`. */
 export async function createServer(ferry: Ferry, options: ServerOptions = {}): Promise<FastifyInstance> {
@@ -74,16 +89,28 @@ export async function createServer(ferry: Ferry, options: ServerOptions = {}): P
   const limiter = options.rateLimit ? new RateLimiter(options.rateLimit) : null;
   const heartbeatMs = parseDuration(options.heartbeat ?? '15s', 'heartbeat', 10, 3_600_000);
   const bodyLimit = options.bodyLimit ?? 2 * MiB;
+  const batchBodyLimit = options.batchBodyLimit ?? 32 * MiB;
+  const idleMs = parseDuration(options.idleTimeout ?? '90s', 'idleTimeout', 10, 3_600_000);
+  const requestMs = parseDuration(options.requestTimeout ?? '120s', 'requestTimeout', 10, 3_600_000);
 
   const fastify = Fastify({
     logger: options.logger ?? { level: 'info' },
     bodyLimit,
     trustProxy: options.trustProxy ?? false,
-    // Idle sockets die after 90s: longer than the 60s cap of a long poll, and SSE heartbeats every 15s.
-    connectionTimeout: 90_000,
-    keepAliveTimeout: 72_000,
-    requestTimeout: 120_000,
-    http: { maxHeaderSize: 16 * 1024 },
+    // What closes an idle socket, as measured on Node 20.20 with 20 raw sockets: before any request, the
+    // socket timeout (`connectionTimeout`, closed at 90 s); after an answer, `keepAliveTimeout`. Neither
+    // `headersTimeout` nor `requestTimeout` touches a socket that has sent nothing. Long polls and event
+    // streams switch the socket timeout off while they run (see long-poll.ts and routes/events.ts).
+    connectionTimeout: idleMs,
+    keepAliveTimeout: idleMs,
+    requestTimeout: requestMs,
+    http: {
+      maxHeaderSize: 16 * 1024,
+      // Node refuses a headers timeout above the request timeout; its check runs every interval, so a short
+      // request timeout (tests) needs a short interval to mean anything.
+      headersTimeout: Math.min(60_000, requestMs),
+      connectionsCheckingInterval: Math.min(30_000, Math.max(50, Math.floor(requestMs / 4))),
+    },
     // Requests still arriving while draining are served (the store is open until the end) rather than 503.
     return503OnClosing: false,
     requestIdHeader: 'x-request-id',
@@ -91,11 +118,15 @@ export async function createServer(ferry: Ferry, options: ServerOptions = {}): P
     // One line per refused request from our onResponse hook instead of Fastify's two per request.
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'reqId' }),
     routerOptions: { maxParamLength: 512, ignoreTrailingSlash: true },
+    // Bad URL encodings (`%zz`, 400) and over-long parameters (414) are refused by the router before any
+    // route: they get a problem like every other error.
+    frameworkErrors: errorHandler,
+    clientErrorHandler,
   });
   const app = fastify.withTypeProvider() as unknown as App;
   app.setValidatorCompiler(TypeBoxValidatorCompiler);
   app.setErrorHandler(errorHandler);
-  app.setNotFoundHandler(notFoundHandler);
+  app.setNotFoundHandler(notFoundHandler((path) => allowedMethods(app.ferryRoutes, path)));
   registerJsonParser(app, options.maxDepth ?? 1024);
 
   app.decorate('ferryRoutes', [] as RouteEntry[]);
@@ -105,13 +136,18 @@ export async function createServer(ferry: Ferry, options: ServerOptions = {}): P
       if (method === 'HEAD') continue;
       app.ferryRoutes.push({ method, url: route.url, access: route.config?.access });
     }
-    if (route.url.startsWith('/v1/queues/:queue/batch')) route.bodyLimit ??= options.batchBodyLimit ?? 32 * MiB;
+    if (route.url.startsWith('/v1/queues/:queue/batch')) route.bodyLimit ??= batchBodyLimit;
   });
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
 
+  // Before the draining hook below, which must still be able to ask for the connection to close.
+  registerLinger(app as unknown as FastifyInstance, {
+    maxBytes: 4 * Math.max(bodyLimit, batchBodyLimit),
+    maxMs: LINGER_MS,
+  });
   const metrics = new Metrics(ferry);
   const shutdown = new AbortController();
   app.addHook('onReady', async () => metrics.start());
@@ -121,17 +157,22 @@ export async function createServer(ferry: Ferry, options: ServerOptions = {}): P
     if (shutdown.signal.aborted) reply.header('connection', 'close');
   });
   app.addHook('onClose', async () => metrics.stop());
+  const writes = new WriteHealth();
+  app.addHook('onError', async (request, _reply, error) => {
+    if (error instanceof UnavailableError && request.method !== 'GET') writes.failed(error);
+  });
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
+    if (reply.statusCode < 300 && writesStore(request.method, request.routeOptions.url)) writes.succeeded();
     metrics.http(request.method, route, reply.statusCode, reply.elapsedTime / 1000);
     if (reply.statusCode >= 400) {
       request.log.info(
-        { method: request.method, url: redact(request.url), status: reply.statusCode },
+        { method: request.method, url: redactUrl(request.url), status: reply.statusCode },
         'request refused',
       );
     } else {
       request.log.debug(
-        { method: request.method, url: redact(request.url), status: reply.statusCode, ms: reply.elapsedTime },
+        { method: request.method, url: redactUrl(request.url), status: reply.statusCode, ms: reply.elapsedTime },
         'request',
       );
     }
@@ -159,7 +200,7 @@ export async function createServer(ferry: Ferry, options: ServerOptions = {}): P
 
   registerAccess(app, { tokens, streams, limiter, ferry });
   const cancellations = new Cancellations();
-  const deps: RouteDeps = { ferry, shutdown: shutdown.signal, metrics, streams, heartbeatMs, cancellations };
+  const deps: RouteDeps = { ferry, shutdown: shutdown.signal, metrics, streams, heartbeatMs, cancellations, writes };
   for (const routes of [
     messageRoutes,
     deliveryRoutes,
@@ -173,9 +214,4 @@ export async function createServer(ferry: Ferry, options: ServerOptions = {}): P
   }
   for (const plugin of options.plugins ?? []) await plugin(app as unknown as FastifyInstance, ferry);
   return app as unknown as FastifyInstance;
-}
-
-/** Stream tokens in URLs stay out of logs. */
-function redact(url: string): string {
-  return url.replace(/([?&]token=)[^&]*/g, '$1…');
 }

@@ -10,41 +10,54 @@
 const KEEP_MS = 12 * 3_600_000;
 const MAX_FLAGS = 100_000;
 
+/** Whether the caller may learn about a message of this queue (its token may be limited to some queues). */
+export type QueueFilter = (queue: string) => boolean;
+
+interface Flag {
+  queue: string;
+  at: number;
+}
+
 interface Waiter {
   ids: ReadonlySet<string>;
+  allowed: QueueFilter;
   wake: (ids: string[]) => void;
 }
 
 export class Cancellations {
-  readonly #flags = new Map<string, number>();
+  readonly #flags = new Map<string, Flag>();
   readonly #waiters = new Set<Waiter>();
 
-  flag(id: string, now = Date.now()): void {
+  flag(id: string, queue: string, now = Date.now()): void {
     if (this.#flags.size >= MAX_FLAGS) {
-      for (const [key, at] of this.#flags) {
+      for (const [key, { at }] of this.#flags) {
         if (now - at < KEEP_MS && this.#flags.size < MAX_FLAGS) break;
         this.#flags.delete(key);
       }
     }
     this.#flags.delete(id);
-    this.#flags.set(id, now);
-    for (const waiter of this.#waiters) if (waiter.ids.has(id)) waiter.wake([id]);
+    this.#flags.set(id, { queue, at: now });
+    for (const waiter of this.#waiters) if (waiter.ids.has(id) && waiter.allowed(queue)) waiter.wake([id]);
   }
 
-  #flagged(ids: readonly string[], now: number): string[] {
+  #flagged(ids: readonly string[], allowed: QueueFilter, now: number): string[] {
     return ids.filter((id) => {
-      const at = this.#flags.get(id);
-      return at !== undefined && now - at < KEEP_MS;
+      const flag = this.#flags.get(id);
+      return flag !== undefined && now - flag.at < KEEP_MS && allowed(flag.queue);
     });
   }
 
-  /** The ids among `ids` with a cancel request, waiting up to `ms` for one when there is none yet. */
-  wait(ids: readonly string[], ms: number, signal: AbortSignal): Promise<string[]> {
+  /**
+   * The ids among `ids` with a cancel request, waiting up to `ms` for one when there is none yet. Ids of
+   * queues `allowed` refuses are never answered, as if they had no cancel request: a token limited to some
+   * queues learns nothing about the others, not even that an id exists.
+   */
+  wait(ids: readonly string[], ms: number, signal: AbortSignal, allowed: QueueFilter = () => true): Promise<string[]> {
     const now = Date.now();
-    const found = this.#flagged(ids, now);
+    const found = this.#flagged(ids, allowed, now);
     if (found.length > 0 || ms <= 0 || signal.aborted) return Promise.resolve(found);
     return new Promise((resolve) => {
-      const waiter: Waiter = { ids: new Set(ids), wake: (hit) => done(hit) };
+      const waiter: Waiter = { ids: new Set(ids), allowed, wake: (hit) => done(hit) };
       const done = (hit: string[]): void => {
         clearTimeout(timer);
         signal.removeEventListener('abort', onAbort);

@@ -9,6 +9,7 @@ import type {
 } from 'fastify';
 import type { Ferry } from '../core/types.ts';
 import type { Cancellations } from './cancellations.ts';
+import type { WriteHealth } from './health.ts';
 import type { Metrics } from './metrics.ts';
 import type { StreamTokens } from './stream-tokens.ts';
 
@@ -28,6 +29,8 @@ export interface RouteDeps {
   metrics: Metrics;
   cancellations: Cancellations;
   streams: StreamTokens;
+  /** Whether the store takes writes, for /healthz. */
+  writes: WriteHealth;
   /** Milliseconds between SSE heartbeat comments. */
   heartbeatMs: number;
 }

@@ -27,5 +27,8 @@ export function requestSignal(request: FastifyRequest, reply: FastifyReply, shut
   res.once('close', onClose);
   // A socket that already closed (the body took a while to arrive) never emits again.
   if (request.raw.socket?.destroyed) controller.abort(new Error('client disconnected'));
+  // A wait is bounded by MAX_WAIT_MS, not by the idle timeout, which may be shorter; Node arms the keep-alive
+  // timeout again once the answer is written. (`inject()`'s stand-in socket has no timeout to switch off.)
+  else request.raw.socket?.setTimeout?.(0);
   return AbortSignal.any([controller.signal, shutdown]);
 }

@@ -2,8 +2,10 @@
  * Every error becomes an `application/problem+json` answer (RFC 9457) here, and only here: the engine's
  * named errors by their `code`, Fastify's own errors (validation, body size, content type, bad JSON) by theirs.
  */
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { errorKind, FerryError, RateLimitedError } from '../core/errors.ts';
+import { errorKind, FerryError, RateLimitedError, UnavailableError } from '../core/errors.ts';
 
 export const PROBLEM_TYPE = 'application/problem+json';
 
@@ -12,11 +14,16 @@ export interface Problem {
   title: string;
   status: number;
   detail: string;
+  /** On /healthz: the check that failed. */
+  check?: string;
 }
 
 export function problem(code: string, status: number, detail: string): Problem {
   return { type: code, title: errorKind(code)?.title ?? 'Error', status, detail };
 }
+
+/** The wait (Retry-After) given with an unavailable answer: a store restart or failover takes seconds. */
+export const UNAVAILABLE_RETRY_MS = 2000;
 
 /** Sends a problem; also used by hooks that answer before the route runs. */
 export function sendProblem(reply: FastifyReply, body: Problem, retryAfterMs?: number): FastifyReply {
@@ -24,9 +31,13 @@ export function sendProblem(reply: FastifyReply, body: Problem, retryAfterMs?: n
   return reply.code(body.status).type(PROBLEM_TYPE).send(JSON.stringify(body));
 }
 
-function fromFastify(error: FastifyError): Problem | null {
+function fromFastify(error: FastifyError, request: FastifyRequest): Problem | null {
   if (error.validation) {
-    return problem('invalid_request', 400, validationDetail(error));
+    const context = error.validationContext;
+    const schema = context
+      ? (request.routeOptions.schema as Record<string, unknown> | undefined)?.[context]
+      : undefined;
+    return problem('invalid_request', 400, validationDetail(error, schema));
   }
   switch (error.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
@@ -47,14 +58,19 @@ function fromFastify(error: FastifyError): Problem | null {
   return null;
 }
 
-function validationDetail(error: FastifyError): string {
+function validationDetail(error: FastifyError, schema: unknown): string {
   const where = error.validationContext ?? 'request';
-  const parts = (error.validation ?? []).slice(0, 3).map((v) => {
+  // TypeBox reports an unknown field twice: as "schema is false" at the field and as additionalProperties at
+  // its object. The second says more.
+  const errors = (error.validation ?? []).filter(
+    (v) => !(v.keyword === 'boolean' && v.schemaPath.endsWith('/additionalProperties')),
+  );
+  const parts = errors.slice(0, 3).map((v) => {
     const path = v.instancePath ? v.instancePath.replace(/^\//, '').replaceAll('/', '.') : '';
     const params = v.params as Record<string, unknown> | undefined;
     let what = v.message ?? 'is invalid';
     if (v.keyword === 'additionalProperties' && params?.additionalProperties !== undefined) {
-      what = `has an unknown field ${JSON.stringify(params.additionalProperties)}`;
+      what = unknownFields([params.additionalProperties].flat().map(String), pointer(schema, v.schemaPath));
     } else if (v.keyword === 'required' && params?.requiredProperties !== undefined) {
       what = `is missing ${JSON.stringify(params.requiredProperties)}`;
     } else if (v.keyword === 'required' && params?.missingProperty !== undefined) {
@@ -65,23 +81,103 @@ function validationDetail(error: FastifyError): string {
   return parts.join('; ') || `${where} is invalid`;
 }
 
+/** "has an unknown field "priorty" (did you mean "priority"?); allowed: payload, delay, …". */
+function unknownFields(names: string[], object: unknown): string {
+  const properties = (object as { properties?: Record<string, unknown> } | undefined)?.properties;
+  const allowed = properties ? Object.keys(properties) : [];
+  const listed = names.map((name) => {
+    const near = allowed.find((a) => editDistance(a.toLowerCase(), name.toLowerCase()) <= 2);
+    return near ? `${JSON.stringify(name)} (did you mean ${JSON.stringify(near)}?)` : JSON.stringify(name);
+  });
+  const noun = names.length === 1 ? 'an unknown field' : 'unknown fields';
+  return `has ${noun} ${listed.join(', ')}${allowed.length > 0 ? `; allowed: ${allowed.join(', ')}` : ''}`;
+}
+
+/** The part of `schema` a validator's `schemaPath` (`#/properties/backoff/anyOf/1`) points at. */
+function pointer(schema: unknown, path: string): unknown {
+  let node = schema;
+  for (const key of path.replace(/^#\/?/, '').split('/').filter(Boolean)) {
+    if (node === null || typeof node !== 'object') return undefined;
+    node = (node as Record<string, unknown>)[key.replaceAll('~1', '/').replaceAll('~0', '~')];
+  }
+  return node;
+}
+
+/** Levenshtein distance, for "did you mean" on names a few characters long. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      row[j] = Math.min((previous[j] as number) + 1, (row[j - 1] as number) + 1, (previous[j - 1] as number) + cost);
+    }
+    previous = row;
+  }
+  return previous[b.length] as number;
+}
+
 /** Fastify's error handler: never lets an error out as anything but a problem. */
 export function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   if (error instanceof FerryError) {
     const kind = errorKind(error.code);
     const status = kind?.status ?? 500;
-    if (status >= 500) request.log.warn({ err: error }, 'store unavailable');
+    if (status >= 500) request.log.warn({ err: error, type: error.code }, error.message);
     // A retryable error tells the client when to try again; a rate limit knows exactly when.
-    const retry = error instanceof RateLimitedError ? error.retryAfterMs : kind?.retryable ? 1000 : undefined;
+    let retry: number | undefined;
+    if (error instanceof RateLimitedError) retry = error.retryAfterMs;
+    else if (error instanceof UnavailableError) retry = UNAVAILABLE_RETRY_MS;
+    else if (kind?.retryable) retry = 1000;
     return sendProblem(reply, problem(error.code, status, error.message), retry);
   }
-  const known = fromFastify(error);
+  const known = fromFastify(error, request);
   if (known) return sendProblem(reply, known);
   request.log.error({ err: error }, 'unexpected error');
   return sendProblem(reply, problem('unavailable', 500, 'internal error; see the server log'));
 }
 
-export function notFoundHandler(request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  const path = request.url.split('?')[0];
-  return sendProblem(reply, problem('not_found', 404, `no route ${request.method} ${path}`));
+/** The methods a path answers to (an empty list: no route has it), for 405 and `Allow`. */
+export type AllowedMethods = (path: string) => string[];
+
+/** 404 for a path no route has; 405 with `Allow` for a path that exists under other methods. */
+export function notFoundHandler(allowed: AllowedMethods) {
+  return (request: FastifyRequest, reply: FastifyReply): FastifyReply => {
+    const path = request.url.split('?')[0] ?? '/';
+    const methods = allowed(path);
+    if (methods.length > 0) {
+      reply.header('allow', methods.join(', '));
+      return sendProblem(
+        reply,
+        problem('invalid_request', 405, `${request.method} is not allowed on ${path}; use ${methods.join(' or ')}`),
+      );
+    }
+    return sendProblem(reply, problem('not_found', 404, `no route ${request.method} ${path}`));
+  };
+}
+
+/**
+ * Requests Node's parser refuses before Fastify sees them (malformed HTTP, headers over the size limit, a
+ * request too slow to arrive) get a problem too, written on the socket as Node's own answer would be.
+ */
+export function clientErrorHandler(error: Error & { code?: string }, socket: Socket): void {
+  // A reset connection has no one left to answer.
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  let body: Problem;
+  if (error.code === 'HPE_HEADER_OVERFLOW') {
+    body = problem('invalid_request', 431, 'the request line and headers are larger than the 16 KiB limit');
+  } else if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    body = problem('timeout', 408, 'the request took too long to arrive');
+  } else {
+    body = problem('invalid_request', 400, `the request is not valid HTTP/1.1 (${error.code ?? error.message})`);
+  }
+  // As Node does: no answer where one is already being written on this socket.
+  const answering = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (socket.writable && !answering?.headersSent) {
+    const text = JSON.stringify(body);
+    socket.write(
+      `HTTP/1.1 ${body.status} ${STATUS_CODES[body.status]}\r\nConnection: close\r\n` +
+        `Content-Type: ${PROBLEM_TYPE}\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`,
+    );
+  }
+  socket.destroySoon();
 }

@@ -4,11 +4,31 @@
  * map stays as small as the set of active callers.
  */
 
+import { InvalidRequestError } from '../core/errors.ts';
+
 export interface RateLimitOptions {
   /** Sustained requests per second per caller. */
   perSecond: number;
   /** Requests allowed at once. Default: 2 × perSecond. */
   burst?: number;
+}
+
+const PER: Record<string, number> = { s: 1, m: 60, h: 3600 };
+
+/**
+ * Parses `N/s` (also `N/m`, `N/h`), optionally with a burst, `N/s:B`: the `--rate-limit` flag. The burst
+ * defaults to two seconds' worth, at least 1.
+ */
+export function parseRate(text: string): RateLimitOptions {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*\/\s*(s|m|h)\s*(?::\s*(\d+))?\s*$/.exec(text);
+  const count = Number(match?.[1]);
+  if (!match || !(count > 0)) {
+    throw new InvalidRequestError(
+      `a rate limit is N/s, N/m or N/h with an optional burst, e.g. 50/s or 600/m:100; got ${JSON.stringify(text)}`,
+    );
+  }
+  const perSecond = count / (PER[match[2] as string] as number);
+  return match[3] === undefined ? { perSecond } : { perSecond, burst: Number(match[3]) };
 }
 
 interface Bucket {

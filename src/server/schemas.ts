@@ -309,6 +309,7 @@ export const Problem = Type.Object(
     title: Type.String(),
     status: Type.Integer(),
     detail: Type.String(),
+    check: Type.Optional(Type.String({ description: 'On /healthz: the failing check, `store` or `writes`' })),
   },
   { description: 'application/problem+json (RFC 9457)' },
 );

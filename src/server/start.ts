@@ -4,7 +4,7 @@
  */
 import { isIP } from 'node:net';
 import { InvalidRequestError } from '../core/errors.ts';
-import type { Ferry } from '../core/types.ts';
+import type { Duration, Ferry } from '../core/types.ts';
 import { open } from '../index.ts';
 import { createServer, type ServerOptions } from './app.ts';
 import { TokenSet } from './tokens.ts';
@@ -20,6 +20,8 @@ export interface StartOptions extends ServerOptions {
   closeTimeoutMs?: number;
   /** Serve this Ferry instead of opening `store` (closed by `close()` all the same). */
   ferry?: Ferry;
+  /** How long the store's event log keeps events for resuming streams (when it opens `store`). Default 1d. */
+  eventRetention?: Duration;
 }
 
 export interface RunningServer {
@@ -54,7 +56,11 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
       `refusing to listen on ${host} without a token: anyone who can reach it could read and change every queue. Give --token (or FERRY_TOKENS), or listen on 127.0.0.1`,
     );
   }
-  const ferry = options.ferry ?? (await open(options.store ?? process.env.FERRY_STORE));
+  const ferry =
+    options.ferry ??
+    (await open(options.store ?? process.env.FERRY_STORE, {
+      ...(options.eventRetention !== undefined && { eventRetention: options.eventRetention }),
+    }));
   let app: Awaited<ReturnType<typeof createServer>>;
   try {
     app = await createServer(ferry, { ...options, tokens });

@@ -5,15 +5,19 @@
  *   - TOKEN: at least 16 characters, none of `:`, `;`, `,` or whitespace.
  *   - queues: names the token may touch (queues, and topics for publish/subscribe); a trailing `*` matches
  *     a prefix (`billing.*`). Default: every queue.
- *   - scopes: any of `send`, `receive`, `admin`. Default: all three.
+ *   - scopes: any of `send`, `receive`, `admin`, `metrics`. Default: send, receive and admin. `metrics` lets a
+ *     Prometheus scraper read `GET /metrics` and nothing else; `admin` includes it.
  * Example: `FERRY_TOKENS="s3cr3t-producer-token:queues=emails:scopes=send  0p3n-worker-token:scopes=receive"`.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { InvalidRequestError } from '../core/errors.ts';
 import { QUEUE_NAME } from '../core/validate.ts';
 
-export type Scope = 'send' | 'receive' | 'admin';
+export type Scope = 'send' | 'receive' | 'admin' | 'metrics';
+/** The scopes that reach queues, and a token's scopes when its entry names none. */
 export const SCOPES: readonly Scope[] = ['send', 'receive', 'admin'];
+/** Every scope an entry may name. */
+const NAMED_SCOPES: readonly Scope[] = [...SCOPES, 'metrics'];
 const MIN_TOKEN_LENGTH = 16;
 
 /** What a request may do. */
@@ -49,8 +53,8 @@ function parseEntry(text: string): Entry {
     const list = value.split(',').filter(Boolean);
     if (name === 'scopes') {
       for (const s of list) {
-        if (!SCOPES.includes(s as Scope))
-          throw new InvalidRequestError(`unknown token scope ${JSON.stringify(s)}; use send, receive, admin`);
+        if (!NAMED_SCOPES.includes(s as Scope))
+          throw new InvalidRequestError(`unknown token scope ${JSON.stringify(s)}; use ${NAMED_SCOPES.join(', ')}`);
       }
       scopes = list as Scope[];
     } else if (name === 'queues') {

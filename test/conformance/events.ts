@@ -47,6 +47,40 @@ export function eventTests(ctx: Ctx): void {
       }
     });
 
+    it('events carry only their public fields, live and replayed: no internal runAt', async () => {
+      const { ferry } = ctx;
+      const q = qname();
+      const PUBLIC = new Set(['seq', 'type', 'queue', 'id', 'at', 'attempt', 'result', 'error', 'progress']);
+      const live = new EventReader(ferry.events({ queue: q }));
+      try {
+        const since = await prime(ferry, q, live);
+        const delayed = await ferry.send(q, 'later', { delay: '1h' });
+        const now = await ferry.send(q, 'now', { maxAttempts: 2, backoff: { type: 'fixed', delay: '1h' } });
+        await ferry.nack(await receiveOne(ferry, q, '30s', 0), { error: { message: 'again later' } });
+        await live.until((e) => e.id === now.id && e.type === 'retrying');
+        const replay = new EventReader(ferry.events({ queue: q, after: since }));
+        try {
+          await replay.until((e) => e.id === now.id && e.type === 'retrying');
+          for (const [how, seen] of [
+            ['live', live.seen],
+            ['replayed', replay.seen],
+          ] as const) {
+            const ours = seen.filter((e) => e.id === delayed.id || e.id === now.id);
+            assert.ok(ours.some((e) => e.type === 'sent') && ours.some((e) => e.type === 'retrying'), how);
+            for (const event of ours) {
+              const extra = Object.keys(event).filter((k) => !PUBLIC.has(k));
+              assert.deepEqual(extra, [], `${how} ${event.type} event has only public fields`);
+              isoMs(event.at, 'at');
+            }
+          }
+        } finally {
+          replay.stream.close();
+        }
+      } finally {
+        live.stream.close();
+      }
+    });
+
     it('emits sent, active, completed, retrying, dead and cancelled, in order, for one queue only', async () => {
       const q = qname();
       const other = qname();

@@ -10,12 +10,14 @@ const SEND = 'send-token-0123456789abcdef';
 const RECEIVE = 'recv-token-0123456789abcdef';
 const ADMIN = 'admin-token-0123456789abcdef';
 const LIMITED = 'limited-token-0123456789abcdef';
+const METRICS = 'metrics-token-0123456789abcdef';
 const TOKENS = [
   FULL,
   `${SEND}:scopes=send`,
   `${RECEIVE}:scopes=receive`,
   `${ADMIN}:scopes=admin`,
   `${LIMITED}:queues=mine,own.*`,
+  `${METRICS}:scopes=metrics`,
 ];
 
 /** A body that passes validation, so a 403 found after it (routes naming a message by id) is reached. */
@@ -134,11 +136,76 @@ describe('auth over every route', () => {
   });
 
   it('public routes need no token; a malformed Authorization header is 401', async () => {
-    for (const url of ['/healthz', '/metrics', '/openapi.json']) {
+    for (const url of ['/healthz', '/openapi.json']) {
       assert.equal((await h.app.inject({ method: 'GET', url })).statusCode, 200, url);
     }
     const r = await h.app.inject({ method: 'GET', url: '/v1/queues', headers: { authorization: `Basic ${FULL}` } });
     assert.equal(r.statusCode, 401);
+  });
+
+  it('/metrics, which names every queue, needs an admin or metrics token that is not limited to some queues', async () => {
+    const get = (token: string | null) =>
+      h.app.inject({ method: 'GET', url: '/metrics', headers: token ? { authorization: `Bearer ${token}` } : {} });
+    const anonymous = await get(null);
+    assert.equal(anonymous.statusCode, 401);
+    assert.doesNotMatch(anonymous.body, /theirs/);
+    for (const token of [SEND, RECEIVE, LIMITED]) assert.equal((await get(token)).statusCode, 403, token);
+    for (const token of [FULL, ADMIN, METRICS]) {
+      const r = await get(token);
+      assert.equal(r.statusCode, 200, token);
+      assert.match(r.body, /ferry_messages\{queue="theirs",state="waiting"\} 1/);
+    }
+    // A metrics token reads metrics and nothing else.
+    const queues = await h.app.inject({
+      method: 'GET',
+      url: '/v1/queues',
+      headers: { authorization: `Bearer ${METRICS}` },
+    });
+    assert.equal(queues.statusCode, 403);
+  });
+
+  it('a queue-limited token hears of cancellations only in its own queues', async () => {
+    const full = { authorization: `Bearer ${FULL}` };
+    const limited = { authorization: `Bearer ${LIMITED}` };
+    const ids: Record<string, string> = {};
+    for (const q of ['mine', 'theirs']) {
+      const sent = await h.app.inject({
+        method: 'POST',
+        url: `/v1/queues/${q}/messages`,
+        headers: full,
+        payload: { payload: 'c' },
+      });
+      ids[q] = JSON.parse(sent.body).id;
+    }
+    for (const q of ['mine', 'theirs']) {
+      // Receive until this test's message is active (earlier tests left others in these queues).
+      let active = false;
+      while (!active) {
+        const r = await h.app.inject({
+          method: 'POST',
+          url: `/v1/queues/${q}/receive`,
+          headers: full,
+          payload: { max: 100 },
+        });
+        const got = JSON.parse(r.body).messages as { id: string }[];
+        assert.ok(got.length > 0, `the message of ${q} is delivered`);
+        active = got.some((m) => m.id === ids[q]);
+      }
+      const cancel = await h.app.inject({ method: 'DELETE', url: `/v1/messages/${ids[q]}`, headers: full });
+      assert.deepEqual(JSON.parse(cancel.body), { state: 'active' });
+    }
+    const ask = (headers: Record<string, string>) =>
+      h.app.inject({ method: 'POST', url: '/v1/cancellations', headers, payload: { ids: [ids.mine, ids.theirs] } });
+    assert.deepEqual(JSON.parse((await ask(limited)).body).ids, [ids.mine]);
+    assert.deepEqual(JSON.parse((await ask(full)).body).ids, [ids.mine, ids.theirs]);
+    // A long poll for the other queue's id alone waits it out rather than answering.
+    const theirs = await h.app.inject({
+      method: 'POST',
+      url: '/v1/cancellations',
+      headers: limited,
+      payload: { ids: [ids.theirs], wait: '200ms' },
+    });
+    assert.deepEqual(JSON.parse(theirs.body).ids, []);
   });
 
   it('a stream token works only for the events stream; a forged or expired one is 401', async () => {

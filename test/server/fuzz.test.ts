@@ -217,7 +217,10 @@ const hostileQueue = fc
     fc.string({ minLength: 1, maxLength: 200 }),
     fc.constantFrom('..', '.hidden', '-x', 'a'.repeat(129), 'a b', 'é', '%00', 'a/b', ' '),
   )
-  .filter((s) => !QUEUE_NAME.test(s));
+  .filter((s) => !QUEUE_NAME.test(s))
+  // `/v1/queues/.` is resolved by the URL parser to `/v1/queues/`, another route (the list): the queue
+  // name never reaches the server. (Found by seed 1745146980.)
+  .filter((s) => s !== '.');
 
 interface Hostile {
   what: string;

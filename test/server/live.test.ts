@@ -130,7 +130,8 @@ describe('live server', () => {
     await other.close();
     const answer = await poll;
     assert.deepEqual([answer.status, await answer.json()], [200, { messages: [] }]);
-    assert.ok(Date.now() - start < 3000, `closed in ${Date.now() - start} ms`);
+    // Far below the poll's 30 s wait, so a loaded machine cannot fail it, yet a close that waited it out would.
+    assert.ok(Date.now() - start < 20_000, `closed in ${Date.now() - start} ms`);
     await assert.rejects(fetch(`${other.url}/healthz`));
   });
 });

@@ -185,6 +185,19 @@ describe('HTTP routes', () => {
     assert.ok(doc.paths['/v1/queues/{queue}/messages'].post.requestBody);
   });
 
+  it('an unknown field is named, with a near miss suggested and the allowed fields listed', async () => {
+    const q = qname();
+    const top = await call('POST', `/v1/queues/${q}/messages`, { payload: 1, priorty: 5 });
+    assert.equal(top.status, 400);
+    assert.equal(
+      top.body.detail,
+      'body has an unknown field "priorty" (did you mean "priority"?); allowed: payload, delay, runAt, priority, key, dedupeId, maxAttempts, backoff, lease, headers',
+    );
+    const nested = await call('POST', `/v1/queues/${q}/messages`, { payload: 1, backoff: { type: 'fixed', zzz: 1 } });
+    assert.match(nested.body.detail, /^body\.backoff has an unknown field "zzz"; allowed: type, delay, /);
+    assert.doesNotMatch(`${top.body.detail} ${nested.body.detail}`, /schema is false/);
+  });
+
   it('unknown routes are 404 problems', async () => {
     const r = await call('GET', '/v2/nothing');
     assert.deepEqual([r.status, r.body.type], [404, 'not_found']);

@@ -1,5 +1,8 @@
 /** `ferry serve`: the HTTP API, the events stream and the dashboard. SIGTERM or SIGINT drains and exits 0. */
 import { Command, Option } from 'commander';
+import { parseDuration } from '../../core/duration.ts';
+import { redactUrl } from '../../core/redact.ts';
+import type { LogFormat } from '../../server/console-log.ts';
 import { action, parseIntOption, UsageError } from '../context.ts';
 import { printJson, println } from '../output.ts';
 
@@ -11,7 +14,10 @@ interface ServeFlags {
   port: string;
   token?: string[];
   cors?: string[];
+  rateLimit?: string;
+  eventRetention: string;
   logLevel: string;
+  logFormat: LogFormat;
   json?: boolean;
 }
 
@@ -30,10 +36,27 @@ export const serveCommand = new Command('serve')
   )
   .option('--cors <origin>', 'let pages on this origin call the API (repeatable)', collect)
   .addOption(
-    new Option('--log-level <level>', 'request log level, as JSON lines on stderr')
+    new Option(
+      '--rate-limit <rate>',
+      'requests per token (per address without tokens): N/s, N/m or N/h, with an optional burst N/s:B',
+    ).env('FERRY_RATE_LIMIT'),
+  )
+  .addOption(
+    new Option('--event-retention <duration>', 'how long the event log keeps events for resuming streams')
+      .env('FERRY_EVENT_RETENTION')
+      .default('1d'),
+  )
+  .addOption(
+    new Option('--log-level <level>', 'log level (the log goes to stderr)')
       .choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
       .env('FERRY_LOG_LEVEL')
       .default('info'),
+  )
+  .addOption(
+    new Option('--log-format <format>', 'pretty lines on a terminal, JSON lines otherwise; or force one')
+      .choices(['auto', 'json', 'pretty'])
+      .env('FERRY_LOG_FORMAT')
+      .default('auto'),
   )
   .option('--json', 'print where it listens as JSON')
   .action(
@@ -43,10 +66,15 @@ export const serveCommand = new Command('serve')
       // Each value may hold several entries (FERRY_TOKENS separates them by spaces or ';'): the server parses them.
       const tokens = (flags.token ?? []).filter((t) => t.trim() !== '');
       // Loaded here, so other commands never pay for Fastify.
-      const [{ startServer }, { dashboard }] = await Promise.all([
+      const [{ startServer }, { dashboard }, { consoleLogger }, { parseRate }] = await Promise.all([
         import('../../server/index.ts'),
         import('../../dashboard/index.ts'),
+        import('../../server/console-log.ts'),
+        import('../../server/rate-limit.ts'),
       ]);
+      const rateLimit = flags.rateLimit === undefined ? undefined : parseRate(flags.rateLimit);
+      // Checked before anything opens, with the flag's name in the message.
+      parseDuration(flags.eventRetention, '--event-retention');
       let server: Awaited<ReturnType<typeof startServer>>;
       try {
         server = await startServer({
@@ -55,9 +83,11 @@ export const serveCommand = new Command('serve')
           port,
           ...(tokens.length > 0 && { tokens }),
           ...(flags.cors && { cors: flags.cors }),
+          ...(rateLimit && { rateLimit }),
+          eventRetention: flags.eventRetention,
           plugins: [dashboard],
           // Logs go to stderr, so stdout carries only what this command prints (and stays parseable with --json).
-          logger: { level: flags.logLevel, stream: process.stderr },
+          logger: await consoleLogger(flags.logLevel, flags.logFormat),
         });
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
@@ -73,7 +103,7 @@ export const serveCommand = new Command('serve')
         println(`  dashboard  ${server.url}/`);
         println(`  API        ${server.url}/v1  (OpenAPI at ${server.url}/openapi.json)`);
         println(
-          `  store      ${flags.store ?? 'sqlite:./ferry-data/ferry.db'}${tokens.length > 0 ? '  (auth on)' : ''}`,
+          `  store      ${redactUrl(flags.store ?? 'sqlite:./ferry-data/ferry.db')}${tokens.length > 0 ? '  (auth on)' : ''}`,
         );
       }
       await new Promise<void>((resolve) => {

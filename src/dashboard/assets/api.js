@@ -58,7 +58,7 @@ export const q = encodeURIComponent;
  * send an Authorization header, and a long-lived token in a URL ends up in logs. Reconnects with
  * Last-Event-ID after a drop, so nothing is missed. Answers a function that stops it.
  */
-export function follow({ queue, after, onEvent, onState = () => {} }) {
+export function follow({ queue, after, onEvent, onPosition = () => {}, onState = () => {} }) {
   const controller = new AbortController();
   let last = after;
   let stopped = false;
@@ -78,10 +78,18 @@ export function follow({ queue, after, onEvent, onState = () => {} }) {
         if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
         onState('live');
         delay = 500;
-        await readEvents(response.body, (event) => {
-          last = event.seq;
-          onEvent(event);
-        });
+        await readEvents(
+          response.body,
+          (event) => {
+            last = event.seq;
+            onEvent(event);
+          },
+          (seq) => {
+            // The stream opens with its position: resuming from it misses nothing even before any event.
+            last = seq;
+            onPosition(seq);
+          },
+        );
       } catch {
         if (stopped) return;
         onState('reconnecting…');
@@ -99,8 +107,11 @@ export function follow({ queue, after, onEvent, onState = () => {} }) {
   };
 }
 
-/** Parses text/event-stream: blocks separated by a blank line; `data:` lines hold the event's JSON. */
-async function readEvents(body, onEvent) {
+/**
+ * Parses text/event-stream: blocks separated by a blank line; `data:` lines hold the event's JSON. A block
+ * with an `id:` and no data is a position (the seq the stream starts after).
+ */
+async function readEvents(body, onEvent, onPosition) {
   const reader = body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = '';
   for (;;) {
@@ -122,6 +133,13 @@ async function readEvents(body, onEvent) {
         } catch {
           // A malformed block is skipped; the next one is independent.
         }
+      } else {
+        const id = block
+          .split('\n')
+          .find((line) => line.startsWith('id:'))
+          ?.slice(3)
+          .trim();
+        if (id && /^\d+$/.test(id)) onPosition(Number(id));
       }
       end = buffer.indexOf('\n\n');
     }

@@ -33,19 +33,21 @@ const ctx = {
 };
 
 /**
- * Fills the chart with the minutes before the page opened: on the first live event (which tells the
- * current seq), replays at most the SEED_EVENTS events before it and keeps those inside the window.
+ * Fills the chart with the minutes before the page opened, at load: the live stream opens with its position
+ * (the last seq before it), and the at most SEED_EVENTS events up to that position are replayed, those inside
+ * the chart's window kept. The live stream brings everything after it, so nothing counts twice.
  */
 const SEED_EVENTS = 5000;
 let seeded = false;
-function seedChart(seq) {
+function seedChart(position) {
   seeded = true;
-  if (seq <= 1) return;
+  if (position < 1) return;
   const stop = follow({
-    after: Math.max(0, seq - 1 - SEED_EVENTS),
+    after: Math.max(0, position - SEED_EVENTS),
     onEvent: (event) => {
-      if (event.seq >= seq) return stop();
+      if (event.seq > position) return stop();
       ctx.chart.record(event, true);
+      if (event.seq === position) stop();
     },
   });
 }
@@ -58,8 +60,12 @@ function startStream() {
       live.textContent = state;
       live.className = state === 'live' ? 'live on' : 'live';
     },
+    onPosition: (seq) => {
+      if (!seeded) seedChart(seq);
+    },
     onEvent: (event) => {
-      if (!seeded) seedChart(event.seq);
+      // A stream that showed no position first (an older server): the events before this one are history.
+      if (!seeded) seedChart(event.seq - 1);
       ctx.chart.record(event);
       ctx.recent.unshift(event);
       if (ctx.recent.length > 100) ctx.recent.length = 100;

@@ -91,7 +91,9 @@ export async function deliveryRoutes(app: App, deps: RouteDeps): Promise<void> {
     async (request, reply) => {
       const wait = parseWait(request.body.wait);
       const signal = requestSignal(request, reply, deps.shutdown);
-      return { ids: await deps.cancellations.wait(request.body.ids, wait, signal) };
+      const { grant } = request;
+      const allowed = (queue: string) => queueAllowed(grant, queue);
+      return { ids: await deps.cancellations.wait(request.body.ids, wait, signal, allowed) };
     },
   );
 

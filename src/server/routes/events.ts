@@ -81,6 +81,8 @@ export async function eventRoutes(app: App, deps: RouteDeps): Promise<void> {
 
       reply.hijack();
       const res = reply.raw;
+      // A stream lives until the client leaves; heartbeats, not the idle timeout, keep proxies from cutting it.
+      request.raw.socket?.setTimeout?.(0);
       res.writeHead(200, {
         ...(reply.getHeaders() as Record<string, string>),
         'content-type': 'text/event-stream; charset=utf-8',

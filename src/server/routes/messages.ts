@@ -117,7 +117,11 @@ export async function messageRoutes(app: App, deps: RouteDeps): Promise<void> {
     },
     async (request) => {
       const answer = await ferry.cancel(request.params.id);
-      if (answer.state === 'active') deps.cancellations.flag(request.params.id);
+      if (answer.state === 'active') {
+        // The queue is kept with the flag so that only tokens allowed that queue hear of it.
+        const info = await ferry.get(request.params.id);
+        if (info) deps.cancellations.flag(info.id, info.queue);
+      }
       return answer;
     },
   );

@@ -1,6 +1,10 @@
-/** Operations: health, Prometheus metrics and the OpenAPI document. None needs a token. */
-import { UnavailableError } from '../../core/errors.ts';
+/**
+ * Operations: health, Prometheus metrics and the OpenAPI document. Health and the document need no token;
+ * metrics name every queue and its counts, so with tokens set they need the `admin` or `metrics` scope.
+ */
+
 import type { App, RouteDeps } from '../deps.ts';
+import { problem, sendProblem, UNAVAILABLE_RETRY_MS } from '../problem.ts';
 import { Health, Problem } from '../schemas.ts';
 
 export async function opsRoutes(app: App, deps: RouteDeps): Promise<void> {
@@ -9,15 +13,26 @@ export async function opsRoutes(app: App, deps: RouteDeps): Promise<void> {
   app.get(
     '/healthz',
     {
-      schema: { summary: '200 when the store answers, else 503', response: { 200: Health, 503: Problem } },
+      schema: {
+        summary: '200 when the store answers and takes writes, else 503',
+        description:
+          'The 503 problem names the failing `check`: `store` (it does not answer) or `writes` (writes through this server failed as unavailable, e.g. a full disk, and none succeeded since).',
+        response: { 200: Health, 503: Problem },
+      },
       config: publicAccess,
     },
-    async () => {
+    async (_request, reply) => {
       // A point lookup of an id that cannot exist: the cheapest question that still reaches the store.
       try {
         await deps.ferry.get('healthz');
       } catch (error) {
-        throw new UnavailableError(`the store does not answer: ${(error as Error).message}`, { cause: error });
+        const detail = `the store does not answer: ${(error as Error).message}`;
+        return sendProblem(reply, { ...problem('unavailable', 503, detail), check: 'store' }, UNAVAILABLE_RETRY_MS);
+      }
+      const failing = deps.writes.failing();
+      if (failing) {
+        const detail = `writes to the store fail (since ${failing.since}): ${failing.error}`;
+        return sendProblem(reply, { ...problem('unavailable', 503, detail), check: 'writes' }, UNAVAILABLE_RETRY_MS);
       }
       return { ok: true };
     },
@@ -25,7 +40,13 @@ export async function opsRoutes(app: App, deps: RouteDeps): Promise<void> {
 
   app.get(
     '/metrics',
-    { schema: { summary: 'Prometheus metrics (text format)' }, config: publicAccess },
+    {
+      schema: {
+        summary: 'Prometheus metrics (text format)',
+        description: 'With tokens set, needs a token with the `admin` or `metrics` scope, not limited to some queues.',
+      },
+      config: { access: { scopes: ['admin', 'metrics'], allQueues: true } },
+    },
     async (_request, reply) => reply.type(deps.metrics.contentType).send(await deps.metrics.text()),
   );
 
