@@ -3,6 +3,7 @@
  */
 import pg from 'pg';
 import { InvalidRequestError } from '../../core/errors.ts';
+import { redactUrl } from '../../core/redact.ts';
 import type { Store } from '../../store/store.ts';
 import { PostgresStore } from './store.ts';
 import type { VacuumOptions } from './vacuum.ts';
@@ -40,7 +41,7 @@ export function createPostgresStore(url: string, options: PostgresOptions = {}):
   try {
     parsed = new URL(url);
   } catch {
-    throw new InvalidRequestError(`not a PostgreSQL URL: ${JSON.stringify(url)}`);
+    throw new InvalidRequestError(`not a PostgreSQL URL: ${JSON.stringify(redactUrl(url))}`);
   }
   if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') {
     throw new InvalidRequestError(`a PostgreSQL URL starts with postgres:// or postgresql://; got ${parsed.protocol}`);
@@ -70,7 +71,7 @@ export function createPostgresStore(url: string, options: PostgresOptions = {}):
   else if (listenOption !== undefined) {
     if (!/^postgres(ql)?:\/\//.test(listenOption)) {
       throw new InvalidRequestError(
-        `listen must be a postgres:// URL (a direct connection for LISTEN) or off; got ${JSON.stringify(listenOption)}`,
+        `listen must be a postgres:// URL (a direct connection for LISTEN) or off; got ${JSON.stringify(redactUrl(listenOption))}`,
       );
     }
     listen = { connectionString: listenOption };
