@@ -18,17 +18,8 @@ interface StepRow {
   claimed: string | null;
 }
 
-interface ClaimedRow {
-  id: string;
-  payload: string;
-  attempt: number;
-  receipt: string;
-  priority: number;
-  key: string | null;
-  headers: string | null;
-  sentAt: number;
-  leaseUntil: number;
-}
+/** A claimed row as the `step` function builds it: a delivery without its queue and lease length. */
+type ClaimedRow = Omit<Claimed, 'queue' | 'lease'>;
 
 interface ClaimCall {
   kind: 'claim';
