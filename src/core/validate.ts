@@ -14,6 +14,7 @@ export const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 const MAX_DELAY = 366 * 86_400_000;
 const MAX_TEXT = 512;
 const MAX_HEADERS_BYTES = 16 * 1024;
+const MAX_METADATA_BYTES = 64 * 1024;
 const PRIORITY_LIMIT = 2 ** 31 - 1;
 
 export const DEFAULT_SETTINGS: QueueSettings = {
@@ -23,6 +24,7 @@ export const DEFAULT_SETTINGS: QueueSettings = {
   retention: 7 * 86_400_000,
   concurrency: null,
   rateLimit: null,
+  metadata: {},
   paused: false,
 };
 
@@ -247,7 +249,7 @@ export function checkQueueConfig(config: QueueConfig): Partial<QueueSettings> {
   const c = checkObject(config, 'config') as QueueConfig;
   checkKeys(
     c as Record<string, unknown>,
-    ['maxAttempts', 'backoff', 'lease', 'retention', 'concurrency', 'rateLimit'],
+    ['maxAttempts', 'backoff', 'lease', 'retention', 'concurrency', 'rateLimit', 'metadata'],
     'config',
   );
   const patch: Partial<QueueSettings> = {};
@@ -269,5 +271,19 @@ export function checkQueueConfig(config: QueueConfig): Partial<QueueSettings> {
       };
     }
   }
+  if (c.metadata !== undefined) patch.metadata = checkMetadata(c.metadata);
   return patch;
+}
+
+function checkMetadata(value: unknown): Record<string, string> {
+  const metadata = checkObject(value, 'metadata');
+  let bytes = 0;
+  for (const [name, v] of Object.entries(metadata)) {
+    if (typeof v !== 'string') throw new InvalidRequestError(`metadata.${name} must be a string; got ${show(v)}`);
+    bytes += name.length + v.length;
+  }
+  if (bytes > MAX_METADATA_BYTES) {
+    throw new InvalidRequestError(`metadata must total at most ${MAX_METADATA_BYTES} characters`);
+  }
+  return { ...metadata } as Record<string, string>;
 }
