@@ -9,6 +9,7 @@ interface ServeFlags {
   store?: string;
   host: string;
   port: string;
+  sqsPort?: string;
   token?: string[];
   cors?: string[];
   logLevel: string;
@@ -20,6 +21,11 @@ export const serveCommand = new Command('serve')
   .addOption(new Option('--store <url>', 'store URL: sqlite:PATH, memory: or postgres://…').env('FERRY_STORE'))
   .addOption(new Option('--host <host>', 'address to listen on').env('FERRY_HOST').default('127.0.0.1'))
   .addOption(new Option('--port <port>', 'port to listen on (0 picks a free one)').env('FERRY_PORT').default('7070'))
+  .addOption(
+    new Option('--sqs-port <port>', 'also answer the Amazon SQS API on this port (0 picks a free one)').env(
+      'FERRY_SQS_PORT',
+    ),
+  )
   .addOption(
     new Option(
       '--token <token>',
@@ -40,6 +46,10 @@ export const serveCommand = new Command('serve')
     action(async (flags: ServeFlags) => {
       const port = parseIntOption(flags.port, '--port');
       if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);
+      const sqsPort = flags.sqsPort === undefined ? undefined : parseIntOption(flags.sqsPort, '--sqs-port');
+      if (sqsPort !== undefined && sqsPort > 65535) {
+        throw new UsageError(`--sqs-port must be at most 65535, got ${sqsPort}`);
+      }
       // Each value may hold several entries (FERRY_TOKENS separates them by spaces or ';'): the server parses them.
       const tokens = (flags.token ?? []).filter((t) => t.trim() !== '');
       // Loaded here, so other commands never pay for Fastify.
@@ -51,17 +61,19 @@ export const serveCommand = new Command('serve')
         ...(flags.store !== undefined && { store: flags.store }),
         host: flags.host,
         port,
+        ...(sqsPort !== undefined && { sqsPort }),
         ...(tokens.length > 0 && { tokens }),
         ...(flags.cors && { cors: flags.cors }),
         plugins: [dashboard],
         // Logs go to stderr, so stdout carries only what this command prints (and stays parseable with --json).
         logger: { level: flags.logLevel, stream: process.stderr },
       });
-      if (flags.json) printJson({ url: server.url, auth: tokens.length > 0 });
+      if (flags.json) printJson({ url: server.url, sqsUrl: server.sqsUrl, auth: tokens.length > 0 });
       else {
         println(`Ferry is listening on ${server.url}`);
         println(`  dashboard  ${server.url}/`);
         println(`  API        ${server.url}/v1  (OpenAPI at ${server.url}/openapi.json)`);
+        if (server.sqsUrl) println(`  SQS        ${server.sqsUrl}  (aws --endpoint-url ${server.sqsUrl} sqs …)`);
         println(
           `  store      ${flags.store ?? 'sqlite:./ferry-data/ferry.db'}${tokens.length > 0 ? '  (auth on)' : ''}`,
         );

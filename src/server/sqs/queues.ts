@@ -149,6 +149,7 @@ export class QueueDirectory {
     const saved = await this.ferry.configure(queue.name, { ...settings, metadata });
     const result = fromMetadata(queue.name, saved);
     this.#cache.set(queue.name, { at: this.now(), queue: result });
+    this.#known = null;
     return result;
   }
 
@@ -161,6 +162,7 @@ export class QueueDirectory {
     metadata[DELETED] = String(this.now());
     await this.ferry.configure(name, { metadata });
     this.#cache.set(name, { at: this.now(), queue: null });
+    this.#known = null;
   }
 
   /** Reads settings past the cache, for read-modify-write. */
