@@ -25,8 +25,10 @@ export function sqsClient(
   endpoint: string,
   protocol: Protocol,
   credentials: { accessKeyId: string; secretAccessKey: string } = ANY_CREDENTIALS,
+  extra: Partial<SQSClientConfig> = {},
 ): SQSClient {
   return new SQSClient({
+    ...extra,
     endpoint,
     region: 'us-east-1',
     credentials,
