@@ -45,6 +45,14 @@ function answer(reply: FastifyReply, a: Answer, requestId: string): FastifyReply
     .send(a.body);
 }
 
+/** Any error, as an SQS error in the protocol the request spoke. */
+function fail(request: FastifyRequest, reply: FastifyReply, error: unknown, requestId: string): FastifyReply {
+  const e = toSqsError(error);
+  if (e.kind.status >= 500) request.log.warn({ err: error }, 'SQS request failed');
+  const json = request.headers['x-amz-target'] !== undefined;
+  return answer(reply, json ? jsonError(e) : queryError(e, requestId), requestId);
+}
+
 export async function createSqsServer(ferry: Ferry, options: SqsServerOptions): Promise<FastifyInstance> {
   const { tokens } = options;
   const region = options.region ?? 'us-east-1';
@@ -59,6 +67,14 @@ export async function createSqsServer(ferry: Ferry, options: SqsServerOptions): 
     requestTimeout: 60_000,
     return503OnClosing: false,
     routerOptions: { maxParamLength: 512, ignoreTrailingSlash: true },
+    // A path the router cannot decode (`/%zz`) is answered here, before any route or error handler.
+    frameworkErrors: (error, request, reply) =>
+      fail(
+        request,
+        reply,
+        new SqsError('InvalidAddress', `The address is not valid for this endpoint: ${error.message}`),
+        randomUUID(),
+      ),
   });
   app.removeAllContentTypeParsers();
   // Raw bytes whatever the type: the signature covers the body as sent, and each protocol parses its own.
@@ -74,13 +90,6 @@ export async function createSqsServer(ferry: Ferry, options: SqsServerOptions): 
   app.addHook('onSend', async (_request, reply) => {
     if (shutdown.signal.aborted) reply.header('connection', 'close');
   });
-
-  const fail = (request: FastifyRequest, reply: FastifyReply, error: unknown, requestId: string): FastifyReply => {
-    const e = toSqsError(error);
-    if (e.kind.status >= 500) request.log.warn({ err: error }, 'SQS request failed');
-    const json = request.headers['x-amz-target'] !== undefined;
-    return answer(reply, json ? jsonError(e) : queryError(e, requestId), requestId);
-  };
 
   app.setErrorHandler((error: Error & { code?: string; statusCode?: number }, request, reply) => {
     const requestId = randomUUID();
