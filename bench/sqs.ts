@@ -5,6 +5,8 @@
  *   send      SendMessage                              vs  connect().send
  *   batch     SendMessageBatch of 10                   vs  connect().sendBatch of 10
  *   process   ReceiveMessage (10) + DeleteMessageBatch vs  connect().receive (max 10) + an ack each
+ *   raw send  SendMessage vs POST …/messages by one bare keep-alive client: the servers' own cost, without
+ *             the AWS SDK's client-side work (middleware, endpoint rules, signing) or connect()'s
  *
  * The server is `ferry serve --sqs-port` in a child process, so client and server never share an event loop;
  * its store is `memory:` by default (`--store sqlite` for a file with fsync on, `sqlite-normal` without), so
@@ -18,6 +20,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
+import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
@@ -47,6 +50,7 @@ const WORKLOADS = {
   send: 'single sends',
   batch: 'batches of 10',
   process: 'receive 10 + delete/ack',
+  raw: 'single sends, bare client',
 } as const;
 type Workload = keyof typeof WORKLOADS;
 type Face = 'http' | 'sqs';
@@ -100,6 +104,22 @@ async function timed(total: number, per: number, step: (i: number) => Promise<nu
   );
   const seconds = (performance.now() - t0) / 1000;
   return done / seconds;
+}
+
+/** One POST over a keep-alive agent; answers the status. */
+function post(agent: Agent, url: string, headers: Record<string, string>, body: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      { method: 'POST', agent, headers: { ...headers, 'content-length': Buffer.byteLength(body) } },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 async function check(ferry: Ferry, queue: string, field: 'waiting' | 'completed', expected: number): Promise<void> {
@@ -157,7 +177,8 @@ async function run(index: number, storeKind: string): Promise<Figures> {
     credentials: { accessKeyId: 'AKIDBENCH', secretAccessKey: 'bench' },
     maxAttempts: 1,
   });
-  const figures = { send: {}, batch: {}, process: {} } as Figures;
+  const figures = { send: {}, batch: {}, process: {}, raw: {} } as Figures;
+  const agent = new Agent({ keepAlive: true, maxSockets: C });
   try {
     const url = async (name: string) =>
       (await sqs.send(new CreateQueueCommand({ QueueName: name }))).QueueUrl as string;
@@ -169,13 +190,30 @@ async function run(index: number, storeKind: string): Promise<Figures> {
       return 1;
     });
     const body = (i: number) => JSON.stringify({ i, to: `user-${i}@example.com` });
-    const faces: [Face, () => Promise<void>][] = [
-      [
-        'http',
-        async () => {
-          figures.send.http = await timed(N, 1, async (i) => (await ferry.send('h-send', body(i)), 1));
+    const sendUrl = await url('s-send');
+    const batchUrl = await url('s-batch');
+    const rawUrl = await url('s-raw');
+    const amz = { 'content-type': 'application/x-amz-json-1.0', 'x-amz-target': 'AmazonSQS.SendMessage' };
+    // Each workload runs on both faces back to back, so a load swing on a shared machine hits both alike.
+    const steps: Record<Workload, Record<Face, () => Promise<number>>> = {
+      send: {
+        http: async () => {
+          const rate = await timed(N, 1, async (i) => (await ferry.send('h-send', body(i)), 1));
           await check(ferry, 'h-send', 'waiting', N);
-          figures.batch.http = await timed(N, 10, async (i) => {
+          return rate;
+        },
+        sqs: async () => {
+          const rate = await timed(N, 1, async (i) => {
+            await sqs.send(new SendMessageCommand({ QueueUrl: sendUrl, MessageBody: body(i) }));
+            return 1;
+          });
+          await check(ferry, 's-send', 'waiting', N);
+          return rate;
+        },
+      },
+      batch: {
+        http: async () => {
+          const rate = await timed(N, 10, async (i) => {
             await ferry.sendBatch(
               'h-batch',
               Array.from({ length: 10 }, (_, k) => ({ payload: body(i + k) })),
@@ -183,21 +221,10 @@ async function run(index: number, storeKind: string): Promise<Figures> {
             return 10;
           });
           await check(ferry, 'h-batch', 'waiting', N);
-          figures.process.http = await drainHttp(ferry, 'h-batch', N);
-          await check(ferry, 'h-batch', 'completed', N);
+          return rate;
         },
-      ],
-      [
-        'sqs',
-        async () => {
-          const sendUrl = await url('s-send');
-          const batchUrl = await url('s-batch');
-          figures.send.sqs = await timed(N, 1, async (i) => {
-            await sqs.send(new SendMessageCommand({ QueueUrl: sendUrl, MessageBody: body(i) }));
-            return 1;
-          });
-          await check(ferry, 's-send', 'waiting', N);
-          figures.batch.sqs = await timed(N, 10, async (i) => {
+        sqs: async () => {
+          const rate = await timed(N, 10, async (i) => {
             const entries = Array.from({ length: 10 }, (_, k) => ({ Id: `e${k}`, MessageBody: body(i + k) }));
             const sent = await sqs.send(new SendMessageBatchCommand({ QueueUrl: batchUrl, Entries: entries }));
             if ((sent.Failed ?? []).length > 0)
@@ -205,14 +232,60 @@ async function run(index: number, storeKind: string): Promise<Figures> {
             return 10;
           });
           await check(ferry, 's-batch', 'waiting', N);
-          figures.process.sqs = await drainSqs(sqs, batchUrl, N);
-          await check(ferry, 's-batch', 'completed', N);
+          return rate;
         },
-      ],
-    ];
+      },
+      process: {
+        http: async () => {
+          const rate = await drainHttp(ferry, 'h-batch', N);
+          await check(ferry, 'h-batch', 'completed', N);
+          return rate;
+        },
+        sqs: async () => {
+          const rate = await drainSqs(sqs, batchUrl, N);
+          await check(ferry, 's-batch', 'completed', N);
+          return rate;
+        },
+      },
+      raw: {
+        http: async () => {
+          const target = `${server.url}/v1/queues/h-raw/messages`;
+          const rate = await timed(N, 1, async (i) => {
+            const status = await post(
+              agent,
+              target,
+              { 'content-type': 'application/json' },
+              JSON.stringify({ payload: body(i) }),
+            );
+            if (status !== 201) throw new Error(`POST …/messages answered ${status}`);
+            return 1;
+          });
+          await check(ferry, 'h-raw', 'waiting', N);
+          return rate;
+        },
+        sqs: async () => {
+          const rate = await timed(N, 1, async (i) => {
+            const status = await post(
+              agent,
+              server.sqsUrl,
+              amz,
+              JSON.stringify({ QueueUrl: rawUrl, MessageBody: body(i) }),
+            );
+            if (status !== 200) throw new Error(`SendMessage answered ${status}`);
+            return 1;
+          });
+          await check(ferry, 's-raw', 'waiting', N);
+          return rate;
+        },
+      },
+    };
     // Alternate which face goes first, so neither always meets the warmer (or fuller) store.
-    for (const [, step] of index % 2 ? faces : [...faces].reverse()) await step();
+    const order: Face[] = index % 2 ? ['http', 'sqs'] : ['sqs', 'http'];
+    for (const workload of Object.keys(WORKLOADS) as Workload[]) {
+      for (const face of order) figures[workload][face] = await steps[workload][face]();
+    }
   } finally {
+    agent.destroy();
     sqs.destroy();
     await ferry.close();
     await server.close();
@@ -250,7 +323,9 @@ async function main(): Promise<void> {
     workloads.map((w) => {
       const http = median(all.map((f) => f[w].http));
       const sqs = median(all.map((f) => f[w].sqs));
-      return [w, { http, sqs, ratio: sqs / http }];
+      // The median of each run's ratio: on a shared machine the load drifts between runs, less within one.
+      const ratio = median(all.map((f) => f[w].sqs / f[w].http));
+      return [w, { http, sqs, ratio }];
     }),
   ) as Record<Workload, { http: number; sqs: number; ratio: number }>;
   if (values.json) {
@@ -261,7 +336,7 @@ async function main(): Promise<void> {
   const lines = [
     `SQS port vs HTTP API, ${runs} run(s), ${N} messages per workload, concurrency ${C}, store ${values.store}, node ${process.version}`,
     '',
-    '| workload | HTTP API (connect) msgs/s | SQS port (AWS SDK) msgs/s | SQS / HTTP |',
+    '| workload | HTTP API (connect) msgs/s | SQS port (AWS SDK) msgs/s | SQS / HTTP (median of runs) |',
     '|---|---:|---:|---:|',
     ...workloads.map((w) => {
       const r = result[w];

@@ -58,6 +58,8 @@ export async function createSqsServer(ferry: Ferry, options: SqsServerOptions): 
   const region = options.region ?? 'us-east-1';
   const queues = new QueueDirectory(ferry);
   const shutdown = new AbortController();
+  /** One per request in flight, aborted when its client goes or the server closes (long polls end). */
+  const inFlight = new Set<AbortController>();
   const app = Fastify({
     logger: options.logger ?? { level: 'info' },
     bodyLimit: options.bodyLimit ?? 4 * 1024 * 1024,
@@ -86,6 +88,7 @@ export async function createSqsServer(ferry: Ferry, options: SqsServerOptions): 
   app.addHook('preClose', async () => {
     deadLetters.stop();
     shutdown.abort(new Error('the server is closing'));
+    for (const request of inFlight) request.abort();
   });
   app.addHook('onSend', async (_request, reply) => {
     if (shutdown.signal.aborted) reply.header('connection', 'close');
@@ -132,10 +135,14 @@ export async function createSqsServer(ferry: Ferry, options: SqsServerOptions): 
         (performance.now() - started) / 1000,
       );
     });
+    // Not AbortSignal.any with the shutdown signal: on Node 20 each call leaves a listener on the long-lived one.
     const gone = new AbortController();
+    inFlight.add(gone);
     reply.raw.once('close', () => {
+      inFlight.delete(gone);
       if (!reply.raw.writableFinished) gone.abort();
     });
+    if (shutdown.signal.aborted) gone.abort();
     try {
       const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
       const at = request.url.indexOf('?');
@@ -165,7 +172,7 @@ export async function createSqsServer(ferry: Ferry, options: SqsServerOptions): 
         grant,
         base,
         region,
-        signal: AbortSignal.any([gone.signal, shutdown.signal]),
+        signal: gone.signal,
       };
       const output = await run(context, input);
       return answer(reply, json ? jsonAnswer(output) : queryAnswer(action, output, requestId), requestId);
