@@ -198,7 +198,10 @@ async function run(index: number, storeKind: string): Promise<Figures> {
     const steps: Record<Workload, Record<Face, () => Promise<number>>> = {
       send: {
         http: async () => {
-          const rate = await timed(N, 1, async (i) => (await ferry.send('h-send', body(i)), 1));
+          const rate = await timed(N, 1, async (i) => {
+            await ferry.send('h-send', body(i));
+            return 1;
+          });
           await check(ferry, 'h-send', 'waiting', N);
           return rate;
         },
