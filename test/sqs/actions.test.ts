@@ -75,11 +75,12 @@ for (const protocol of PROTOCOLS) {
         urls[0],
         'creating it again with the same attributes answers its URL',
       );
-      await rejects(
+      const exists = await rejects(
         sqs.send(new CreateQueueCommand({ QueueName: `${prefix}-a`, Attributes: { DelaySeconds: '5' } })),
         'QueueNameExists',
         'QueueAlreadyExists',
       );
+      assert.ok(exists instanceof QueueNameExists, "the SDK's own exception class");
       const got = await sqs.send(new GetQueueUrlCommand({ QueueName: `${prefix}-b` }));
       assert.equal(got.QueueUrl, urls[1]);
 
@@ -104,7 +105,6 @@ for (const protocol of PROTOCOLS) {
       const after = await sqs.send(new ListQueuesCommand({ QueueNamePrefix: prefix }));
       assert.deepEqual(after.QueueUrls, urls.slice(0, 2));
       await create(sqs, `${prefix}-c`);
-      assert.ok(new QueueNameExists({ message: '', $metadata: {} }) instanceof Error);
     });
 
     it('CreateQueue refuses names and attributes SQS refuses', async () => {
@@ -538,6 +538,13 @@ for (const protocol of PROTOCOLS) {
         (await sqs.send(new ListDeadLetterSourceQueuesCommand({ QueueUrl: dlq }))).queueUrls?.length ?? 0,
         0,
       );
+    });
+
+    it('SQS requests count in the server metrics, by action', async () => {
+      const url = await create(sqs, qname('metrics'));
+      await sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: 'counted' }));
+      const text = await (await fetch(`${bench.server.url}/metrics`)).text();
+      assert.match(text, /ferry_http_requests_total\{method="POST",route="sqs:SendMessage",status="200"\} [1-9]/);
     });
 
     it('unknown actions and queues answer SQS errors', async () => {

@@ -1,4 +1,5 @@
 /** The queue actions: create, find, list, delete, attributes, purge, dead-letter sources and tags. */
+import { queueAllowed } from '../tokens.ts';
 import { type ActionContext, allow, queueName, queueUrl, targetQueue } from './context.ts';
 import { invalidValue, SqsError } from './errors.ts';
 import { type Input, optionalInteger, optionalString, requiredString, stringList, stringMap } from './input.ts';
@@ -72,24 +73,19 @@ function page(context: ActionContext, input: Input, queues: SqsQueue[], key: str
 export async function listQueues(context: ActionContext, input: Input): Promise<Output> {
   const prefix = optionalString(input, 'QueueNamePrefix') ?? '';
   if (prefix.length > 80) throw invalidValue('QueueNamePrefix', prefix, 'at most 80 characters.');
-  const queues = (await context.queues.list()).filter((q) => q.name.startsWith(prefix) && safeAllowed(context, q.name));
+  const queues = (await context.queues.list()).filter(
+    (q) => q.name.startsWith(prefix) && queueAllowed(context.grant, q.name),
+  );
   return page(context, input, queues, 'QueueUrls');
-}
-
-function safeAllowed(context: ActionContext, name: string): boolean {
-  try {
-    allow(context, 'any', name);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 export async function listDeadLetterSourceQueues(context: ActionContext, input: Input): Promise<Output> {
   const target = await targetQueue(context, input, 'any');
   const sources = (await context.queues.list()).filter((q) => {
     const policy = redrivePolicy(q);
-    return policy !== null && arnQueue(policy.deadLetterTargetArn) === target.name && safeAllowed(context, q.name);
+    return (
+      policy !== null && arnQueue(policy.deadLetterTargetArn) === target.name && queueAllowed(context.grant, q.name)
+    );
   });
   return page(context, input, sources, 'queueUrls');
 }
