@@ -11,7 +11,8 @@ import { performance } from 'node:perf_hooks';
 import { Engine } from '../src/engine/engine.ts';
 import { open } from '../src/index.ts';
 import type { Claimed, Store } from '../src/store/store.ts';
-import { Committer } from '../src/stores/sqlite/committer.ts';
+import { GroupCommit } from '../src/stores/sqlite/connection.ts';
+import { EventLog } from '../src/stores/sqlite/events.ts';
 
 const N = 20_000;
 const spent: Record<string, number> = {};
@@ -25,9 +26,10 @@ const time = <A extends unknown[], R>(label: string, fn: (...args: A) => R) =>
     }
   };
 
-const committer = Committer.prototype as unknown as Record<string, (...args: unknown[]) => unknown>;
-committer.flush = time('flush (whole transaction)', committer.flush as () => unknown);
-committer.writeEvents = time('event log block', committer.writeEvents as () => unknown);
+const commit = GroupCommit.prototype as unknown as Record<string, (...args: unknown[]) => unknown>;
+commit.flush = time('flush (whole transaction)', commit.flush as () => unknown);
+const log = EventLog.prototype as unknown as Record<string, (...args: unknown[]) => unknown>;
+log.append = time('event log block', log.append as () => unknown);
 
 async function drain(ferry: Awaited<ReturnType<typeof open>>, queue: string, concurrency: number): Promise<number> {
   let handled = 0;
@@ -50,10 +52,17 @@ async function drain(ferry: Awaited<ReturnType<typeof open>>, queue: string, con
 
 const url = process.argv[2] ?? 'memory:';
 const ferry = await open(url);
-const sql = (ferry as unknown as { store: { sql: Record<string, Record<string, (...a: unknown[]) => unknown>> } }).store
-  .sql;
-for (const name of ['claimable', 'lease', 'completeKnown', 'expiredIn']) {
-  const statement = sql[name] as Record<string, (...a: unknown[]) => unknown>;
+// The hot statements, each found in the module that owns it.
+type Module = Record<string, Record<string, (...a: unknown[]) => unknown>>;
+const parts = (ferry as unknown as { store: { p: Record<string, Module> } }).store.p;
+const hot: [module: string, statement: string][] = [
+  ['claim', 'claimable'],
+  ['claim', 'lease'],
+  ['settle', 'completeKnown'],
+  ['sweep', 'expiredIn'],
+];
+for (const [module, name] of hot) {
+  const statement = (parts[module] as Module)[name] as Record<string, (...a: unknown[]) => unknown>;
   for (const method of ['all', 'run', 'get'])
     statement[method] = time(name, (statement[method] as () => unknown).bind(statement));
 }

@@ -3,13 +3,12 @@
  * `memory:` (SQLite's in-memory database, same code), `postgres://…` (loaded lazily, so SQLite users never
  * load `pg`).
  */
-import { resolve } from 'node:path';
 import { InvalidRequestError } from './core/errors.ts';
 import type { Ferry } from './core/types.ts';
 import type { Clock } from './engine/clock.ts';
 import { Engine, type EngineOptions } from './engine/engine.ts';
 import type { Store } from './store/store.ts';
-import { SqliteStore } from './stores/sqlite/sqlite-store.ts';
+import { createSqliteStore, isSqliteUrl } from './stores/sqlite/index.ts';
 
 export const DEFAULT_STORE = 'sqlite:./ferry-data/ferry.db';
 
@@ -24,18 +23,10 @@ export interface OpenOptions extends EngineOptions {
   schema?: string;
 }
 
+export { sqliteFile } from './stores/sqlite/index.ts';
+
 export async function createStore(url: string, options: OpenOptions = {}): Promise<Store> {
-  if (url === 'memory:' || url === 'sqlite::memory:') return new SqliteStore(':memory:', options);
-  if (url.startsWith('sqlite:')) {
-    const [path, query] = url.slice('sqlite:'.length).replace(/^\/\//, '').split('?');
-    if (!path) throw new InvalidRequestError(`store URL ${url} has no file path: use sqlite:PATH`);
-    const params = new URLSearchParams(query ?? '');
-    const sync = params.get('synchronous')?.toLowerCase() ?? options.synchronous;
-    if (sync !== undefined && sync !== 'full' && sync !== 'normal') {
-      throw new InvalidRequestError(`synchronous must be "full" or "normal", got ${JSON.stringify(sync)}`);
-    }
-    return new SqliteStore(resolve(path), { ...options, synchronous: sync });
-  }
+  if (isSqliteUrl(url)) return createSqliteStore(url, options);
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
     const { createPostgresStore } = await import('./stores/postgres/index.ts');
     return createPostgresStore(url, options as Parameters<typeof createPostgresStore>[1]);

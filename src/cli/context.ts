@@ -2,22 +2,12 @@
  * What every command shares: where Ferry is (`--store` or `--server`), how to print (`--json`), and how an
  * error becomes a message on stderr and an exit code.
  */
+import { existsSync } from 'node:fs';
 import { type Command, Option } from 'commander';
-import { FerryError } from '../core/errors.ts';
+import { EXIT, errorKind, FerryError, UnavailableError } from '../core/errors.ts';
 import type { Ferry } from '../core/types.ts';
 
-/** Exit codes, so scripts can tell what went wrong without parsing stderr. */
-export const EXIT = {
-  ok: 0,
-  error: 1,
-  usage: 2,
-  notFound: 3,
-  leaseLost: 4,
-  unauthorized: 5,
-  conflict: 6,
-  timeout: 7,
-  failed: 8,
-} as const;
+export { EXIT };
 
 export const EXIT_HELP = `
 Exit codes: 0 ok, 1 error (e.g. store unavailable), 2 usage or invalid input, 3 not found, 4 lease lost,
@@ -29,6 +19,12 @@ export interface ConnectionOptions {
   server?: string;
   token?: string;
   json?: boolean;
+  /**
+   * Whether this command may create the store: those that write messages or settings do (send, work,
+   * pause…); those that read or act on existing messages refuse a `sqlite:` file that does not exist, so a
+   * mistyped path is an error, not a new empty database.
+   */
+  create?: boolean;
 }
 
 /** Adds `--store`, `--server`, `--token` and `--json` to a command. */
@@ -47,21 +43,41 @@ export function withConnection(command: Command): Command {
 /** A usage error found after commander parsed the arguments (bad JSON, a missing flag…): exit 2. */
 export class UsageError extends Error {}
 
+/**
+ * The server URL as given, or with `http://` in front when it has no scheme (`localhost:7070`,
+ * `127.0.0.1:7070`), which `new URL` would otherwise read as a scheme of its own.
+ */
+export function serverUrl(text: string): string {
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `http://${text}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    throw new UsageError(`--server must be a URL like http://127.0.0.1:7070, got ${JSON.stringify(text)}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new UsageError(`--server must be an http:// or https:// URL, got ${JSON.stringify(text)}`);
+  }
+  return url.toString().replace(/\/$/, '');
+}
+
 /** Opens the store or connects to the server the options name. */
 export async function openFerry(options: ConnectionOptions): Promise<Ferry> {
   if (options.server) {
-    let url: URL;
-    try {
-      url = new URL(options.server);
-    } catch {
-      throw new UsageError(`--server must be a URL like http://127.0.0.1:7070, got ${JSON.stringify(options.server)}`);
-    }
+    const url = serverUrl(options.server);
     // Loaded on demand: a command against a store never loads the HTTP client, and the reverse.
     const { connect } = await import('../client/index.ts');
-    return connect(url.toString().replace(/\/$/, ''), options.token ? { token: options.token } : {});
+    return connect(url, options.token ? { token: options.token } : {});
   }
-  const { open } = await import('../index.ts');
-  return options.store ? open(options.store) : open();
+  const { open, DEFAULT_STORE, sqliteFile } = await import('../open.ts');
+  const store = options.store ?? DEFAULT_STORE;
+  const file = sqliteFile(store);
+  if (!options.create && file !== undefined && !existsSync(file)) {
+    throw new UnavailableError(
+      `no Ferry store at ${file} (from ${store}); this command does not create one: check the path, or send a message to create it`,
+    );
+  }
+  return open(store);
 }
 
 /** Runs `body` with an open Ferry and closes it afterwards, whatever happens. */
@@ -77,28 +93,7 @@ export async function withFerry<T>(options: ConnectionOptions, body: (ferry: Fer
 /** The exit code an error deserves. */
 export function exitCodeOf(error: unknown): number {
   if (error instanceof UsageError) return EXIT.usage;
-  if (error instanceof FerryError) {
-    switch (error.code) {
-      case 'invalid_request':
-      case 'payload_too_large':
-        return EXIT.usage;
-      case 'not_found':
-        return EXIT.notFound;
-      case 'lease_lost':
-        return EXIT.leaseLost;
-      case 'unauthorized':
-      case 'forbidden':
-        return EXIT.unauthorized;
-      case 'conflict':
-        return EXIT.conflict;
-      case 'timeout':
-        return EXIT.timeout;
-      case 'message_failed':
-        return EXIT.failed;
-      default:
-        return EXIT.error;
-    }
-  }
+  if (error instanceof FerryError) return errorKind(error.code)?.exit ?? EXIT.error;
   return EXIT.error;
 }
 

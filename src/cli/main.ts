@@ -19,8 +19,10 @@ import {
   resumeQueueCommand,
   statsCommand,
 } from './commands/queues.ts';
+import { schedulesCommand } from './commands/schedules.ts';
 import { sendCommand } from './commands/send.ts';
 import { serveCommand } from './commands/serve.ts';
+import { topicsCommand } from './commands/topics.ts';
 import { workCommand } from './commands/work.ts';
 import { EXIT, EXIT_HELP } from './context.ts';
 
@@ -57,11 +59,14 @@ for (const command of [
   pauseQueueCommand,
   resumeQueueCommand,
   eventsCommand,
+  topicsCommand,
+  schedulesCommand,
   workCommand,
   benchCommand,
 ]) {
-  // Settings are not inherited by commands built apart and added with addCommand: set them on each.
-  command.exitOverride().showHelpAfterError('(add --help for usage)');
+  // Settings are not inherited by commands built apart and added with addCommand: set them on each, and on
+  // the subcommands of topics and schedules.
+  for (const c of [command, ...command.commands]) c.exitOverride().showHelpAfterError('(add --help for usage)');
   program.addCommand(command);
 }
 program.exitOverride().showHelpAfterError('(add --help for usage)');

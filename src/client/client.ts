@@ -359,6 +359,10 @@ export class HttpFerry implements Ferry {
     await this.#call('DELETE', `/v1/topics/${q(topic)}/subscriptions/${q(queue)}`);
   }
 
+  async subscriptions(topic: string): Promise<string[]> {
+    return (await this.#call<{ queues: string[] }>('GET', `/v1/topics/${q(topic)}/subscriptions`)).queues;
+  }
+
   async publish(
     topic: string,
     payload: unknown,

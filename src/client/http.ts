@@ -2,14 +2,7 @@
  * One JSON request to a Ferry server, with the answer's problem (RFC 9457) turned back into the same error
  * classes the embedded Ferry throws. Uses only `fetch`, so it runs in browsers, Deno, Bun and Node.
  */
-import {
-  errorFromCode,
-  FerryError,
-  InvalidRequestError,
-  PayloadTooLargeError,
-  RateLimitedError,
-  UnavailableError,
-} from '../core/errors.ts';
+import { codeOfStatus, errorFromCode, FerryError, InvalidRequestError, UnavailableError } from '../core/errors.ts';
 
 export type Fetch = typeof globalThis.fetch;
 
@@ -87,9 +80,10 @@ export class Transport {
       });
     } catch (error) {
       if (options.signal?.aborted) throw error;
-      throw new UnavailableError(`cannot reach the Ferry server at ${this.base}: ${(error as Error).message}`, {
-        cause: error,
-      });
+      // fetch says only "fetch failed"; its cause says why (connect ECONNREFUSED 127.0.0.1:7070, ENOTFOUND…).
+      const cause = (error as { cause?: { message?: unknown } }).cause;
+      const why = typeof cause?.message === 'string' && cause.message !== '' ? cause.message : (error as Error).message;
+      throw new UnavailableError(`cannot reach the Ferry server at ${this.base}: ${why}`, { cause: error });
     }
   }
 
@@ -113,33 +107,6 @@ export async function toError(response: Response): Promise<FerryError> {
     // Not a problem document (a proxy's error page): the status alone decides.
   }
   if (!code) code = codeOfStatus(response.status);
-  if (code === 'rate_limited') {
-    const seconds = Number(response.headers.get('retry-after'));
-    return new RateLimitedError(detail, Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : 1000);
-  }
-  if (code === 'payload_too_large') return new PayloadTooLargeError(detail);
-  return errorFromCode(code, detail);
-}
-
-function codeOfStatus(status: number): string {
-  switch (status) {
-    case 400:
-    case 415:
-    case 422:
-      return 'invalid_request';
-    case 401:
-      return 'unauthorized';
-    case 403:
-      return 'forbidden';
-    case 404:
-      return 'not_found';
-    case 409:
-      return 'conflict';
-    case 413:
-      return 'payload_too_large';
-    case 429:
-      return 'rate_limited';
-    default:
-      return 'unavailable';
-  }
+  const seconds = Number(response.headers.get('retry-after'));
+  return errorFromCode(code, detail, Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : undefined);
 }

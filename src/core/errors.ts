@@ -127,20 +127,69 @@ export function toFailure(error: unknown): FailureInfo {
   }
 }
 
-const byCode: Record<string, new (message: string) => FerryError> = {
-  invalid_request: InvalidRequestError,
-  not_found: NotFoundError,
-  lease_lost: LeaseLostError,
-  payload_too_large: PayloadTooLargeError,
-  conflict: ConflictError,
-  unavailable: UnavailableError,
-  unauthorized: UnauthorizedError,
-  forbidden: ForbiddenError,
-  timeout: TimeoutError,
-};
+/** The `ferry` CLI's exit codes, so scripts can tell what went wrong without parsing stderr. */
+export const EXIT = Object.freeze({
+  ok: 0,
+  error: 1,
+  usage: 2,
+  notFound: 3,
+  leaseLost: 4,
+  unauthorized: 5,
+  conflict: 6,
+  timeout: 7,
+  failed: 8,
+} as const);
 
-/** Rebuilds the error class of a problem type (used by the HTTP client). */
-export function errorFromCode(code: string, message: string): FerryError {
-  const Ctor = byCode[code];
-  return Ctor ? new Ctor(message) : new FerryError('unavailable', message);
+/** What each error code means to every side: the HTTP answer, the CLI's exit, the SDK's class. */
+export interface ErrorKind {
+  /** The HTTP status of its problem answer. */
+  readonly status: number;
+  /** The problem's title. */
+  readonly title: string;
+  /** The CLI's exit code. */
+  readonly exit: number;
+  /** The same call, unchanged, may succeed later (the server adds Retry-After). */
+  readonly retryable: boolean;
+  /** The error rebuilt from a problem answer (by the HTTP client). */
+  readonly create: (detail: string, retryAfterMs?: number) => FerryError;
+}
+
+/**
+ * The one table of error codes. Order matters where statuses repeat: a bare status with no problem
+ * document maps back to the first code listed with it (409 to conflict, 503 to unavailable).
+ */
+export const ERRORS: Readonly<Record<ErrorCode, ErrorKind>> = Object.freeze({
+  invalid_request: kind(400, 'Invalid request', EXIT.usage, false, (d) => new InvalidRequestError(d)),
+  unauthorized: kind(401, 'Unauthorized', EXIT.unauthorized, false, (d) => new UnauthorizedError(d)),
+  forbidden: kind(403, 'Forbidden', EXIT.unauthorized, false, (d) => new ForbiddenError(d)),
+  not_found: kind(404, 'Not found', EXIT.notFound, false, (d) => new NotFoundError(d)),
+  conflict: kind(409, 'Conflict', EXIT.conflict, false, (d) => new ConflictError(d)),
+  lease_lost: kind(409, 'Lease lost', EXIT.leaseLost, false, (d) => new LeaseLostError(d)),
+  // Over HTTP the message's info is not in the problem: the code and detail still say what happened.
+  message_failed: kind(409, 'Message failed', EXIT.failed, false, (d) => new FerryError('message_failed', d)),
+  payload_too_large: kind(413, 'Payload too large', EXIT.usage, false, (d) => new PayloadTooLargeError(d)),
+  rate_limited: kind(429, 'Rate limited', EXIT.error, true, (d, ms) => new RateLimitedError(d, ms ?? 1000)),
+  unavailable: kind(503, 'Unavailable', EXIT.error, true, (d) => new UnavailableError(d)),
+  timeout: kind(503, 'Timeout', EXIT.timeout, true, (d) => new TimeoutError(d)),
+});
+
+function kind(status: number, title: string, exit: number, retryable: boolean, create: ErrorKind['create']): ErrorKind {
+  return Object.freeze({ status, title, exit, retryable, create });
+}
+
+/** The entry of `code`, or undefined for a code this version does not know. */
+export function errorKind(code: string): ErrorKind | undefined {
+  return Object.hasOwn(ERRORS, code) ? ERRORS[code as ErrorCode] : undefined;
+}
+
+/** Rebuilds the error class of a problem type (used by the HTTP client); an unknown code is unavailable. */
+export function errorFromCode(code: string, message: string, retryAfterMs?: number): FerryError {
+  const known = errorKind(code);
+  return known ? known.create(message, retryAfterMs) : new FerryError('unavailable', message);
+}
+
+/** The code of an answer that carries only a status (a proxy's error page). */
+export function codeOfStatus(status: number): ErrorCode {
+  for (const [code, entry] of Object.entries(ERRORS)) if (entry.status === status) return code as ErrorCode;
+  return status >= 400 && status < 500 ? 'invalid_request' : 'unavailable';
 }

@@ -376,6 +376,8 @@ export interface Ferry {
 
   subscribe(topic: string, queue: string): Promise<void>;
   unsubscribe(topic: string, queue: string): Promise<void>;
+  /** The queues subscribed to `topic`, sorted by name. */
+  subscriptions(topic: string): Promise<string[]>;
   /** One copy into each queue subscribed now. */
   publish(
     topic: string,

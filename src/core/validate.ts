@@ -11,22 +11,35 @@ export const QUEUE_NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 export const LEASE_MIN = 100;
 export const LEASE_MAX = 12 * 3_600_000;
 export const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
+/** The longest receipt accepted; a store's receipts are far shorter, so this only bounds what a caller sends. */
+export const MAX_RECEIPT = 256;
 const MAX_DELAY = 366 * 86_400_000;
 const MAX_TEXT = 512;
 const MAX_HEADERS_BYTES = 16 * 1024;
 const MAX_METADATA_BYTES = 64 * 1024;
 const PRIORITY_LIMIT = 2 ** 31 - 1;
 
-export const DEFAULT_SETTINGS: QueueSettings = {
+/** A queue's settings until configured. Frozen through and through: stores hand it out and merge it. */
+export const DEFAULT_SETTINGS: Readonly<QueueSettings> = Object.freeze({
   maxAttempts: 3,
-  backoff: { type: 'exponential', delay: 1000, max: 3_600_000, jitter: true },
+  backoff: Object.freeze({ type: 'exponential', delay: 1000, max: 3_600_000, jitter: true } as const),
   lease: 30_000,
   retention: 7 * 86_400_000,
   concurrency: null,
   rateLimit: null,
   metadata: {},
   paused: false,
-};
+});
+
+/** A copy of `settings` that shares no object with it. */
+export function copySettings(settings: QueueSettings): QueueSettings {
+  return {
+    ...settings,
+    backoff: { ...settings.backoff },
+    rateLimit: settings.rateLimit === null ? null : { ...settings.rateLimit },
+    metadata: { ...settings.metadata },
+  };
+}
 
 function show(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value);

@@ -3,27 +3,52 @@
  * event streams, and tells running handlers their message was cancelled. A wakeup only shortens a wait:
  * every waiter also has a timer, so a missed wakeup costs latency, never correctness.
  */
+import { reportListenerError } from '../core/report.ts';
 import type { FerryEvent } from '../core/types.ts';
+import type { CommittedEvent } from '../store/store.ts';
 import type { Clock, TimerHandle } from './clock.ts';
 
 type Listener = (event: FerryEvent) => void;
 
+/**
+ * Calls one listener. Its throw is reported, never passed on: it must not stop delivery to the listeners
+ * after it, nor reach the store that is publishing (from a timer or after a commit, where it would crash
+ * the process), on any store.
+ */
+function notify<E>(listener: (event: E) => void, event: E): void {
+  try {
+    listener(event);
+  } catch (error) {
+    reportListenerError(error);
+  }
+}
+
 export class Bus {
   private readonly queueWaiters = new Map<string, Set<() => void>>();
-  private readonly idWaiters = new Map<string, Set<Listener>>();
+  private readonly idWaiters = new Map<string, Set<(event: CommittedEvent) => void>>();
   private readonly cancelWatchers = new Map<string, () => void>();
   private readonly listeners = new Set<Listener>();
   private readonly dueTimers = new Map<string, { at: number; handle: TimerHandle }>();
 
   constructor(private readonly clock: Clock) {}
 
-  publish(events: FerryEvent[]): void {
+  /** Committed events in seq order: wakes waiters (unless `woken` says that was done), then every listener. */
+  publish(events: FerryEvent[], woken = false): void {
+    if (!woken) this.wakeFor(events);
+    if (this.listeners.size === 0) return;
+    for (const event of events) {
+      for (const listener of this.listeners) notify(listener, event);
+    }
+  }
+
+  /** Wakes the consumers and result waiters that `events` concern; in any order, any number of times. */
+  wakeFor(events: CommittedEvent[]): void {
     const now = this.clock.now();
     let lastQueue: string | undefined;
     for (const event of events) {
       const { type, queue } = event;
       if (type === 'sent' || type === 'retrying') {
-        const runAt = (event as FerryEvent & { runAt?: number }).runAt ?? now;
+        const runAt = event.runAt ?? now;
         if (runAt > now) this.wakeAt(queue, runAt);
         else if (queue !== lastQueue) {
           this.wake(queue);
@@ -36,10 +61,14 @@ export class Bus {
           lastQueue = queue;
         }
         const waiters = this.idWaiters.get(event.id);
-        if (waiters) for (const waiter of waiters) waiter(event);
+        if (waiters) for (const waiter of waiters) notify(waiter, event);
       }
-      for (const listener of this.listeners) listener(event);
     }
+  }
+
+  /** Wakes the consumers waiting on `queues` (null: on every queue). */
+  wakeQueues(queues: readonly string[] | null): void {
+    for (const queue of queues ?? [...this.queueWaiters.keys()]) this.wake(queue);
   }
 
   /** Wakes everyone waiting for messages on `queue`. */
@@ -91,7 +120,7 @@ export class Bus {
   }
 
   /** Calls `listener` with the final event (completed, dead, cancelled) of message `id`. */
-  onFinal(id: string, listener: Listener): () => void {
+  onFinal(id: string, listener: (event: CommittedEvent) => void): () => void {
     let set = this.idWaiters.get(id);
     if (!set) {
       set = new Set();

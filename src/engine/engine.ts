@@ -53,9 +53,12 @@ import {
   checkQueueName,
   checkSendOptions,
   checkState,
+  copySettings,
   DEFAULT_MAX_PAYLOAD,
+  MAX_RECEIPT,
   serialize,
 } from '../core/validate.ts';
+import { EXPIRE_BATCH, SWEEP_BATCH } from '../store/constants.ts';
 import type { Claimed, MessageRecord, NewMessage, Store } from '../store/store.ts';
 import { retryDelay } from './backoff.ts';
 import { Bus } from './bus.ts';
@@ -99,6 +102,9 @@ export class Engine implements Ferry {
   private readonly closeWaiters = new Set<() => void>();
   private sweepTimer: ReturnType<Clock['setTimeout']> | undefined;
   private closed = false;
+  /** Set when close() starts: workers are draining, and a new one would never be closed. */
+  private closing = false;
+  private closingDone: Promise<void> | undefined;
 
   private constructor(
     private readonly store: Store,
@@ -119,7 +125,9 @@ export class Engine implements Ferry {
     const engine = new Engine(store, options);
     await store.init({
       retryDelay: (attempt, backoff) => retryDelay(attempt, backoff, engine.random),
-      onEvents: (events) => engine.bus.publish(events),
+      onEvents: (events, woken) => engine.bus.publish(events, woken),
+      onCommitted: (events) => engine.bus.wakeFor(events),
+      onActivity: (queues) => engine.bus.wakeQueues(queues),
     });
     engine.scheduleSweep();
     return engine;
@@ -145,7 +153,7 @@ export class Engine implements Ferry {
       }
       for (let i = 0; i < 20 && !this.closed; i++) {
         const { expired, removed } = await this.store.sweep(this.clock.now(), this.eventRetention);
-        if (expired < 1000 && removed < 1000) break;
+        if (expired < EXPIRE_BATCH && removed < SWEEP_BATCH) break;
       }
     } catch {
       // Unavailable store: the next sweep tries again.
@@ -286,7 +294,7 @@ export class Engine implements Ferry {
 
   private ref(delivery: DeliveryRef): DeliveryRef {
     const d = checkObject(delivery, 'delivery');
-    if (typeof d.receipt !== 'string' || d.receipt.length === 0 || d.receipt.length > 200) {
+    if (typeof d.receipt !== 'string' || d.receipt.length === 0 || d.receipt.length > MAX_RECEIPT) {
       throw new InvalidRequestError('delivery.receipt must be the receipt string of a delivery');
     }
     return { id: checkId(d.id, 'delivery.id'), receipt: d.receipt };
@@ -320,7 +328,11 @@ export class Engine implements Ferry {
     );
     if (!settled) throw new LeaseLostError();
     if (settled !== 'queued') return { state: settled };
-    return { state: delay === 0 ? 'waiting' : 'delayed' };
+    if (delay !== null) return { state: delay === 0 ? 'waiting' : 'delayed' };
+    // The backoff set the due time inside the store (a zero backoff makes it due now): read it, as get()
+    // does, instead of guessing. A claim, cancel or ack meanwhile keeps runAt as the nack set it.
+    const record = await this.store.get(id);
+    return { state: record !== null && record.runAt > now ? 'delayed' : 'waiting' };
   }
 
   async release(delivery: DeliveryRef): Promise<{ state: MessageState }> {
@@ -349,6 +361,7 @@ export class Engine implements Ferry {
 
   work<P = unknown, R = unknown>(queue: string, handler: Handler<P, R>, options: WorkOptions = {}): Worker {
     this.guard();
+    if (this.closing) throw new UnavailableError('this Ferry is closing: no new worker can start');
     checkQueueName(queue);
     if (typeof handler !== 'function') throw new InvalidRequestError('handler must be a function');
     const worker = new WorkerLoop<P, R>(
@@ -436,8 +449,9 @@ export class Engine implements Ferry {
   async configure(queue: string, config?: QueueConfig): Promise<QueueSettings> {
     this.guard();
     checkQueueName(queue);
-    if (config === undefined) return this.store.settings(queue);
-    return this.store.configure(queue, checkQueueConfig(config));
+    // A copy: the store's answer may be its cache (or the shared defaults), which callers must not reach.
+    if (config === undefined) return copySettings(await this.store.settings(queue));
+    return copySettings(await this.store.configure(queue, checkQueueConfig(config)));
   }
 
   async pause(queue: string): Promise<void> {
@@ -482,6 +496,12 @@ export class Engine implements Ferry {
     checkQueueName(topic, 'topic name');
     checkQueueName(queue);
     await this.store.unsubscribe(topic, queue);
+  }
+
+  async subscriptions(topic: string): Promise<string[]> {
+    this.guard();
+    checkQueueName(topic, 'topic name');
+    return this.store.subscriptions(topic);
   }
 
   async publish(
@@ -558,8 +578,14 @@ export class Engine implements Ferry {
     return feed;
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
+  close(): Promise<void> {
+    // Every caller waits for the one drain; a second close() starts nothing twice.
+    this.closingDone ??= this.drainAndClose();
+    return this.closingDone;
+  }
+
+  private async drainAndClose(): Promise<void> {
+    this.closing = true;
     await Promise.all([...this.workers].map((w) => w.close({ timeout: 5000 })));
     this.closed = true;
     this.closeController.abort();

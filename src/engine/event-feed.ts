@@ -2,6 +2,10 @@
  * One `events()` stream: replays the durable log after `after`, then follows live events, with no gap and no
  * duplicate (events are taken by seq, once). A consumer that falls more than BUFFER events behind is not
  * allowed to grow memory: its buffer is dropped and it catches up from the log instead.
+ *
+ * A `next()` that waits for an event holds the process open, as the socket of a stream over HTTP or
+ * PostgreSQL does: the store's own timers are unref'd, so without it `for await (const e of ferry.events())`
+ * would end the process (exit 13, an unsettled top-level await) as soon as nothing else kept it alive.
  */
 import type { EventStream, FerryEvent } from '../core/types.ts';
 import type { Store } from '../store/store.ts';
@@ -9,6 +13,8 @@ import type { Bus } from './bus.ts';
 
 const BUFFER = 10_000;
 const PAGE = 500;
+/** Node's longest timer; the interval never fires in practice, it only holds the event loop open. */
+const FOREVER = 2 ** 31 - 1;
 
 export class EventFeed implements EventStream {
   private live: FerryEvent[] = [];
@@ -18,6 +24,8 @@ export class EventFeed implements EventStream {
   private replay: boolean;
   private done = false;
   private wake: (() => void) | undefined;
+  /** Ref'd only while a `next()` waits; cleared at close. */
+  private readonly keepAlive = setInterval(() => {}, FOREVER).unref();
   private readonly unsubscribe: () => void;
   /** Where the stream starts: `after`, or the newest seq once subscribed (older live events are skipped). */
   private readonly start: Promise<number>;
@@ -94,9 +102,14 @@ export class EventFeed implements EventStream {
       }
       this.live = [];
       this.head = 0;
-      await new Promise<void>((resolve) => {
-        this.wake = resolve;
-      });
+      this.keepAlive.ref();
+      try {
+        await new Promise<void>((resolve) => {
+          this.wake = resolve;
+        });
+      } finally {
+        this.keepAlive.unref();
+      }
     }
   }
 
@@ -112,6 +125,7 @@ export class EventFeed implements EventStream {
   close(): void {
     if (this.done) return;
     this.done = true;
+    clearInterval(this.keepAlive);
     this.unsubscribe();
     this.signal.removeEventListener('abort', this.abort);
     this.onClose();

@@ -2,18 +2,16 @@
 import { Cron } from 'croner';
 import { InvalidRequestError } from '../core/errors.ts';
 import type { ScheduleDefinition, ScheduleInfo, SendOptions } from '../core/types.ts';
-import { checkKeys, checkObject, checkQueueName, checkSendOptions } from '../core/validate.ts';
+import { checkKeys, checkObject, checkQueueName, checkSendOptions, QUEUE_NAME } from '../core/validate.ts';
 import type { ScheduleRecord } from '../store/store.ts';
-
-const NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
 function cron(pattern: string, tz: string): Cron {
   try {
     return new Cron(pattern, { timezone: tz, paused: true });
   } catch (error) {
-    throw new InvalidRequestError(
-      `cron ${JSON.stringify(pattern)} (tz ${tz}) is not valid: ${(error as Error).message}`,
-    );
+    // croner prefixes its messages with its own class name, which means nothing to the user.
+    const why = (error as Error).message.replace(/^CronPattern:\s*/, '');
+    throw new InvalidRequestError(`cron ${JSON.stringify(pattern)} is not valid: ${why}`);
   }
 }
 
@@ -23,6 +21,8 @@ export function nextTick(pattern: string, tz: string, after: number): number {
   try {
     next = cron(pattern, tz).nextRun(new Date(after));
   } catch (error) {
+    // cron() already said what is wrong with the pattern; what fails here is the time zone.
+    if (error instanceof InvalidRequestError) throw error;
     throw new InvalidRequestError(
       `cron ${JSON.stringify(pattern)} in tz ${JSON.stringify(tz)}: ${(error as Error).message}`,
     );
@@ -38,8 +38,8 @@ export function checkSchedule(
   serializePayload: (value: unknown) => string,
   now: number,
 ): ScheduleRecord {
-  if (typeof name !== 'string' || !NAME.test(name)) {
-    throw new InvalidRequestError(`schedule name must match ${NAME.source}; got ${JSON.stringify(name)}`);
+  if (typeof name !== 'string' || !QUEUE_NAME.test(name)) {
+    throw new InvalidRequestError(`schedule name must match ${QUEUE_NAME.source}; got ${JSON.stringify(name)}`);
   }
   const d = checkObject(definition, 'schedule') as unknown as ScheduleDefinition;
   checkKeys(d as unknown as Record<string, unknown>, ['cron', 'tz', 'queue', 'payload', 'options'], 'schedule');
@@ -49,6 +49,14 @@ export function checkSchedule(
     throw new InvalidRequestError('tz must be an IANA time zone name such as "Europe/Paris"');
   }
   const tz = d.tz ?? 'UTC';
+  try {
+    // Checked here, once, in words the user can act on: croner's own message nests three layers of causes.
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+  } catch {
+    throw new InvalidRequestError(
+      `tz ${JSON.stringify(tz)} is not a time zone: use an IANA name such as "Europe/Paris"`,
+    );
+  }
   checkQueueName(d.queue);
   const options = (d.options ?? {}) as SendOptions;
   if (options.transaction !== undefined) throw new InvalidRequestError('a schedule cannot send in a transaction');

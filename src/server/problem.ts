@@ -3,38 +3,9 @@
  * named errors by their `code`, Fastify's own errors (validation, body size, content type, bad JSON) by theirs.
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { type ErrorCode, FerryError, RateLimitedError } from '../core/errors.ts';
+import { errorKind, FerryError, RateLimitedError } from '../core/errors.ts';
 
 export const PROBLEM_TYPE = 'application/problem+json';
-
-/** The HTTP status of each problem type. */
-export const STATUS: Record<ErrorCode, number> = {
-  invalid_request: 400,
-  unauthorized: 401,
-  forbidden: 403,
-  not_found: 404,
-  lease_lost: 409,
-  conflict: 409,
-  message_failed: 409,
-  payload_too_large: 413,
-  rate_limited: 429,
-  unavailable: 503,
-  timeout: 503,
-};
-
-const TITLES: Record<string, string> = {
-  invalid_request: 'Invalid request',
-  unauthorized: 'Unauthorized',
-  forbidden: 'Forbidden',
-  not_found: 'Not found',
-  lease_lost: 'Lease lost',
-  conflict: 'Conflict',
-  message_failed: 'Message failed',
-  payload_too_large: 'Payload too large',
-  rate_limited: 'Rate limited',
-  unavailable: 'Unavailable',
-  timeout: 'Timeout',
-};
 
 export interface Problem {
   type: string;
@@ -44,7 +15,7 @@ export interface Problem {
 }
 
 export function problem(code: string, status: number, detail: string): Problem {
-  return { type: code, title: TITLES[code] ?? 'Error', status, detail };
+  return { type: code, title: errorKind(code)?.title ?? 'Error', status, detail };
 }
 
 /** Sends a problem; also used by hooks that answer before the route runs. */
@@ -97,9 +68,11 @@ function validationDetail(error: FastifyError): string {
 /** Fastify's error handler: never lets an error out as anything but a problem. */
 export function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   if (error instanceof FerryError) {
-    const status = STATUS[error.code] ?? 500;
+    const kind = errorKind(error.code);
+    const status = kind?.status ?? 500;
     if (status >= 500) request.log.warn({ err: error }, 'store unavailable');
-    const retry = error instanceof RateLimitedError ? error.retryAfterMs : undefined;
+    // A retryable error tells the client when to try again; a rate limit knows exactly when.
+    const retry = error instanceof RateLimitedError ? error.retryAfterMs : kind?.retryable ? 1000 : undefined;
     return sendProblem(reply, problem(error.code, status, error.message), retry);
   }
   const known = fromFastify(error);

@@ -5,7 +5,7 @@
  */
 import { type Static, Type } from 'typebox';
 import { EVENT_TYPES } from '../core/types.ts';
-import { QUEUE_NAME } from '../core/validate.ts';
+import { MAX_RECEIPT, QUEUE_NAME } from '../core/validate.ts';
 
 const PRIORITY_LIMIT = 2 ** 31 - 1;
 
@@ -111,7 +111,7 @@ export const Failure = Type.Object(
   { additionalProperties: false },
 );
 
-const Receipt = Type.String({ minLength: 1, maxLength: 256 });
+const Receipt = Type.String({ minLength: 1, maxLength: MAX_RECEIPT });
 export const AckBody = Type.Object(
   { receipt: Receipt, result: Type.Optional(Type.Unknown()) },
   { additionalProperties: false },
@@ -229,6 +229,7 @@ export const StreamToken = Type.Object({ token: Type.String(), expiresAt: Iso })
 export const QueueParams = Type.Object({ queue: QueueName });
 export const TopicParams = Type.Object({ topic: QueueName });
 export const SubscriptionParams = Type.Object({ topic: QueueName, queue: QueueName });
+export const SubscriptionsReply = Type.Object({ queues: Type.Array(QueueName) });
 export const IdParams = Type.Object({ id: MessageId });
 
 // Responses.

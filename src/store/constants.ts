@@ -25,3 +25,9 @@ export const LEASE_EXPIRED = JSON.stringify({ message: 'lease expired', name: 'L
 
 /** At most this many expired leases are settled per sweep or claim statement. */
 export const EXPIRE_BATCH = 1000;
+
+/**
+ * At most this many rows per housekeeping scan (retention, purge, redrive, due schedules): a sweep that
+ * answers this many removed has more to do.
+ */
+export const SWEEP_BATCH = 1000;

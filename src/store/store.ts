@@ -26,9 +26,26 @@ export type BackoffSettings = QueueSettings['backoff'];
 export interface StoreContext {
   /** Delay before attempt `attempt + 1` after attempt `attempt` failed, by the message's backoff. */
   retryDelay(attempt: number, backoff: BackoffSettings): number;
-  /** Receives every event the store commits, in seq order: its own at once, other processes' when it learns of them. */
-  onEvents(events: FerryEvent[]): void;
+  /**
+   * Receives every event the store commits, in seq order: its own as soon as they have seqs, other
+   * processes' when it learns of them. `woken`: these events were already passed to `onCommitted`.
+   */
+  onEvents(events: FerryEvent[], woken?: boolean): void;
+  /**
+   * This process's own events, as soon as their transaction commits and before they have seqs (a store
+   * whose log is numbered after commit calls it), so waiters here wake without waiting for the log. In no
+   * particular order across calls; wakeups and result waiters only, never event streams.
+   */
+  onCommitted?(events: CommittedEvent[]): void;
+  /**
+   * Another process changed these queues (sent, retried or finished messages): consumers waiting on them
+   * here may try again. A latency hint only; null: any queue.
+   */
+  onActivity?(queues: readonly string[] | null): void;
 }
+
+/** An event without its seq: what `onCommitted` gets. */
+export type CommittedEvent = Pick<FerryEvent, 'type' | 'queue' | 'id'> & { runAt?: number };
 
 /** A validated message to insert. JSON fields are already serialized. */
 export interface NewMessage {
@@ -179,6 +196,8 @@ export interface Store {
 
   subscribe(topic: string, queue: string): Promise<void>;
   unsubscribe(topic: string, queue: string): Promise<void>;
+  /** The queues subscribed to `topic`, by name. */
+  subscriptions(topic: string): Promise<string[]>;
 
   /** Creates or replaces a schedule. */
   putSchedule(schedule: ScheduleRecord): Promise<void>;

@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Delivery, FerryEvent, MessageInfo, QueueStats } from '../../src/core/types.ts';
-import { ferry, json, tempDir } from './helpers.ts';
+import { ferry, finish, firstLine, json, start, tempDir } from './helpers.ts';
 
 const temp = tempDir();
 const store = `sqlite:${join(temp.dir, 'cli.db')}`;
@@ -16,8 +16,8 @@ after(() => temp.remove());
 
 describe('ferry CLI against --store', () => {
   before(async () => {
-    // Creates the database once, so parallel first runs do not race on migrations.
-    assert.equal((await run(['ls'])).code, 0);
+    // Creates the database once, so parallel first runs do not race on migrations (reads create nothing).
+    assert.equal((await run(['send', 'setup', '1'])).code, 0);
   });
 
   it('--help works on the program and on every command, with exit 0', async () => {
@@ -131,6 +131,24 @@ describe('ferry CLI against --store', () => {
     const bad = await run(['events', '--types', 'sent,exploded']);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /exploded/);
+  });
+
+  it('events --queue follows like tail -f: waits, prints what another process sends, exits 0 on SIGTERM', async (t) => {
+    const child = start(['events', '--queue', 'follow', '--json'], { env: { FERRY_STORE: store } });
+    t.after(() => child.kill('SIGKILL'));
+    const first = firstLine(child, 60_000);
+    let printed = false;
+    first.then(
+      () => (printed = true),
+      () => (printed = true),
+    );
+    // It follows from when it opened, which this process cannot see: send until it has printed one.
+    while (!printed) assert.equal((await run(['send', 'follow', '{"n":1}'])).code, 0);
+    const event = JSON.parse(await first) as FerryEvent;
+    assert.deepEqual([event.type, event.queue], ['sent', 'follow']);
+    const done = finish(child, '', 30_000);
+    child.kill('SIGTERM');
+    assert.equal((await done).code, 0);
   });
 
   it('bench measures, checks its counts, and cleans up after itself', async () => {

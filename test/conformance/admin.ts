@@ -129,6 +129,21 @@ export function adminTests(ctx: Ctx): void {
       await expectError(() => ctx.ferry.configure(q, { metadata: { big: 'x'.repeat(70_000) } }), InvalidRequestError);
     });
 
+    it("configure() answers a copy: changing it changes neither the queue nor another queue's defaults", async () => {
+      const q = qname();
+      const read = await ctx.ferry.configure(q);
+      read.lease = 1;
+      read.backoff.delay = 5;
+      const set = await ctx.ferry.configure(q, { maxAttempts: 4 });
+      set.backoff.max = 6;
+      set.maxAttempts = 9;
+      const again = await ctx.ferry.configure(q);
+      assert.equal(again.lease, 30_000);
+      assert.equal(again.maxAttempts, 4);
+      assert.deepEqual(again.backoff, { type: 'exponential', delay: 1000, max: 3_600_000, jitter: true });
+      assert.deepEqual((await ctx.ferry.configure(qname())).backoff, again.backoff, 'the defaults are intact');
+    });
+
     it('queue defaults for maxAttempts, backoff and lease apply to messages sent without their own', async () => {
       const q = qname();
       const s = await ctx.ferry.configure(q, { maxAttempts: 2, backoff: { type: 'fixed', delay: 60 }, lease: '300ms' });
@@ -170,6 +185,19 @@ export function adminTests(ctx: Ctx): void {
       const again = await ctx.ferry.send(q, 'again', { dedupeId: 'r' });
       assert.equal(again.deduplicated, false);
       assert.notEqual(again.id, done.id);
+    });
+
+    it("retention is the queue's current setting: shortening it removes messages that finished under the longer one", async () => {
+      const q = qname();
+      await ctx.ferry.configure(q, { retention: '1h' });
+      const done = await ctx.ferry.send(q, 'done');
+      await ctx.ferry.ack(await receiveOne(ctx.ferry, q, '30s', 0), 'ok');
+      const live = await ctx.ferry.send(q, 'live', { delay: '1h' });
+      assert.equal((await mustGet(ctx.ferry, done.id)).state, 'completed');
+      await ctx.ferry.configure(q, { retention: 100 });
+      // The timeout is a hang guard: the sweep runs every second.
+      await waitFor(async () => (await ctx.ferry.get(done.id)) === null, 'the new retention to remove it', 60_000, 100);
+      assert.equal((await mustGet(ctx.ferry, live.id)).state, 'delayed', 'unfinished messages are kept');
     });
 
     it('queue concurrency caps the active messages across consumers', async () => {
@@ -288,6 +316,20 @@ export function adminTests(ctx: Ctx): void {
       assert.deepEqual((await ctx.ferry.publish(t, { order: 3 })).messages, []);
       assert.equal((await ctx.ferry.stats(q1)).waiting, 1);
       assert.equal((await ctx.ferry.stats(q2)).waiting, 2);
+    });
+
+    it('subscriptions(topic) lists the subscribed queues by name, once each, and follows unsubscribe', async () => {
+      const t = qname('t');
+      const [a, b] = [qname(), qname()].sort() as [string, string];
+      assert.deepEqual(await ctx.ferry.subscriptions(t), [], 'a topic nobody subscribed to');
+      await ctx.ferry.subscribe(t, b);
+      await ctx.ferry.subscribe(t, a);
+      await ctx.ferry.subscribe(t, b);
+      await ctx.ferry.subscribe(qname('t'), a);
+      assert.deepEqual(await ctx.ferry.subscriptions(t), [a, b]);
+      await ctx.ferry.unsubscribe(t, b);
+      assert.deepEqual(await ctx.ferry.subscriptions(t), [a]);
+      await expectError(() => ctx.ferry.subscriptions('bad topic!'), InvalidRequestError, 'bad topic name');
     });
 
     it('publish to a topic with no subscriber sends nothing; bad input is refused', async () => {

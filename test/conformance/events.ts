@@ -27,6 +27,26 @@ export function eventTests(ctx: Ctx): void {
       again.close();
     });
 
+    // The timeout only guards against a hang: before the fix, since() over HTTP never resolved here.
+    it('since() resolves before the stream is iterated, and the iteration starts from there', {
+      timeout: 30_000,
+    }, async () => {
+      const { ferry } = ctx;
+      const q = qname();
+      await ferry.send(q, 'before the stream');
+      const stream = ferry.events({ queue: q, types: ['sent'] });
+      try {
+        const since = await stream.since();
+        assert.ok(Number.isInteger(since) && since > 0, `since is a seq: ${since}`);
+        const sent = await ferry.send(q, 'after since()');
+        const got = await stream[Symbol.asyncIterator]().next();
+        assert.equal(got.value?.id, sent.id, 'the first event is the send after since(), not the one before');
+        assert.ok((got.value?.seq ?? 0) > since);
+      } finally {
+        stream.close();
+      }
+    });
+
     it('emits sent, active, completed, retrying, dead and cancelled, in order, for one queue only', async () => {
       const q = qname();
       const other = qname();

@@ -64,6 +64,17 @@ export function failureTests(ctx: Ctx): void {
       await ctx.ferry.ack(d3);
     });
 
+    it('nack under a zero backoff answers waiting, as get() does: due now is waiting', async () => {
+      const q = qname();
+      const sent = await ctx.ferry.send(q, 'x', { backoff: FIXED(0), maxAttempts: 3 });
+      const d1 = await receiveOne(ctx.ferry, q, '30s', 0);
+      assert.deepEqual(await ctx.ferry.nack(d1), { state: 'waiting' });
+      assert.equal((await mustGet(ctx.ferry, sent.id)).state, 'waiting');
+      const d2 = await receiveOne(ctx.ferry, q, '30s', 0);
+      assert.equal(d2.attempt, 2);
+      await ctx.ferry.ack(d2);
+    });
+
     it('nack with retry: false makes the message dead at once', async () => {
       const q = qname();
       const sent = await ctx.ferry.send(q, 'x', { maxAttempts: 5 });

@@ -1,7 +1,8 @@
 /**
- * Four processes on one database: two producers send 20,000 keyed messages, two workers process them with
- * random failures and retries. From the event log: each message completed exactly once, no two leases of a
- * message (nor of a key) ever overlapped, and each key's messages completed in send order.
+ * Four processes on one database, each sending, working and following events() at once: 4,000 keyed
+ * messages, single sends and batches, random failures and retries. From the event log: each message completed
+ * exactly once, no two leases of a message (nor of a key) ever overlapped, each key's messages completed in
+ * send order; and every process's live reader saw the log the replay shows, in the same order.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -13,7 +14,8 @@ import { open } from '../../src/index.ts';
 import { testSchema } from '../support/postgres.ts';
 
 const CHILD = fileURLToPath(new URL('./multiprocess-child.ts', import.meta.url));
-const TOTAL = 20_000;
+const PROCESSES = 4;
+const TOTAL = 4000;
 let schema: Awaited<ReturnType<typeof testSchema>>;
 
 before(async () => {
@@ -23,8 +25,15 @@ after(async () => {
   await schema.drop();
 });
 
+interface Child {
+  proc: ChildProcess;
+  /** The next line the child printed; rejects when it exits first. */
+  line(): Promise<string>;
+  send(line: string): void;
+}
+
 /** A child whose stdout lines are collected from the start: a fast child may finish before anyone asks. */
-function child(args: string[]): { proc: ChildProcess; lines: AsyncIterator<string> } {
+function child(args: string[]): Child {
   const proc = spawn(process.execPath, ['--import', 'tsx', CHILD, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines: string[] = [];
   let ended = false;
@@ -38,117 +47,149 @@ function child(args: string[]): { proc: ChildProcess; lines: AsyncIterator<strin
     }
     wake?.();
   });
-  proc.stdout?.on('end', () => {
+  // 'close', not 'exit': the last lines may still be in the pipe when the process has exited.
+  proc.once('close', () => {
     ended = true;
     wake?.();
   });
-  async function* read() {
-    for (;;) {
-      const line = lines.shift();
-      if (line !== undefined) yield line;
-      else if (ended) return;
-      else await new Promise<void>((resolve) => (wake = resolve));
-    }
-  }
-  return { proc, lines: read() };
+  return {
+    proc,
+    async line() {
+      for (;;) {
+        const line = lines.shift();
+        if (line !== undefined) return line;
+        if (ended) throw new Error(`child exited (code ${proc.exitCode}, signal ${proc.signalCode}) before a line`);
+        await new Promise<void>((resolve) => (wake = resolve));
+      }
+    },
+    send(line) {
+      proc.stdin?.write(`${line}\n`);
+    },
+  };
 }
 
-it('two producers and two workers in four processes: exactly once, no overlapping leases, key order', async () => {
+type Entry = [number, string, string];
+
+/** `a` and `b` agree where both have read: the shorter is a prefix of the longer. */
+function assertSameOrder(a: Entry[], b: Entry[], label: string): void {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    if (JSON.stringify(a[i]) !== JSON.stringify(b[i])) {
+      assert.fail(`${label}: readers disagree at position ${i}: ${JSON.stringify(a[i])} vs ${JSON.stringify(b[i])}`);
+    }
+  }
+}
+
+it('four processes each sending, working and following events: exactly once, no overlapping leases, key order, one order for every reader', async () => {
   const queue = 'multi';
   const ferry = await open(schema.url);
   await ferry.configure(queue, { maxAttempts: 20, backoff: { type: 'fixed', delay: 5 }, lease: '20s' });
 
-  const workers = [child([schema.url, queue, 'worker', '0', '0']), child([schema.url, queue, 'worker', '0', '0'])];
-  for (const w of workers) assert.equal((await w.lines.next()).value, 'ready');
-  const started = Date.now();
-  const producers = [0, 1].map((i) => child([schema.url, queue, 'producer', String(i), String(TOTAL / 2)]));
-  for (const p of producers) {
-    const line = (await p.lines.next()).value;
-    if (line !== 'done') {
-      const [code, signal] = p.proc.exitCode !== null ? [p.proc.exitCode, null] : await once(p.proc, 'exit');
-      assert.fail(`a producer ended without finishing: exit code ${code}, signal ${signal}`);
-    }
-  }
-
-  for (;;) {
-    const stats = await ferry.stats(queue);
-    if (stats.completed === TOTAL) break;
-    assert.equal(stats.dead, 0);
-    if (Date.now() - started > 50_000) assert.fail(`only ${stats.completed} of ${TOTAL} completed in 50 s`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  const elapsed = Date.now() - started;
-  let failures = 0;
-  for (const w of workers) {
-    w.proc.stdin?.write('stop\n');
-    failures += (JSON.parse((await w.lines.next()).value as string) as { failed: number }).failed;
-    await once(w.proc, 'exit').catch(() => {});
-  }
-  console.log(
-    `# ${TOTAL} messages through 2 producers and 2 workers in ${elapsed} ms, ${failures} failed attempts retried`,
+  const children = Array.from({ length: PROCESSES }, (_, i) =>
+    child([schema.url, queue, String(i), String(TOTAL / PROCESSES), String(TOTAL)]),
   );
-  assert.ok(failures > 0, 'some attempts failed and were retried');
+  try {
+    for (const c of children) assert.equal(await c.line(), 'ready');
+    const started = Date.now();
+    for (const c of children) c.send('go');
+    for (const c of children) assert.equal(await c.line(), 'sent');
+    const sentAt = Date.now();
 
-  // Replay the whole log.
-  const events: FerryEvent[] = [];
-  const stream = ferry.events({ after: 0 });
-  const last = await (async () => {
+    for (;;) {
+      const stats = await ferry.stats(queue);
+      if (stats.completed === TOTAL) break;
+      assert.equal(stats.dead, 0);
+      // A hang guard only: on a loaded machine the run takes far less.
+      if (Date.now() - started > 120_000) assert.fail(`only ${stats.completed} of ${TOTAL} completed in 120 s`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    const elapsed = Date.now() - started;
+    const sending = sentAt - started;
+    let failures = 0;
+    const readers: Entry[][] = [];
+    for (const c of children) c.send('stop');
+    for (const c of children) {
+      const report = JSON.parse(await c.line()) as { failed: number; events: Entry[] };
+      failures += report.failed;
+      readers.push(report.events);
+    }
+    console.log(
+      `# ${TOTAL} messages through ${PROCESSES} processes (each sending, working, reading) in ${elapsed} ms (sends done after ${sending} ms), ${failures} failed attempts retried`,
+    );
+    assert.ok(failures > 0, 'some attempts failed and were retried');
+
+    const reported = Date.now();
+    // Replay the whole log after the fact: what a reader that came late sees.
+    const events: FerryEvent[] = [];
+    const stream = ferry.events({ queue, after: 0 });
+    let completions = 0;
     for await (const e of stream) {
-      if (e.queue === queue) events.push(e);
-      if (events.filter((x) => x.type === 'completed').length === TOTAL) break;
+      events.push(e);
+      if (e.type === 'completed' && ++completions === TOTAL) break;
     }
     stream.close();
-    return events.at(-1)?.seq ?? 0;
-  })();
-  assert.ok(last > 0);
-  for (let i = 1; i < events.length; i++) assert.ok((events[i] as FerryEvent).seq > (events[i - 1] as FerryEvent).seq);
+    for (let i = 1; i < events.length; i++) {
+      assert.ok((events[i] as FerryEvent).seq > (events[i - 1] as FerryEvent).seq, 'seq increases along the log');
+    }
 
-  const leased = new Set<string>();
-  const keyOf = new Map<string, string>();
-  const activeKeys = new Set<string>();
-  const completed = new Map<string, number>();
-  const lastN = new Map<string, number>();
-  for (const e of events) {
-    if (e.type === 'sent') continue;
-    if (e.type === 'active') {
-      assert.ok(!leased.has(e.id), `two live leases on ${e.id}`);
-      leased.add(e.id);
-      continue;
-    }
-    if (e.type === 'completed' || e.type === 'retrying' || e.type === 'dead') {
-      assert.ok(leased.has(e.id), `${e.type} of ${e.id} without a lease`);
-      leased.delete(e.id);
-      if (e.type === 'completed') completed.set(e.id, (completed.get(e.id) ?? 0) + 1);
-    }
-  }
-  assert.equal(completed.size, TOTAL);
-  assert.ok(
-    [...completed.values()].every((n) => n === 1),
-    'each completed exactly once',
-  );
+    console.log(
+      `# reports in ${reported - started - elapsed} ms, replay of ${events.length} events in ${Date.now() - reported} ms`,
+    );
+    // Every live reader saw every event once, in the replay's order (a commit that landed below a position a
+    // reader had passed would be missing from that reader's list, or out of place in it).
+    const replay: Entry[] = events.map((e) => [e.seq, e.type, e.id]);
+    readers.forEach((list, i) => {
+      assertSameOrder(list, replay, `reader ${i} vs replay`);
+      assert.equal(list.length, replay.length, `reader ${i} read ${list.length} events, the log has ${replay.length}`);
+      for (let j = i + 1; j < readers.length; j++) assertSameOrder(list, readers[j] as Entry[], `reader ${i} vs ${j}`);
+    });
 
-  // Key order and one active per key: read each message's key and sequence number.
-  const info = new Map<string, { key: string; n: number }>();
-  for (let cursor: string | null = null; ; ) {
-    const p = await ferry.list(queue, { limit: 1000, cursor });
-    for (const m of p.messages) info.set(m.id, m.payload as { key: string; n: number });
-    cursor = p.cursor;
-    if (!cursor) break;
-  }
-  for (const e of events) {
-    const m = info.get(e.id);
-    if (!m) continue;
-    keyOf.set(e.id, m.key);
-    if (e.type === 'active') {
-      assert.ok(!activeKeys.has(m.key), `two active messages of key ${m.key}`);
-      activeKeys.add(m.key);
-      assert.equal(m.n, (lastN.get(m.key) ?? 0) + 1, `key ${m.key} out of order`);
-    } else if (e.type === 'retrying') activeKeys.delete(m.key);
-    else if (e.type === 'completed') {
-      activeKeys.delete(m.key);
-      lastN.set(m.key, m.n);
+    const leased = new Set<string>();
+    const completed = new Map<string, number>();
+    for (const e of events) {
+      if (e.type === 'active') {
+        assert.ok(!leased.has(e.id), `two live leases on ${e.id}`);
+        leased.add(e.id);
+      } else if (e.type === 'completed' || e.type === 'retrying' || e.type === 'dead') {
+        assert.ok(leased.has(e.id), `${e.type} of ${e.id} without a lease`);
+        leased.delete(e.id);
+        if (e.type === 'completed') completed.set(e.id, (completed.get(e.id) ?? 0) + 1);
+      }
     }
+    assert.equal(completed.size, TOTAL);
+    assert.ok(
+      [...completed.values()].every((n) => n === 1),
+      'each completed exactly once',
+    );
+    assert.equal(events.filter((e) => e.type === 'sent').length, TOTAL, 'one sent event per message');
+
+    // Key order and one active per key: read each message's key and sequence number.
+    const info = new Map<string, { key: string; n: number }>();
+    for (let cursor: string | null = null; ; ) {
+      const p = await ferry.list(queue, { limit: 1000, cursor });
+      for (const m of p.messages) info.set(m.id, m.payload as { key: string; n: number });
+      cursor = p.cursor;
+      if (!cursor) break;
+    }
+    assert.equal(info.size, TOTAL);
+    const activeKeys = new Set<string>();
+    const lastN = new Map<string, number>();
+    for (const e of events) {
+      const m = info.get(e.id);
+      assert.ok(m, `event of an unknown message ${e.id}`);
+      if (e.type === 'active') {
+        assert.ok(!activeKeys.has(m.key), `two active messages of key ${m.key}`);
+        activeKeys.add(m.key);
+        assert.equal(m.n, (lastN.get(m.key) ?? 0) + 1, `key ${m.key} out of order`);
+      } else if (e.type === 'retrying') activeKeys.delete(m.key);
+      else if (e.type === 'completed') {
+        activeKeys.delete(m.key);
+        lastN.set(m.key, m.n);
+      }
+    }
+  } finally {
+    for (const c of children) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
+    await Promise.all(children.map((c) => (c.proc.exitCode === null ? once(c.proc, 'exit') : null)));
+    await ferry.close();
   }
-  assert.equal(keyOf.size, TOTAL);
-  await ferry.close();
 });

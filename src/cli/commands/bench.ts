@@ -136,7 +136,7 @@ export const benchCommand = withConnection(
       target.store = `sqlite:${join(temp, 'bench.db')}`;
     }
     try {
-      const report = await withFerry(target, (ferry) => run(ferry, n, concurrency, payloadBytes));
+      const report = await withFerry({ ...target, create: true }, (ferry) => run(ferry, n, concurrency, payloadBytes));
       const where = target.server ?? target.store;
       if (flags.json) printJson({ target: where, ...report });
       else {

@@ -4,17 +4,30 @@ import { EVENT_TYPES, type EventsOptions, type EventType } from '../../core/type
 import { action, parseIntOption, UsageError, withConnection, withFerry } from '../context.ts';
 import { eventLine, printJson, println } from '../output.ts';
 
+interface EventsFlags {
+  queue?: string;
+  types?: string;
+  after?: string;
+  count?: string;
+  json?: boolean;
+}
+
 export const eventsCommand = withConnection(
   new Command('events')
     .description('print events as they happen, like tail -f (Ctrl-C stops); --json prints one JSON event per line')
+    .argument('[queue]', 'only this queue (or --queue)')
     .option('--queue <queue>', 'only this queue')
     .option('--types <types>', `only these types, comma-separated (${EVENT_TYPES.join(', ')})`)
     .option('--after <seq>', 'first replay the events after this seq, then follow')
     .option('--count <n>', 'stop after this many events'),
 ).action(
-  action(async (flags: { queue?: string; types?: string; after?: string; count?: string; json?: boolean }) => {
+  action(async (queue: string | undefined, flags: EventsFlags) => {
+    if (queue !== undefined && flags.queue !== undefined && queue !== flags.queue) {
+      throw new UsageError(`two queues given, ${queue} and --queue ${flags.queue}: events follows one queue or all`);
+    }
     const options: EventsOptions = {};
-    if (flags.queue !== undefined) options.queue = flags.queue;
+    const only = queue ?? flags.queue;
+    if (only !== undefined) options.queue = only;
     if (flags.types !== undefined) {
       const types = flags.types.split(',').map((t) => t.trim());
       const unknown = types.find((t) => !EVENT_TYPES.includes(t as EventType));

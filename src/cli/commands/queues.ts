@@ -45,7 +45,14 @@ export const lsCommand = withConnection(
         if (flags.json) printJson(page);
         else {
           println(messagesTable(page.messages));
-          if (page.cursor) println(`more: ferry ls ${queue} --cursor ${page.cursor}`);
+          if (page.cursor) {
+            // The next page is the same listing: the hint keeps the filters and page size it was asked with.
+            const same = [
+              flags.state !== undefined && `--state ${flags.state}`,
+              flags.limit !== '50' && `--limit ${flags.limit}`,
+            ];
+            println(['more: ferry ls', queue, ...same.filter(Boolean), '--cursor', page.cursor].join(' '));
+          }
         }
       });
     },
@@ -117,7 +124,7 @@ export const purgeCommand = withConnection(
 function pauseCommand(name: 'pause' | 'resume', description: string) {
   return withConnection(new Command(name).description(description).argument('<queue>', 'queue name')).action(
     action(async (queue: string, flags: { json?: boolean }) => {
-      await withFerry(flags, async (ferry) => {
+      await withFerry({ ...flags, create: true }, async (ferry) => {
         await ferry[name](queue);
         if (flags.json) printJson({ queue, paused: name === 'pause' });
         else println(`${queue} ${name === 'pause' ? 'paused' : 'resumed'}`);

@@ -131,12 +131,14 @@ export const sendCommand = withConnection(
       if (text !== undefined) throw new UsageError('give either a JSON payload or --file, not both');
       if (flags.wait !== undefined) throw new UsageError('--wait works with one message, not with --file');
       if (options.dedupeId !== undefined) throw new UsageError('--dedupe-id would make every line the same message');
-      await withFerry(flags, (ferry) => sendFile(ferry, queue, flags.file as string, options, json));
+      await withFerry({ ...flags, create: true }, (ferry) =>
+        sendFile(ferry, queue, flags.file as string, options, json),
+      );
       return;
     }
     if (text === undefined) throw new UsageError('give a JSON payload, - to read it from stdin, or --file F.ndjson');
     const payload = parseJson(text === '-' ? await readStdin() : text, 'the payload');
-    await withFerry(flags, async (ferry) => {
+    await withFerry({ ...flags, create: true }, async (ferry) => {
       const sent = await ferry.send(queue, payload, options);
       if (flags.wait === undefined) {
         if (json) printJson({ id: sent.id, queue: sent.queue, deduplicated: sent.deduplicated });

@@ -57,17 +57,27 @@ export const serveCommand = new Command('serve')
         import('../../server/index.ts'),
         import('../../dashboard/index.ts'),
       ]);
-      const server = await startServer({
-        ...(flags.store !== undefined && { store: flags.store }),
-        host: flags.host,
-        port,
-        ...(sqsPort !== undefined && { sqsPort }),
-        ...(tokens.length > 0 && { tokens }),
-        ...(flags.cors && { cors: flags.cors }),
-        plugins: [dashboard],
-        // Logs go to stderr, so stdout carries only what this command prints (and stays parseable with --json).
-        logger: { level: flags.logLevel, stream: process.stderr },
-      });
+      let server: Awaited<ReturnType<typeof startServer>>;
+      try {
+        server = await startServer({
+          ...(flags.store !== undefined && { store: flags.store }),
+          host: flags.host,
+          port,
+          ...(sqsPort !== undefined && { sqsPort }),
+          ...(tokens.length > 0 && { tokens }),
+          ...(flags.cors && { cors: flags.cors }),
+          plugins: [dashboard],
+          // Logs go to stderr, so stdout carries only what this command prints (and stays parseable with --json).
+          logger: { level: flags.logLevel, stream: process.stderr },
+        });
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+          throw new Error(
+            `${flags.host}:${port}${sqsPort === undefined ? '' : ` or :${sqsPort}`} is already in use (another Ferry?): stop it, or pick other ports with --port N and --sqs-port N (0 picks a free one)`,
+          );
+        }
+        throw error;
+      }
       if (flags.json) printJson({ url: server.url, sqsUrl: server.sqsUrl, auth: tokens.length > 0 });
       else {
         println(`Ferry is listening on ${server.url}`);

@@ -110,7 +110,7 @@ export const workCommand = withConnection(
     const concurrency = parseIntOption(flags.concurrency, '--concurrency', 1);
     const timeoutMs = flags.timeout === undefined ? null : parseDuration(flags.timeout, '--timeout', 1);
     const limit = flags.count === undefined ? Number.POSITIVE_INFINITY : parseIntOption(flags.count, '--count', 1);
-    await withFerry(flags, async (ferry) => {
+    await withFerry({ ...flags, create: true }, async (ferry) => {
       let done = 0;
       let finish: () => void = () => {};
       const finished = new Promise<void>((resolve) => {

@@ -1,6 +1,14 @@
 /** Fan-out: publish to a topic, and manage which queues are subscribed to it. */
 import type { App, RouteDeps } from '../deps.ts';
-import { Empty, Problem, PublishReply, SendBody, SubscriptionParams, TopicParams } from '../schemas.ts';
+import {
+  Empty,
+  Problem,
+  PublishReply,
+  SendBody,
+  SubscriptionParams,
+  SubscriptionsReply,
+  TopicParams,
+} from '../schemas.ts';
 
 const problems = { 400: Problem, 401: Problem, 403: Problem, 413: Problem, 429: Problem };
 
@@ -29,6 +37,19 @@ export async function topicRoutes(app: App, deps: RouteDeps): Promise<void> {
     schema: { params: SubscriptionParams, response: { 200: Empty, ...problems } },
     config: { access: { scopes: ['admin'], queueParams: ['topic', 'queue'] } },
   } as const;
+
+  app.get(
+    '/v1/topics/:topic/subscriptions',
+    {
+      schema: {
+        summary: 'The queues subscribed to a topic',
+        params: TopicParams,
+        response: { 200: SubscriptionsReply, ...problems },
+      },
+      config: { access: { scopes: ['admin'], queueParams: ['topic'] } },
+    },
+    async (request) => ({ queues: await ferry.subscriptions(request.params.topic) }),
+  );
 
   app.put(
     '/v1/topics/:topic/subscriptions/:queue',

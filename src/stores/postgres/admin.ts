@@ -1,151 +1,73 @@
-/** Inspection and administration: single messages by id, listing, stats, settings, redrive, purge, topics. */
-import type pg from 'pg';
+/**
+ * Inspection and administration. Reads (get, list, stats, settings) are queries here; changes of state
+ * (cancel, retry, redrive, purge) are functions of functions/admin.sql, so their rules sit beside the hot
+ * path's and take locks in the same order.
+ */
 import type { MessageState, QueueSettings, QueueStats } from '../../core/types.ts';
-import type { ListQuery, MessageRecord, PendingEvent, RecordPage, SettingsPatch } from '../../store/store.ts';
-import { query } from './connection.ts';
-import { distinctKeys, lockKeys, unblockNext } from './keys.ts';
-import { ACTIVE, CANCELLED, DEAD, effective, mergeSettings, QUEUED, type Row, STATE_NAMES, toRecord } from './rows.ts';
-import type { Ctx } from './write.ts';
+import { DEFAULT_SETTINGS } from '../../core/validate.ts';
+import { QUEUED, STATE_NAMES } from '../../store/constants.ts';
+import type { ListQuery, MessageRecord, RecordPage, SettingsPatch } from '../../store/store.ts';
+import type { Database } from './connection.ts';
+import type { EventLog } from './events.ts';
+import { mergeSettings, type Row, selectRow, toRecord } from './rows.ts';
 
-type Tx = <T>(fn: (client: pg.PoolClient, events: PendingEvent[]) => Promise<T>) => Promise<T>;
-
-const BATCH = 1000;
+const iso = (ms: number) => new Date(ms).toISOString();
 
 export class Admin {
   private readonly select: string;
 
   constructor(
-    private readonly pool: pg.Pool,
-    private readonly ctx: Ctx,
-    private readonly tx: Tx,
+    private readonly db: Database,
+    private readonly log: EventLog,
   ) {
-    this.select = `SELECT ${effective(ctx.s).select} FROM ${ctx.s}.messages m`;
-  }
-
-  private async row(client: pg.ClientBase | pg.Pool, id: string): Promise<Row | null> {
-    const r = await client.query<Row>(`${this.select} WHERE m.id = $1`, [id]);
-    return r.rows[0] ?? null;
+    this.select = selectRow(db.s);
   }
 
   async get(id: string): Promise<MessageRecord | null> {
-    const r = await query<Row>(this.pool, `${this.select} WHERE m.id = $1`, [id]);
+    const r = await this.db.query<Row>(`${this.select} WHERE m.id = $1`, [id]);
     return r.rows[0] ? toRecord(r.rows[0]) : null;
   }
 
+  /** Runs an admin function of one message that stages events, then reads the message as it now is. */
+  private async change(fn: string, id: string, now: number): Promise<MessageRecord | null> {
+    const row = await this.db.call<{ data: string | null }>(`SELECT data FROM ${this.db.s}.${fn}($1, $2, $3, $4, $5)`, [
+      id,
+      now,
+      iso(now),
+      DEFAULT_SETTINGS.maxAttempts,
+      this.log.origin,
+    ]);
+    this.log.committed(row.data);
+    return this.get(id);
+  }
+
   cancel(id: string, now: number): Promise<MessageRecord | null> {
-    const { s } = this.ctx;
-    return this.tx(async (client, events) => {
-      for (;;) {
-        const row = await this.row(client, id);
-        if (!row) return null;
-        if (row.state === QUEUED) {
-          // The key's lock comes before the row's, as everywhere a key's head may change.
-          const keys = distinctKeys([row]);
-          await lockKeys(client, this.ctx.s, keys);
-          const r = await client.query<{ attempts: number }>(
-            `UPDATE ${s}.messages m SET state = 4, finished_at = $2, purge_at = $2 + ${effective(s).retention},
-                    receipt = NULL, lease_until = NULL, blocked = false
-              WHERE m.id = $1 AND m.state = 0 RETURNING m.attempts`,
-            [id, now],
-          );
-          if (!r.rows[0]) continue;
-          await unblockNext(client, s, keys);
-          events.push({ type: 'cancelled', queue: row.queue, id, at: now, attempt: r.rows[0].attempts });
-        } else if (row.state === ACTIVE) {
-          const r = await client.query(`UPDATE ${s}.messages SET cancel_requested = true WHERE id = $1 AND state = 1`, [
-            id,
-          ]);
-          if (r.rowCount === 0) continue;
-        } else return toRecord(row);
-        return toRecord((await this.row(client, id)) as Row);
-      }
-    });
+    return this.change('cancel_message', id, now);
   }
 
   retry(id: string, now: number): Promise<MessageRecord | null> {
-    const { s } = this.ctx;
-    return this.tx(async (client, events) => {
-      for (;;) {
-        const row = await this.row(client, id);
-        if (!row) return null;
-        if (row.state === DEAD || row.state === CANCELLED) {
-          const moved = await this.revive(client, [row], [DEAD, CANCELLED], now, events);
-          if (moved === 0) continue;
-        } else if (row.state === QUEUED && Number(row.run_at) > now) {
-          await client.query(`UPDATE ${s}.messages SET run_at = $2 WHERE id = $1 AND state = 0`, [id, now]);
-        } else return toRecord(row);
-        return toRecord((await this.row(client, id)) as Row);
-      }
-    });
+    return this.change('retry_message', id, now);
   }
 
-  /** Makes finished rows queued again with fresh attempts; a keyed one waits behind its key's unfinished ones. */
-  private async revive(
-    client: pg.ClientBase,
-    rows: { id: string; queue: string; key: string | null }[],
-    from: number[],
-    now: number,
-    events: PendingEvent[],
-  ): Promise<number> {
-    const { s } = this.ctx;
-    const keys = distinctKeys(rows);
-    await lockKeys(client, this.ctx.s, keys);
-    const r = await client.query<{ id: string; queue: string }>(
-      `UPDATE ${s}.messages SET state = 0, blocked = key IS NOT NULL, attempts = 0, run_at = $2, result = NULL,
-              finished_at = NULL, purge_at = NULL, cancel_requested = false, progress = NULL
-        WHERE id = ANY($1::text[]) AND state = ANY($3::int[])
-       RETURNING id, queue, seq`,
-      [rows.map((row) => row.id), now, from],
+  async redrive(queue: string, now: number): Promise<number> {
+    const row = await this.db.call<{ moved: number; data: string | null }>(
+      `SELECT moved, data FROM ${this.db.s}.redrive_queue($1, $2, $3, $4)`,
+      [queue, now, iso(now), this.log.origin],
     );
-    await unblockNext(client, s, keys);
-    const sorted = r.rows.sort((a, b) => Number((a as { seq?: string }).seq) - Number((b as { seq?: string }).seq));
-    for (const row of sorted)
-      events.push({ type: 'retrying', queue: row.queue, id: row.id, at: now, attempt: 0, runAt: now });
-    return r.rows.length;
+    this.log.committed(row.data);
+    return row.moved;
   }
 
-  redrive(queue: string, now: number): Promise<number> {
-    const { s } = this.ctx;
-    return this.tx(async (client, events) => {
-      let moved = 0;
-      for (;;) {
-        const r = await client.query<{ id: string; queue: string; key: string | null }>(
-          `SELECT id, queue, key FROM ${s}.messages WHERE queue = $1 AND state = 3 ORDER BY seq LIMIT ${BATCH}`,
-          [queue],
-        );
-        if (r.rows.length === 0) return moved;
-        moved += await this.revive(client, r.rows, [DEAD], now, events);
-        if (r.rows.length < BATCH) return moved;
-      }
-    });
-  }
-
-  purge(queue: string, states: MessageState[], now: number): Promise<number> {
-    const { s } = this.ctx;
-    return this.tx(async (client) => {
-      let purged = 0;
-      for (const state of states) {
-        const code = state === 'waiting' || state === 'delayed' ? QUEUED : STATE_NAMES.indexOf(state);
-        const due = state === 'waiting' ? 'AND run_at <= $3' : state === 'delayed' ? 'AND run_at > $3' : '';
-        const params = due ? [queue, code, now] : [queue, code];
-        // Removing a key's deliverable message lets the next one through: lock those keys first.
-        const heads = await client.query<{ queue: string; key: string }>(
-          `SELECT DISTINCT queue, key FROM ${s}.messages
-            WHERE queue = $1 AND state = $2 ${due} AND key IS NOT NULL AND NOT blocked`,
-          params,
-        );
-        await lockKeys(client, this.ctx.s, heads.rows);
-        const r = await client.query<{ queue: string; key: string | null; blocked: boolean }>(
-          `DELETE FROM ${s}.messages WHERE queue = $1 AND state = $2 ${due} RETURNING queue, key, blocked`,
-          params,
-        );
-        purged += r.rowCount ?? 0;
-        const keys = distinctKeys([...heads.rows, ...r.rows.filter((row) => !row.blocked)]);
-        await lockKeys(client, this.ctx.s, keys);
-        await unblockNext(client, s, keys);
-      }
-      return purged;
-    });
+  async purge(queue: string, states: MessageState[], now: number): Promise<number> {
+    const codes = states.filter((st) => st !== 'waiting' && st !== 'delayed').map((st) => STATE_NAMES.indexOf(st));
+    const row = await this.db.call<{ n: number }>(`SELECT ${this.db.s}.purge_queue($1, $2::int[], $3, $4, $5) AS n`, [
+      queue,
+      codes,
+      states.includes('waiting'),
+      states.includes('delayed'),
+      now,
+    ]);
+    return row.n;
   }
 
   async list(queue: string, q: ListQuery, now: number): Promise<RecordPage> {
@@ -162,7 +84,7 @@ export class Admin {
       where += ' AND m.state = $4';
       params.push(STATE_NAMES.indexOf(q.state));
     }
-    const r = await query<Row>(this.pool, `${this.select} WHERE ${where} ORDER BY m.seq LIMIT $3`, params);
+    const r = await this.db.query<Row>(`${this.select} WHERE ${where} ORDER BY m.seq LIMIT $3`, params);
     const last = r.rows[r.rows.length - 1];
     return {
       records: r.rows.map(toRecord),
@@ -171,16 +93,19 @@ export class Admin {
   }
 
   async stats(queue: string | null, now: number): Promise<QueueStats[]> {
-    const { s } = this.ctx;
+    const { s } = this.db;
     const names =
       queue === null
-        ? (await query<{ name: string }>(this.pool, `SELECT name FROM ${s}.queues ORDER BY name`)).rows.map(
-            (r) => r.name,
-          )
+        ? (await this.db.query<{ name: string }>(`SELECT name FROM ${s}.queues ORDER BY name`)).rows.map((r) => r.name)
         : [queue];
     if (names.length === 0) return [];
-    const r = await query<{ name: string; paused: boolean | null; state: number | null; n: string; later: string }>(
-      this.pool,
+    const r = await this.db.query<{
+      name: string;
+      paused: boolean | null;
+      state: number | null;
+      n: string;
+      later: string;
+    }>(
       `SELECT n.name, q.paused, c.state, coalesce(c.n, 0) AS n, coalesce(c.later, 0) AS later
          FROM unnest($1::text[]) AS n(name)
          LEFT JOIN ${s}.queues q ON q.name = n.name
@@ -206,60 +131,42 @@ export class Admin {
   }
 
   async settings(queue: string): Promise<QueueSettings> {
-    const r = await query<{ settings: Partial<QueueSettings>; paused: boolean }>(
-      this.pool,
-      `SELECT settings, paused FROM ${this.ctx.s}.queues WHERE name = $1`,
+    const r = await this.db.query<{ settings: Partial<QueueSettings>; paused: boolean }>(
+      `SELECT settings, paused FROM ${this.db.s}.queues WHERE name = $1`,
       [queue],
     );
     const row = r.rows[0];
     return mergeSettings(row?.settings ?? null, row?.paused ?? false);
   }
 
-  configure(queue: string, patch: SettingsPatch): Promise<QueueSettings> {
-    const { s } = this.ctx;
-    return this.tx(async (client) => {
-      const { paused, ...rest } = patch;
-      const r = await client.query<{ settings: Partial<QueueSettings>; paused: boolean }>(
-        `INSERT INTO ${s}.queues AS q (name, settings, paused) VALUES ($1, $2::jsonb, coalesce($3, false))
-         ON CONFLICT (name) DO UPDATE SET settings = q.settings || excluded.settings,
-                                          paused = coalesce($3, q.paused)
-         RETURNING settings, paused`,
-        [queue, JSON.stringify(rest), paused === undefined ? null : paused],
-      );
-      const row = r.rows[0] as { settings: Partial<QueueSettings>; paused: boolean };
-      return mergeSettings(row.settings, row.paused);
-    });
+  async configure(queue: string, patch: SettingsPatch): Promise<QueueSettings> {
+    const { paused, ...rest } = patch;
+    const row = await this.db.call<{ settings: Partial<QueueSettings>; paused: boolean }>(
+      `INSERT INTO ${this.db.s}.queues AS q (name, settings, paused) VALUES ($1, $2::jsonb, coalesce($3, false))
+       ON CONFLICT (name) DO UPDATE SET settings = q.settings || excluded.settings, paused = coalesce($3, q.paused)
+       RETURNING settings, paused`,
+      [queue, JSON.stringify(rest), paused === undefined ? null : paused],
+    );
+    return mergeSettings(row.settings, row.paused);
   }
 
-  subscribe(topic: string, queue: string): Promise<void> {
-    const { s } = this.ctx;
-    return this.tx(async (client) => {
-      await client.query(`INSERT INTO ${s}.queues (name) VALUES ($1) ON CONFLICT (name) DO NOTHING`, [queue]);
-      await client.query(`INSERT INTO ${s}.subscriptions (topic, queue) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [
-        topic,
-        queue,
-      ]);
-    });
+  async subscribe(topic: string, queue: string): Promise<void> {
+    await this.db.call(
+      `WITH q AS (INSERT INTO ${this.db.s}.queues (name) VALUES ($2) ON CONFLICT (name) DO NOTHING)
+       INSERT INTO ${this.db.s}.subscriptions (topic, queue) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+      [topic, queue],
+    );
   }
 
   async unsubscribe(topic: string, queue: string): Promise<void> {
-    await query(this.pool, `DELETE FROM ${this.ctx.s}.subscriptions WHERE topic = $1 AND queue = $2`, [topic, queue]);
+    await this.db.query(`DELETE FROM ${this.db.s}.subscriptions WHERE topic = $1 AND queue = $2`, [topic, queue]);
   }
 
-  /** Finished messages past retention and events past `eventRetention`, a bounded batch of each. */
-  async removeExpired(client: pg.ClientBase, now: number, eventRetention: number): Promise<number> {
-    const { s } = this.ctx;
-    const r = await client.query(
-      `DELETE FROM ${s}.messages WHERE id IN (
-         SELECT id FROM ${s}.messages WHERE purge_at IS NOT NULL AND purge_at <= $1 LIMIT ${BATCH})`,
-      [now],
+  async subscriptions(topic: string): Promise<string[]> {
+    const r = await this.db.query<{ queue: string }>(
+      `SELECT queue FROM ${this.db.s}.subscriptions WHERE topic = $1 ORDER BY queue`,
+      [topic],
     );
-    // Only the oldest blocks are looked at: `at` grows with seq, so this never scans the whole log.
-    await client.query(
-      `DELETE FROM ${s}.events WHERE seq IN (
-         SELECT o.seq FROM (SELECT seq, at FROM ${s}.events ORDER BY seq LIMIT ${BATCH}) o WHERE o.at < $1)`,
-      [now - eventRetention],
-    );
-    return r.rowCount ?? 0;
+    return r.rows.map((row) => row.queue);
   }
 }

@@ -1,11 +1,15 @@
 /**
- * Transactions and error mapping. Connection failures (the server restarting, a network cut) become
- * {@link UnavailableError} with the cause attached; deadlocks and serialization failures are retried.
+ * The connection to PostgreSQL: statements and transactions on the pool, with the one retry loop of this
+ * store (deadlocks and serialization failures run again) and the mapping of connection failures (a server
+ * restarting, a network cut) to {@link UnavailableError}. Nothing here keeps session state on a pooled
+ * connection (no SET, no session advisory lock, no named prepared statement), so a pooler in transaction mode
+ * (PgBouncer) can sit in between.
  */
 import type pg from 'pg';
 import { UnavailableError } from '../../core/errors.ts';
 
 const RETRYABLE = new Set(['40P01', '40001']);
+const ATTEMPTS = 5;
 
 /** SQLSTATE classes and driver errors that mean the connection, not the statement, failed. */
 export function isConnectionError(error: unknown): boolean {
@@ -20,54 +24,86 @@ export function isConnectionError(error: unknown): boolean {
   );
 }
 
+/** Failures to open a connection: nothing reached the database, so nothing was applied. */
+const NOT_CONNECTED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', '53300', '57P03']);
+
 export function unavailable(error: unknown): unknown {
   if (error instanceof UnavailableError || !isConnectionError(error)) return error;
   const why = (error as Error).message || String(error);
-  return new UnavailableError(
-    `PostgreSQL is unavailable (${why}); the operation may or may not have been applied: retry it (with a dedupeId, a send creates no duplicate)`,
-    { cause: error },
-  );
+  const outcome = NOT_CONNECTED.has((error as { code?: string }).code ?? '')
+    ? 'nothing was applied: retry when it is back'
+    : 'the operation may or may not have been applied: retry it (with a dedupeId, a send creates no duplicate)';
+  return new UnavailableError(`PostgreSQL is unavailable (${why}); ${outcome}`, { cause: error });
 }
 
-/** Runs `fn` on a pooled client in BEGIN … COMMIT (`fn` commits itself when it returns `true` for `committed`). */
-export async function transaction<T>(
-  pool: pg.Pool,
-  fn: (client: pg.PoolClient) => Promise<T>,
-  attempts = 5,
-): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    let client: pg.PoolClient;
-    try {
-      client = await pool.connect();
-    } catch (error) {
-      throw unavailable(error);
-    }
-    let broken: unknown;
-    try {
-      await client.query('BEGIN');
-      const value = await fn(client);
-      return value;
-    } catch (error) {
-      if (isConnectionError(error)) broken = error;
-      else await client.query('ROLLBACK').catch((e: unknown) => (broken = e));
-      const code = (error as { code?: string }).code ?? '';
-      if (RETRYABLE.has(code) && attempt < attempts) continue;
-      throw unavailable(error);
-    } finally {
-      client.release(broken instanceof Error ? broken : broken === undefined ? undefined : true);
+const retryable = (error: unknown) => RETRYABLE.has((error as { code?: string }).code ?? '');
+
+export class Database {
+  private closed = false;
+
+  constructor(
+    readonly pool: pg.Pool,
+    /** The quoted schema. */
+    readonly s: string,
+  ) {}
+
+  /** Refuses new work once the store is closed. */
+  close(): void {
+    this.closed = true;
+  }
+
+  private open(): void {
+    if (this.closed) throw unavailable(Object.assign(new Error('store is closed'), { code: '08003' }));
+  }
+
+  /** One statement, its own transaction, run again on a deadlock or serialization failure; its first row. */
+  async call<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<R> {
+    this.open();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const r = await this.pool.query<R>(text, values);
+        return r.rows[0] as R;
+      } catch (error) {
+        if (retryable(error) && attempt < ATTEMPTS) continue;
+        throw unavailable(error);
+      }
     }
   }
-}
 
-/** One statement outside a transaction, with connection errors mapped. */
-export async function query<R extends pg.QueryResultRow>(
-  pool: pg.Pool,
-  text: string,
-  values?: unknown[],
-): Promise<pg.QueryResult<R>> {
-  try {
-    return await pool.query<R>(text, values);
-  } catch (error) {
-    throw unavailable(error);
+  /** One read-only statement (nothing to run again). */
+  async query<R extends pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
+    this.open();
+    try {
+      return await this.pool.query<R>(text, values);
+    } catch (error) {
+      throw unavailable(error);
+    }
+  }
+
+  /** `fn` inside BEGIN … COMMIT on one pooled connection, run again whole on a deadlock or serialization failure. */
+  async transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    this.open();
+    for (let attempt = 1; ; attempt++) {
+      let client: pg.PoolClient;
+      try {
+        client = await this.pool.connect();
+      } catch (error) {
+        throw unavailable(error);
+      }
+      let broken: unknown;
+      try {
+        await client.query('BEGIN');
+        const value = await fn(client);
+        await client.query('COMMIT');
+        return value;
+      } catch (error) {
+        if (isConnectionError(error)) broken = error;
+        else await client.query('ROLLBACK').catch((e: unknown) => (broken = e));
+        if (retryable(error) && attempt < ATTEMPTS) continue;
+        throw unavailable(error);
+      } finally {
+        client.release(broken instanceof Error ? broken : broken === undefined ? undefined : true);
+      }
+    }
   }
 }

@@ -1,137 +1,256 @@
 /**
- * The event log. Each transaction that changes state writes one block (its events as a JSON array) as its
- * last statement, taking seqs from the single-row `event_seq` counter, then commits in the same round trip.
- * The counter's row lock is held only for that final statement and the COMMIT, so blocks commit in seq order
- * with no gaps: a reader that has seen seq N has seen every seq below it, and tailing by seq never misses a
- * late commit (a bigserial would: its values commit out of order).
+ * The event log (functions/events.sql). Seqs are given by one numberer at a time, so the log is gapless and
+ * in commit order, while no writer waits: a transaction numbers its own block when the numbering lock is
+ * free, and stages it unnumbered when it is not; a pass of the sequencer numbers staged blocks soon after.
  *
- * Delivery to `onEvents` is strictly in seq order. A process's own blocks are delivered as soon as they
- * commit when they follow the last delivered seq; otherwise (another process committed in between) they
- * wait for a tail of the log. Other processes' blocks are learned from NOTIFY on a dedicated connection
- * (a latency hint only) and from a poll, which is what makes delivery certain.
+ * The sequencer is one process at a time, elected by a session advisory lock on its dedicated LISTEN
+ * connection (the lock goes when that connection does, and another process takes it at its next poll).
+ * After each commit a process wakes its own waiters at once (`onCommitted`) and sends a hint: a NOTIFY
+ * outside any transaction (so it serializes nothing), at most one in flight, naming the queues it changed,
+ * the newest seq it knows and whether it staged a block. Other processes wake their consumers of those
+ * queues and read the log up to that seq (a tail); the sequencer runs a pass when a block was staged.
+ * Delivery to `onEvents` is strictly in seq order. Notifications only shorten waits: every process also
+ * polls, reads what it missed, and numbers blocks left unnumbered too long (no sequencer elected, or LISTEN
+ * turned off behind a pooler), so delivery never depends on a notification.
  */
 import { createHash } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import type { FerryEvent } from '../../core/types.ts';
-import type { PendingEvent } from '../../store/store.ts';
+import type { CommittedEvent, StoreContext } from '../../store/store.ts';
+import type { Database } from './connection.ts';
 
 type StoredEvent = Omit<FerryEvent, 'seq'> & { runAt?: number };
 
+/** Blocks one pass numbers at most. */
+const PASS = 5000;
+/** Least time between the starts of two passes of this process (ms); see `passes`. */
+const PASS_GAP = 10;
+/** Blocks read per tail query. */
+const PAGE = 100;
+/** NOTIFY payloads are limited to 8000 bytes; a longer list of queues becomes "any queue". */
+const HINT_MAX = 7000;
+
 export interface EventLogOptions {
-  /** How often to look for blocks by other processes when no NOTIFY arrives (ms). */
+  /** How often to look for other processes' blocks, and unnumbered ones, when no NOTIFY arrives (ms). */
   pollInterval: number;
-  /** Connection settings for the dedicated LISTEN connection. */
-  listen: pg.ClientConfig;
+  /** The dedicated LISTEN connection's settings; null: no LISTEN, polling only. */
+  listen: pg.ClientConfig | null;
 }
 
-function stored(e: PendingEvent, iso: string): StoredEvent {
-  const event: StoredEvent = { type: e.type, queue: e.queue, id: e.id, at: iso };
-  if (e.attempt !== undefined) event.attempt = e.attempt;
-  if (e.result !== undefined) event.result = e.result;
-  if (e.error !== undefined) event.error = e.error as FerryEvent['error'];
-  if (e.progress !== undefined) event.progress = e.progress;
-  if (e.runAt !== undefined) event.runAt = e.runAt;
-  return event;
+/**
+ * A hint: `h<s|n>:<seq>:<queues>`: whether a block was staged (the sequencer has work), the newest seq the
+ * sender knows (0: none), the queues that changed (`*` when the list is too long for a NOTIFY).
+ */
+export function hintPayload(staged: boolean, seq: number, queues: Iterable<string>): string {
+  const head = `h${staged ? 's' : 'n'}:${seq}:`;
+  const payload = `${head}${[...queues].join(',')}`;
+  return payload.length > HINT_MAX ? `${head}*` : payload;
 }
 
-export function encodeEvents(pending: PendingEvent[]): string {
-  let lastAt = Number.NaN;
-  let iso = '';
-  return JSON.stringify(
-    pending.map((e) => {
-      if (e.at !== lastAt) {
-        lastAt = e.at;
-        iso = new Date(e.at).toISOString();
-      }
-      return stored(e, iso);
-    }),
-  );
+function parseHint(payload: string): { staged: boolean; seq: number; queues: string[] | null } | null {
+  const m = /^h([sn]):(\d+):(.*)$/s.exec(payload);
+  if (!m) return null;
+  const queues = m[3] as string;
+  return { staged: m[1] === 's', seq: Number(m[2]), queues: queues === '*' ? null : queues ? queues.split(',') : [] };
 }
 
 export function expand(seq: number, data: string): FerryEvent[] {
   return (JSON.parse(data) as StoredEvent[]).map((e, i) => ({ seq: seq + i, ...e }) as FerryEvent);
 }
 
+const sleep = (ms: number) =>
+  new Promise<void>((resolve) => {
+    setTimeout(resolve, ms).unref();
+  });
+
+interface PassRow {
+  got: boolean;
+  last_seq: string | null;
+  seqs: string[] | null;
+  origins: string[] | null;
+  blocks: string[] | null;
+}
+
 export class EventLog {
   readonly channel: string;
   private delivered = 0;
-  private held = new Map<number, FerryEvent[]>();
+  private held = new Map<number, { events: FerryEvent[]; woken: boolean }>();
   private tailing: Promise<void> | null = null;
   private tailAgain = false;
+  private passWanted = false;
+  /** A reader waits for the next pass: no spacing before it. */
+  private urgent = false;
+  private passing: Promise<void> | null = null;
+  /** This process committed blocks since its last flush (see `flushOwn`). */
+  private committedSinceFlush = false;
+  private hintQueues = new Set<string>();
+  private hintStaged = false;
+  private hintSeq = 0;
+  private hinting = false;
+  private leader = false;
   private timer: ReturnType<typeof setInterval> | undefined;
   private listener: pg.Client | null = null;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   private closed = false;
+  private readonly passSql: string;
 
   constructor(
-    private readonly pool: pg.Pool,
-    private readonly s: string,
-    schema: string,
-    private readonly origin: string,
-    private readonly onEvents: (events: FerryEvent[]) => void,
+    private readonly db: Database,
+    private readonly schema: string,
+    readonly origin: string,
+    private readonly context: StoreContext,
     private readonly options: EventLogOptions,
   ) {
     this.channel = `ferry_${createHash('sha1').update(schema).digest('hex').slice(0, 24)}`;
+    this.passSql = `SELECT got, last_seq, seqs, origins, blocks FROM ${db.s}.sequence_events($1)`;
   }
 
   async start(): Promise<void> {
     this.delivered = await this.lastSeq();
-    await this.listen().catch(() => this.scheduleReconnect());
-    this.timer = setInterval(() => this.poll(), this.options.pollInterval);
+    if (this.options.listen) await this.listen().catch(() => this.scheduleReconnect());
+    this.timer = setInterval(() => void this.poll(), this.options.pollInterval);
     this.timer.unref();
   }
 
   async lastSeq(): Promise<number> {
-    const r = await this.pool.query<{ last: string }>(`SELECT last FROM ${this.s}.event_seq`);
+    await this.flushOwn();
+    const r = await this.db.query<{ last: string }>(`SELECT last FROM ${this.db.s}.event_seq`);
     return Number(r.rows[0]?.last ?? 0);
   }
 
   /**
-   * Writes `pending` as one block, notifies listeners and commits, in one round trip; answers the events
-   * with their seqs (empty when there were none: then it only commits).
+   * After this process committed a block: `data` as stage_events answered it (null when no events): the
+   * events, numbered (`{"seq":…,"events":[…]}`) or staged (the array).
    */
-  async commit(client: pg.ClientBase, pending: PendingEvent[]): Promise<FerryEvent[]> {
-    if (pending.length === 0) {
-      await client.query('COMMIT');
-      return [];
+  committed(data: string | null): void {
+    if (data === null || this.closed) return;
+    const parsed = JSON.parse(data) as StoredEvent[] | { seq: number; events: StoredEvent[] };
+    const events = Array.isArray(parsed) ? parsed : parsed.events;
+    try {
+      this.context.onCommitted?.(events);
+    } catch {
+      // Waking waiters must not fail the commit that already happened.
     }
-    const n = pending.length;
-    const at = Math.trunc((pending[0] as PendingEvent).at);
-    const data = encodeEvents(pending);
-    const origin = client.escapeLiteral(this.origin);
-    // Simple-protocol multi-statement: the counter lock is held for server-side time only, not a round trip.
-    const text = `WITH c AS (UPDATE ${this.s}.event_seq SET last = last + ${n} RETURNING last)
-      INSERT INTO ${this.s}.events (seq, n, at, origin, data)
-      SELECT last - ${n} + 1, ${n}, ${at}, ${origin}, ${client.escapeLiteral(data)} FROM c RETURNING seq;
-      SELECT pg_notify('${this.channel}', ${origin} || ':' || (SELECT last FROM ${this.s}.event_seq));
-      COMMIT`;
-    const results = (await client.query(text)) as unknown as pg.QueryResult<{ seq: string }>[];
-    const seq = Number(results[0]?.rows[0]?.seq);
-    return expand(seq, data);
+    for (const e of events) this.hintQueues.add(e.queue);
+    if (Array.isArray(parsed)) {
+      this.committedSinceFlush = true;
+      this.hintStaged = true;
+      if (this.leader) this.requestPass();
+    } else {
+      const numbered = events.map((e, i) => ({ seq: parsed.seq + i, ...e }) as FerryEvent);
+      this.hintSeq = Math.max(this.hintSeq, parsed.seq + events.length - 1);
+      this.offer(numbered, true);
+    }
+    this.hint();
   }
 
-  /** Hands a committed block of this process to `onEvents`, in order. */
-  deliverOwn(events: FerryEvent[]): void {
+  /** Tells the other processes (and the sequencer) what changed. One NOTIFY in flight; the rest merge. */
+  private hint(): void {
+    if (this.hinting || this.closed || (this.hintQueues.size === 0 && !this.hintSeq)) return;
+    this.hinting = true;
+    const payload = hintPayload(this.hintStaged, this.hintSeq, this.hintQueues);
+    this.hintQueues.clear();
+    this.hintStaged = false;
+    this.hintSeq = 0;
+    // A notifying transaction takes an xid, so its commit would wait for a WAL flush: a hint needs no
+    // durability, so it commits without waiting (this statement's own transaction only).
+    this.db.pool
+      .query(`SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, $2)`, [this.channel, payload])
+      .catch(() => {
+        // A lost hint costs latency only: the poll finds the work.
+      })
+      .finally(() => {
+        this.hinting = false;
+        this.hint();
+      });
+  }
+
+  /**
+   * Read-your-writes: before this process reads the log, a pass that started after its last commit (so it
+   * numbered every block committed before) has run, and the log was read up to there.
+   */
+  private async flushOwn(): Promise<void> {
+    if (!this.committedSinceFlush || this.closed) return;
+    this.committedSinceFlush = false;
+    this.urgent = true;
+    this.requestPass();
+    await this.passing;
+    await this.tail();
+  }
+
+  /** Asks for a sequencer pass that starts after now. Single-flight; requests made meanwhile share the next. */
+  requestPass(): void {
+    this.passWanted = true;
+    if (this.passing || this.closed) return;
+    this.passing = this.passes().finally(() => {
+      this.passing = null;
+    });
+  }
+
+  private async passes(): Promise<void> {
+    let backoff = 1;
+    let started = 0;
+    while (this.passWanted && !this.closed) {
+      // Passes at most every PASS_GAP ms: each commits durably, and a pass for every single send would
+      // double the fsyncs of sequential sends; spaced, one pass numbers the blocks of several commits.
+      const gap = started + PASS_GAP - performance.now();
+      if (gap > 0 && !this.urgent) await sleep(gap);
+      this.urgent = false;
+      started = performance.now();
+      this.passWanted = false;
+      let row: PassRow;
+      try {
+        row = await this.db.call<PassRow>(this.passSql, [PASS]);
+      } catch {
+        // Unreachable database: the poll asks again.
+        return;
+      }
+      if (!row.got) {
+        // Another pass is running and may have missed the blocks we know of: try again until one of ours runs.
+        this.passWanted = true;
+        await sleep(backoff);
+        backoff = Math.min(backoff * 2, 32);
+        continue;
+      }
+      backoff = 1;
+      const seqs = row.seqs ?? [];
+      if (seqs.length === PASS) this.passWanted = true;
+      if (seqs.length > 0) {
+        // Everyone reads up to the new seq.
+        this.hintSeq = Math.max(this.hintSeq, Number(row.last_seq));
+        this.hint();
+      }
+      for (let i = 0; i < seqs.length; i++) {
+        const events = expand(Number(seqs[i]), (row.blocks as string[])[i] as string);
+        this.offer(events, (row.origins as string[])[i] === this.origin);
+      }
+    }
+  }
+
+  /** A numbered block: delivered now when it is next, else held until a tail fills the gap before it. */
+  private offer(events: FerryEvent[], woken: boolean): void {
     if (this.closed || events.length === 0) return;
     const first = (events[0] as FerryEvent).seq;
     if (first === this.delivered + 1) {
-      this.emit(events);
+      this.emit(events, woken);
       for (let next = this.held.get(this.delivered + 1); next; next = this.held.get(this.delivered + 1)) {
-        this.held.delete((next[0] as FerryEvent).seq);
-        this.emit(next);
+        this.held.delete(this.delivered + 1);
+        this.emit(next.events, next.woken);
       }
     } else if (first > this.delivered) {
-      this.held.set(first, events);
+      this.held.set(first, { events, woken });
       void this.tail();
     }
   }
 
-  private emit(events: FerryEvent[]): void {
+  /** `own`: a block this process committed (its waiters were woken at commit). */
+  private emit(events: FerryEvent[], own: boolean): void {
     this.delivered = (events[events.length - 1] as FerryEvent).seq;
     try {
-      this.onEvents(events);
+      this.context.onEvents(events, own);
     } catch {
-      // A listener's bug must not stop delivery to the others.
+      // The engine's listeners report their own errors; nothing may stop delivery here.
     }
   }
 
@@ -146,17 +265,17 @@ export class EventLog {
         do {
           this.tailAgain = false;
           for (;;) {
-            const blocks = await this.readBlocks(this.delivered, 100);
+            const blocks = await this.readBlocks(this.delivered, PAGE);
             let progressed = false;
             for (const b of blocks) {
               const end = b.seq + b.n - 1;
               if (end <= this.delivered || this.closed) continue;
               const events = expand(b.seq, b.data).filter((e) => e.seq > this.delivered);
               for (const key of this.held.keys()) if (key <= end) this.held.delete(key);
-              this.emit(events);
+              this.emit(events, b.origin === this.origin);
               progressed = true;
             }
-            if (!progressed || blocks.length < 100) break;
+            if (!progressed || blocks.length < PAGE) break;
           }
         } while (this.tailAgain && !this.closed);
       } catch {
@@ -168,22 +287,26 @@ export class EventLog {
     return this.tailing;
   }
 
-  private async readBlocks(after: number, limit: number): Promise<{ seq: number; n: number; data: string }[]> {
-    const r = await this.pool.query<{ seq: string; n: number; data: string }>(
-      `SELECT seq, n, data FROM ${this.s}.events
-       WHERE seq >= coalesce((SELECT max(seq) FROM ${this.s}.events WHERE seq <= $1), 0)
+  private async readBlocks(
+    after: number,
+    limit: number,
+  ): Promise<{ seq: number; n: number; origin: string; data: string }[]> {
+    const r = await this.db.query<{ seq: string; n: number; origin: string; data: string }>(
+      `SELECT seq, n, origin, data FROM ${this.db.s}.events
+       WHERE seq >= coalesce((SELECT max(seq) FROM ${this.db.s}.events WHERE seq <= $1), 0)
        ORDER BY seq LIMIT $2`,
       [after, limit],
     );
-    return r.rows.map((row) => ({ seq: Number(row.seq), n: row.n, data: row.data }));
+    return r.rows.map((row) => ({ seq: Number(row.seq), n: row.n, origin: row.origin, data: row.data }));
   }
 
   /** Events with seq greater than `after`, oldest first, at most `limit`. */
   async read(after: number, limit: number): Promise<FerryEvent[]> {
+    await this.flushOwn();
     const out: FerryEvent[] = [];
     let cursor = after;
     while (out.length < limit) {
-      const blocks = await this.readBlocks(cursor, 100);
+      const blocks = await this.readBlocks(cursor, PAGE);
       let progressed = false;
       for (const b of blocks) {
         for (const e of expand(b.seq, b.data)) {
@@ -199,78 +322,74 @@ export class EventLog {
     return out;
   }
 
-  /** Moves events of sends made in callers' transactions (now committed) into the log. */
-  async drainInbox(): Promise<void> {
-    const client = await this.pool.connect();
-    let broken: Error | undefined;
-    try {
-      for (;;) {
-        await client.query('BEGIN');
-        const r = await client.query<{ data: string }>(
-          `DELETE FROM ${this.s}.event_inbox WHERE id IN (
-             SELECT id FROM ${this.s}.event_inbox ORDER BY id LIMIT 200 FOR UPDATE SKIP LOCKED)
-           RETURNING id, at, data`,
-        );
-        const pending: PendingEvent[] = [];
-        for (const row of r.rows) {
-          for (const e of JSON.parse(row.data) as StoredEvent[]) {
-            const { at, ...rest } = e;
-            pending.push({ ...rest, at: Date.parse(at) } as PendingEvent);
-          }
-        }
-        const events = await this.commit(client, pending);
-        this.deliverOwn(events);
-        if (r.rows.length < 200) return;
-      }
-    } catch (error) {
-      await client.query('ROLLBACK').catch((e: Error) => (broken = e));
-      broken ??= error as Error;
-    } finally {
-      client.release(broken);
-    }
-  }
-
   private async poll(): Promise<void> {
     if (this.closed) return;
     try {
-      const r = await this.pool.query<{ last: string; inbox: boolean }>(
-        `SELECT last, EXISTS (SELECT 1 FROM ${this.s}.event_inbox) AS inbox FROM ${this.s}.event_seq`,
+      if (this.listener && !this.leader) await this.elect(this.listener);
+      const r = await this.db.query<{ last: string; min_id: string | null; max_id: string | null }>(
+        `SELECT last, (SELECT min(id) FROM ${this.db.s}.event_inbox) AS min_id,
+                (SELECT max(id) FROM ${this.db.s}.event_inbox) AS max_id
+           FROM ${this.db.s}.event_seq`,
       );
       const row = r.rows[0];
       if (!row) return;
-      if (row.inbox) await this.drainInbox();
+      // A block already there at the last poll is still unnumbered: no sequencer is at work (none elected, or
+      // LISTEN is off behind a pooler), so this process numbers it. The sequencer itself passes on any block.
+      const stale = row.min_id !== null && this.lastMaxId !== null && Number(row.min_id) <= this.lastMaxId;
+      if (row.min_id !== null && (this.leader || stale)) this.requestPass();
+      this.lastMaxId = row.max_id === null ? null : Number(row.max_id);
       if (Number(row.last) > this.delivered) await this.tail();
     } catch {
       // Unreachable: the next poll tries again.
     }
   }
 
+  /** The newest unnumbered block seen by the last poll. */
+  private lastMaxId: number | null = null;
+
+  /** Becomes the sequencer when no other process is (a session lock on the dedicated connection). */
+  private async elect(client: pg.Client): Promise<void> {
+    const r = await client.query<{ ok: boolean }>(
+      "SELECT pg_try_advisory_lock(hashtext('ferry.sequencer'), hashtext($1)) AS ok",
+      [this.schema],
+    );
+    if (client !== this.listener) return;
+    this.leader = r.rows[0]?.ok === true;
+    if (this.leader) this.requestPass();
+  }
+
   private async listen(): Promise<void> {
-    if (this.closed) return;
+    if (this.closed || !this.options.listen) return;
     const client = new pg.Client(this.options.listen);
     client.on('error', () => this.scheduleReconnect());
     client.on('end', () => this.scheduleReconnect());
-    client.on('notification', (msg) => {
-      const payload = msg.payload ?? '';
-      if (payload === 'inbox') {
-        void this.drainInbox().then(() => this.tail());
-        return;
-      }
-      const colon = payload.lastIndexOf(':');
-      const origin = payload.slice(0, colon);
-      const last = Number(payload.slice(colon + 1));
-      if (origin !== this.origin && last > this.delivered) void this.tail();
-    });
+    client.on('notification', (msg) => this.notified(msg.payload ?? ''));
     this.listener = client;
     await client.connect();
     await client.query(`LISTEN ${this.channel}`);
+    await this.elect(client);
     // Anything committed while we were not listening.
     void this.poll();
+  }
+
+  private notified(payload: string): void {
+    const hint = parseHint(payload);
+    if (!hint) return;
+    if (hint.queues === null || hint.queues.length > 0) {
+      try {
+        this.context.onActivity?.(hint.queues);
+      } catch {
+        // A hint only.
+      }
+    }
+    if (hint.staged && this.leader) this.requestPass();
+    if (hint.seq > this.delivered) void this.tail();
   }
 
   private scheduleReconnect(): void {
     const old = this.listener;
     this.listener = null;
+    this.leader = false;
     if (old) {
       old.removeAllListeners();
       old.on('error', () => {});
@@ -285,16 +404,21 @@ export class EventLog {
   }
 
   async close(): Promise<void> {
+    if (this.closed) return;
+    // This process's last blocks get their seqs before it goes (else the next sequencer numbers them).
+    await this.flushOwn();
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     const l = this.listener;
     this.listener = null;
+    this.leader = false;
     if (l) {
       l.removeAllListeners();
       l.on('error', () => {});
       await l.end().catch(() => {});
     }
     await this.tailing;
+    await this.passing;
   }
 }

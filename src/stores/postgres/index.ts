@@ -4,11 +4,11 @@
 import pg from 'pg';
 import { InvalidRequestError } from '../../core/errors.ts';
 import type { Store } from '../../store/store.ts';
-import { PostgresStore } from './postgres-store.ts';
+import { PostgresStore } from './store.ts';
 import type { VacuumOptions } from './vacuum.ts';
 
 export { DatabaseClock, databaseClockOffset } from './clock.ts';
-export { PostgresStore } from './postgres-store.ts';
+export { PostgresStore } from './store.ts';
 
 export interface PostgresOptions {
   /** The application's own pool; Ferry then never ends it. */
@@ -19,6 +19,12 @@ export interface PostgresOptions {
   schema?: string;
   /** How often to look for other processes' events when no NOTIFY arrives (ms). Default 250. */
   pollInterval?: number;
+  /**
+   * Where Ferry LISTENs for other processes' events: a direct connection URL (behind a pooler in transaction
+   * mode, LISTEN needs one), or false to rely on polling alone. Default: the store's own URL or pool. The URL
+   * form is `?listen=<URL-encoded postgres URL>` or `?listen=off`.
+   */
+  listen?: string | false;
   /**
    * Ferry vacuums its hot tables itself once dead tuples pile up (see `Vacuumer`); false leaves it to
    * autovacuum. Default `{ interval: 10000, minDead: 10000 }`.
@@ -46,6 +52,8 @@ export function createPostgresStore(url: string, options: PostgresOptions = {}):
     );
   }
   parsed.searchParams.delete('schema');
+  const listenParam = parsed.searchParams.get('listen');
+  parsed.searchParams.delete('listen');
   const connectionString = parsed.toString();
   const poolSize = options.poolSize ?? 10;
   if (!Number.isInteger(poolSize) || poolSize < 1 || poolSize > 1000) {
@@ -55,9 +63,22 @@ export function createPostgresStore(url: string, options: PostgresOptions = {}):
   const pool = options.pool ?? new pg.Pool({ connectionString, max: poolSize });
   // An idle pooled connection dropped by a server restart must not crash the process; the pool replaces it.
   if (own) pool.on('error', () => {});
-  const listen: pg.ClientConfig = own
-    ? { connectionString }
-    : ({ ...(pool as unknown as { options: pg.ClientConfig }).options } as pg.ClientConfig);
+  const listenOption =
+    options.listen ?? (listenParam === null ? undefined : listenParam === 'off' ? false : listenParam);
+  let listen: pg.ClientConfig | null;
+  if (listenOption === false) listen = null;
+  else if (listenOption !== undefined) {
+    if (!/^postgres(ql)?:\/\//.test(listenOption)) {
+      throw new InvalidRequestError(
+        `listen must be a postgres:// URL (a direct connection for LISTEN) or off; got ${JSON.stringify(listenOption)}`,
+      );
+    }
+    listen = { connectionString: listenOption };
+  } else {
+    listen = own
+      ? { connectionString }
+      : ({ ...(pool as unknown as { options: pg.ClientConfig }).options } as pg.ClientConfig);
+  }
   return new PostgresStore({
     pool,
     ownsPool: own,

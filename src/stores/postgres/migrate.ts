@@ -1,22 +1,38 @@
 /**
- * Numbered SQL migrations (`migrations/NNN-name.sql`), applied in order inside one transaction under an
- * advisory lock on the schema, so processes starting at once serialize and each migration runs exactly once.
+ * The schema: numbered SQL migrations (`migrations/NNN-name.sql`: tables and indexes, history that never
+ * changes) and the functions (`functions/*.sql`: the store's rules, one file per concern, always the current
+ * text). Both are applied inside one transaction under an advisory lock on the schema, so processes starting
+ * at once serialize and each migration runs exactly once. The functions are dropped and created again, all
+ * together, whenever their text differs from what the schema records (a hash in `meta`).
  * A schema newer than the newest migration known here is refused: an older Ferry must not write to it.
  */
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
 import { UnavailableError } from '../../core/errors.ts';
 
-/** The SQL files ship in `src/`; the compiled store in `dist/` reads them from there. */
-function directory(): string {
-  const here = fileURLToPath(new URL('./migrations/', import.meta.url));
+/** The SQL files ship in `src/`; the compiled store in `dist/` reads them from there when they were not copied. */
+function directory(name: 'migrations' | 'functions'): string {
+  const here = fileURLToPath(new URL(`./${name}/`, import.meta.url));
   if (existsSync(here)) return here;
-  return fileURLToPath(new URL('../../../src/stores/postgres/migrations/', import.meta.url));
+  return fileURLToPath(new URL(`../../../src/stores/postgres/${name}/`, import.meta.url));
+}
+
+/** Function files, in the order they are created (a function may call one defined in an earlier file). */
+const FUNCTION_FILES = ['events', 'keys', 'send', 'sweep', 'settle', 'claim', 'admin'];
+
+export function functions(): { name: string; sql: string }[] {
+  const dir = directory('functions');
+  const present = readdirSync(dir).filter((name) => name.endsWith('.sql'));
+  const order = FUNCTION_FILES.map((name) => `${name}.sql`);
+  const unknown = present.filter((name) => !order.includes(name));
+  if (unknown.length) throw new Error(`functions/${unknown[0]} is not listed in FUNCTION_FILES (migrate.ts)`);
+  return order.map((name) => ({ name, sql: readFileSync(`${dir}/${name}`, 'utf8') }));
 }
 
 export function migrations(): { version: number; name: string; sql: string }[] {
-  const dir = directory();
+  const dir = directory('migrations');
   return readdirSync(dir)
     .filter((name) => /^\d+-.*\.sql$/.test(name))
     .sort()
@@ -53,10 +69,47 @@ export async function migrate(client: pg.ClientBase, schema: string): Promise<nu
        ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
       [String(Math.max(current, known))],
     );
+    await installFunctions(client, s, schema);
     await client.query('COMMIT');
     return Math.max(current, known);
   } catch (error) {
     await client.query('ROLLBACK').catch(() => {});
     throw error;
   }
+}
+
+/**
+ * Creates the current functions when their text changed, after dropping the ones this store created before
+ * (their names are recorded in `meta`, so functions of the user's in a shared schema are never touched).
+ */
+async function installFunctions(client: pg.ClientBase, s: string, schema: string): Promise<void> {
+  const files = functions();
+  const hash = createHash('sha256');
+  for (const f of files) hash.update(f.name).update('\0').update(f.sql).update('\0');
+  const digest = hash.digest('hex');
+  const meta = await client.query<{ key: string; value: string }>(
+    `SELECT key, value FROM ${s}.meta WHERE key IN ('functions', 'function_names')`,
+  );
+  const value = (key: string) => meta.rows.find((r) => r.key === key)?.value;
+  if (value('functions') === digest) return;
+  const before = JSON.parse(value('function_names') ?? '[]') as string[];
+  const old = await client.query<{ signature: string }>(
+    `SELECT p.oid::regprocedure::text AS signature FROM pg_proc p
+      WHERE p.pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1) AND p.proname = ANY($2::text[])`,
+    [schema, before],
+  );
+  for (const f of old.rows) {
+    // regprocedure's text is qualified only when the schema is not on the search path.
+    await client.query(`DROP FUNCTION ${f.signature.includes('.') ? f.signature : `${s}.${f.signature}`}`);
+  }
+  const names = new Set<string>();
+  for (const f of files) {
+    for (const m of f.sql.matchAll(/CREATE FUNCTION \{\{schema\}\}\.(\w+)\(/g)) names.add(m[1] as string);
+    await client.query(f.sql.replaceAll('{{schema}}', s));
+  }
+  await client.query(
+    `INSERT INTO ${s}.meta (key, value) VALUES ('functions', $1), ('function_names', $2)
+     ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+    [digest, JSON.stringify([...names].sort())],
+  );
 }

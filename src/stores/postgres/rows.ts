@@ -1,16 +1,8 @@
 /** Row shapes and conversions: `pg` returns int8 as strings, so times and seqs pass through Number(). */
 import type { QueueSettings } from '../../core/types.ts';
 import { DEFAULT_SETTINGS } from '../../core/validate.ts';
-import type { MessageRecord, NewMessage, StoredState } from '../../store/store.ts';
-
-export const QUEUED = 0;
-export const ACTIVE = 1;
-export const COMPLETED = 2;
-export const DEAD = 3;
-export const CANCELLED = 4;
-export const STATE_NAMES: StoredState[] = ['queued', 'active', 'completed', 'dead', 'cancelled'];
-
-export const LEASE_EXPIRED = JSON.stringify({ message: 'lease expired', name: 'LeaseExpired' });
+import { STATE_NAMES } from '../../store/constants.ts';
+import type { MessageRecord, NewMessage, Settled, StoredState } from '../../store/store.ts';
 
 export interface Row {
   seq: string;
@@ -67,20 +59,32 @@ export function toRecord(row: Row): MessageRecord {
   };
 }
 
-export function mergeSettings(stored: Partial<QueueSettings> | null, paused: boolean): QueueSettings {
-  return { ...DEFAULT_SETTINGS, ...(stored ?? {}), paused };
+/** SQL selecting a message row (aliased `m`) with its queue's maxAttempts setting. */
+export function selectRow(s: string): string {
+  return `SELECT m.*, (SELECT (q.settings->>'maxAttempts')::int FROM ${s}.queues q WHERE q.name = m.queue) AS q_max_attempts
+    FROM ${s}.messages m`;
 }
 
-/** SQL (for a row aliased `m`): the effective maxAttempts, its queue's retention. $D1/$D2 are replaced. */
-export function effective(s: string) {
+export function mergeSettings(stored: Partial<QueueSettings> | null, paused: boolean): QueueSettings {
   return {
-    maxAttempts: `coalesce(m.max_attempts, (SELECT (q.settings->>'maxAttempts')::int FROM ${s}.queues q WHERE q.name = m.queue), ${DEFAULT_SETTINGS.maxAttempts})`,
-    retention: `coalesce((SELECT (q.settings->>'retention')::bigint FROM ${s}.queues q WHERE q.name = m.queue), ${DEFAULT_SETTINGS.retention})`,
-    select: `m.*, (SELECT (q.settings->>'maxAttempts')::int FROM ${s}.queues q WHERE q.name = m.queue) AS q_max_attempts`,
+    ...DEFAULT_SETTINGS,
+    ...(stored ?? {}),
+    backoff: { ...DEFAULT_SETTINGS.backoff, ...(stored?.backoff ?? {}) },
+    paused,
   };
 }
 
-/** A batch of new messages as the column arrays the insert statements `unnest` (parameters $1–$11). */
+/** The answers of a batch of settles: the functions return the 1-based positions that settled and their states. */
+export function settledStates(size: number, ords: number[] | null, states: number[] | null): Settled[] {
+  const out: Settled[] = new Array(size).fill(null);
+  const codes = states ?? [];
+  (ords ?? []).forEach((ord, k) => {
+    out[ord - 1] = STATE_NAMES[codes[k] as number] ?? null;
+  });
+  return out;
+}
+
+/** A batch of new messages as the column arrays the `send` function takes (parameters $1–$11). */
 export function messageColumns(messages: NewMessage[]): unknown[][] {
   const col = <T>(f: (m: NewMessage) => T) => messages.map(f);
   return [

@@ -1,47 +1,48 @@
 /**
- * Calls that arrive in the same turn of the event loop run as one batch (one statement or transaction). A call
- * naming an id already in the batch waits for the next turn, so each item settles as if it were alone.
+ * Calls that arrive in the same turn of the event loop, run together: the one batching rule of this store
+ * (sends, fails, and the worker's acks with its next claim share one statement and one commit each turn).
+ * A call naming an id already taken this turn waits for the next turn, so each item settles as if alone.
  */
-export class TickGroup<I extends { id: string }, R> {
-  private calls: { items: I[]; resolve: (results: R[]) => void; reject: (error: unknown) => void }[] = [];
+export class SameTick<C> {
+  private calls: C[] = [];
   private scheduled = false;
 
-  constructor(private readonly run: (items: I[]) => Promise<R[]>) {}
+  /** `ids` names what a call touches (none: it never conflicts); `run` gets the calls of one turn. */
+  constructor(
+    private readonly run: (calls: C[]) => void,
+    private readonly ids: (call: C) => Iterable<string> = () => [],
+  ) {}
 
-  add(items: I[]): Promise<R[]> {
-    return new Promise((resolve, reject) => {
-      this.calls.push({ items, resolve, reject });
-      this.schedule();
-    });
-  }
-
-  private schedule(): void {
+  add(call: C): void {
+    this.calls.push(call);
     if (this.scheduled) return;
     this.scheduled = true;
-    setImmediate(() => void this.flush());
+    setImmediate(() => this.flush());
   }
 
-  private async flush(): Promise<void> {
+  private flush(): void {
     this.scheduled = false;
-    const ids = new Set<string>();
-    const calls: typeof this.calls = [];
-    while (this.calls.length) {
-      const call = this.calls[0] as (typeof this.calls)[number];
-      if (call.items.some((i) => ids.has(i.id))) break;
-      for (const i of call.items) ids.add(i.id);
-      calls.push(call);
-      this.calls.shift();
+    const taken = new Set<string>();
+    let n = 0;
+    for (; n < this.calls.length; n++) {
+      const ids = [...this.ids(this.calls[n] as C)];
+      if (ids.some((id) => taken.has(id))) break;
+      for (const id of ids) taken.add(id);
     }
-    if (this.calls.length) this.schedule();
-    try {
-      const results = await this.run(calls.flatMap((c) => c.items));
-      let at = 0;
-      for (const call of calls) {
-        call.resolve(results.slice(at, at + call.items.length));
-        at += call.items.length;
-      }
-    } catch (error) {
-      for (const call of calls) call.reject(error);
+    const batch = this.calls.splice(0, n);
+    if (this.calls.length > 0) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
     }
+    this.run(batch);
+  }
+}
+
+/** Hands each call of a batch its slice of the batch's answers (in call order, `size` items each). */
+export function settleEach<R>(calls: { size: number; resolve: (results: R[]) => void }[], results: R[]): void {
+  let at = 0;
+  for (const call of calls) {
+    call.resolve(results.slice(at, at + call.size));
+    at += call.size;
   }
 }

@@ -2,7 +2,9 @@
  * Vacuum of the hot tables by Ferry itself. Every claim and ack leaves a dead row version (state is indexed,
  * so these updates cannot be HOT), and retention deletes whole rows; autovacuum may be off, or lag far behind
  * on a big table (its default threshold is 20% of the table). So at most every `interval` ms, one process
- * (elected by a try-lock) vacuums `messages` and `events` once their dead tuples pass a threshold.
+ * vacuums `messages` and `events` once their dead tuples pass a threshold. The turn is taken by moving a
+ * time in `meta` forward with one UPDATE (not a session advisory lock, which a pooler in transaction mode
+ * would leave behind on some server connection), so across processes checks are `interval` apart.
  * VACUUM takes no lock that blocks sends, claims or acks; it needs the role that owns the tables (the one
  * that created them).
  */
@@ -50,26 +52,26 @@ export class Vacuumer {
     }
     let broken: Error | undefined;
     try {
-      const got = await client.query<{ ok: boolean }>(
-        "SELECT pg_try_advisory_lock(hashtext('ferry.vacuum'), hashtext($1)) AS ok",
+      const now = Date.now();
+      const got = await client.query(
+        `INSERT INTO ${this.s}.meta AS m (key, value) VALUES ('vacuum_at', $1)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE m.value::bigint <= $2
+         RETURNING value`,
+        [String(now), now - this.options.interval],
+      );
+      if (got.rowCount === 0) return;
+      await client.query('SELECT pg_stat_clear_snapshot()');
+      const r = await client.query<{ relname: string; dead: string; live: string }>(
+        `SELECT relname, n_dead_tup AS dead, n_live_tup AS live FROM pg_stat_user_tables
+          WHERE schemaname = $1 AND relname IN ('messages', 'events', 'event_inbox')`,
         [this.schema],
       );
-      if (!got.rows[0]?.ok) return;
-      try {
-        await client.query('SELECT pg_stat_clear_snapshot()');
-        const r = await client.query<{ relname: string; dead: string; live: string }>(
-          `SELECT relname, n_dead_tup AS dead, n_live_tup AS live FROM pg_stat_user_tables
-            WHERE schemaname = $1 AND relname IN ('messages', 'events')`,
-          [this.schema],
-        );
-        for (const row of r.rows) {
-          const dead = Number(row.dead);
-          if (dead >= this.options.minDead && dead >= Number(row.live) / 10) {
-            await client.query(`VACUUM ${this.s}.${row.relname === 'messages' ? 'messages' : 'events'}`);
-          }
+      for (const row of r.rows) {
+        const dead = Number(row.dead);
+        if (dead >= this.options.minDead && dead >= Number(row.live) / 10) {
+          // relname is one of the three names the query filtered on.
+          await client.query(`VACUUM ${this.s}.${row.relname}`);
         }
-      } finally {
-        await client.query("SELECT pg_advisory_unlock(hashtext('ferry.vacuum'), hashtext($1))", [this.schema]);
       }
     } catch (error) {
       // Not the owner, or the server went away: housekeeping only, the next check tries again.

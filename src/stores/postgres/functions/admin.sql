@@ -1,0 +1,108 @@
+-- Administration that changes state: cancel, retry, redrive, purge. Reads (get, list, stats, settings) are
+-- plain queries in admin.ts.
+
+-- When message p_id is active on a lease that ran out, settles that lease first (as a claim or the sweep
+-- would), so an admin action acts on the message's true state. Answers the events (comma-joined), if any.
+CREATE FUNCTION {{schema}}.settle_lapsed(p_id text, p_now bigint, p_at text, p_max_attempts int,
+  OUT n int, OUT events text)
+LANGUAGE plpgsql AS $$
+DECLARE v_queue text;
+BEGIN
+  n := 0;
+  SELECT m.queue INTO v_queue FROM {{schema}}.messages m WHERE m.id = p_id AND m.state = 1 AND m.lease_until <= p_now;
+  IF NOT FOUND THEN RETURN; END IF;
+  SELECT x.n, x.events INTO n, events FROM {{schema}}.expire_leases(p_now, p_at, v_queue, p_max_attempts) x;
+END $$;
+
+-- Cancels a queued message at once, or flags an active one (its handler is told; it ends cancelled). A
+-- finished message is left as it is.
+CREATE FUNCTION {{schema}}.cancel_message(p_id text, p_now bigint, p_at text, p_max_attempts int, p_origin text,
+  OUT data text)
+LANGUAGE plpgsql AS $$
+DECLARE v_queue text; v_key text; v_attempts int; v_n int; v_events text;
+BEGIN
+  SELECT x.n, x.events INTO v_n, v_events FROM {{schema}}.settle_lapsed(p_id, p_now, p_at, p_max_attempts) x;
+  UPDATE {{schema}}.messages SET state = 4, finished_at = p_now, receipt = NULL, lease_until = NULL, blocked = false
+   WHERE id = p_id AND state = 0
+  RETURNING queue, key, attempts INTO v_queue, v_key, v_attempts;
+  IF FOUND THEN
+    PERFORM {{schema}}.release_keys(ARRAY[v_queue], ARRAY[v_key]);
+    v_events := concat_ws(',', v_events, {{schema}}.event('cancelled', v_queue, p_id, p_at, v_attempts, NULL));
+    v_n := v_n + 1;
+  ELSE
+    UPDATE {{schema}}.messages SET cancel_requested = true WHERE id = p_id AND state = 1;
+  END IF;
+  data := {{schema}}.stage_events(v_events, v_n, p_now, p_origin);
+END $$;
+
+-- Makes dead or cancelled messages (p_ids, of the states p_from) queued again with fresh attempts; a keyed one
+-- waits behind its key's unfinished messages. Answers how many, and their `retrying` events.
+CREATE FUNCTION {{schema}}.revive(p_ids text[], p_from int[], p_now bigint, p_at text, OUT n int, OUT events text)
+LANGUAGE plpgsql AS $$
+DECLARE kq text[]; kk text[];
+BEGIN
+  WITH u AS (
+    UPDATE {{schema}}.messages SET state = 0, blocked = key IS NOT NULL, attempts = 0, run_at = p_now, result = NULL,
+           finished_at = NULL, cancel_requested = false, progress = NULL
+     WHERE id = ANY(p_ids) AND state = ANY(p_from)
+    RETURNING id, queue, key, seq)
+  SELECT count(*)::int,
+         string_agg({{schema}}.event('retrying', u.queue, u.id, p_at, 0, ',"runAt":' || p_now), ',' ORDER BY u.seq),
+         array_agg(u.queue) FILTER (WHERE u.key IS NOT NULL), array_agg(u.key) FILTER (WHERE u.key IS NOT NULL)
+    INTO n, events, kq, kk FROM u;
+  PERFORM {{schema}}.release_keys(kq, kk);
+END $$;
+
+-- Retries one message: a dead or cancelled one is queued again with fresh attempts; a delayed one becomes
+-- due now. Others are left as they are.
+CREATE FUNCTION {{schema}}.retry_message(p_id text, p_now bigint, p_at text, p_max_attempts int, p_origin text,
+  OUT data text)
+LANGUAGE plpgsql AS $$
+DECLARE v_n int; v_events text; r_n int; r_events text;
+BEGIN
+  SELECT x.n, x.events INTO v_n, v_events FROM {{schema}}.settle_lapsed(p_id, p_now, p_at, p_max_attempts) x;
+  SELECT x.n, x.events INTO r_n, r_events FROM {{schema}}.revive(ARRAY[p_id], ARRAY[3, 4], p_now, p_at) x;
+  IF r_n = 0 THEN
+    UPDATE {{schema}}.messages SET run_at = p_now WHERE id = p_id AND state = 0 AND run_at > p_now;
+  END IF;
+  data := {{schema}}.stage_events(concat_ws(',', v_events, r_events), v_n + r_n, p_now, p_origin);
+END $$;
+
+-- Queues every dead message of p_queue again, in batches of 1000. Answers how many.
+CREATE FUNCTION {{schema}}.redrive_queue(p_queue text, p_now bigint, p_at text, p_origin text,
+  OUT moved int, OUT data text)
+LANGUAGE plpgsql AS $$
+DECLARE v_ids text[]; v_n int; v_events text; v_all text;
+BEGIN
+  moved := 0;
+  LOOP
+    SELECT array_agg(x.id) INTO v_ids
+      FROM (SELECT m.id FROM {{schema}}.messages m WHERE m.queue = p_queue AND m.state = 3 ORDER BY m.seq LIMIT 1000) x;
+    EXIT WHEN v_ids IS NULL;
+    SELECT r.n, r.events INTO v_n, v_events FROM {{schema}}.revive(v_ids, ARRAY[3], p_now, p_at) r;
+    moved := moved + v_n;
+    IF v_n > 0 THEN v_all := CASE WHEN v_all IS NULL THEN v_events ELSE v_all || ',' || v_events END; END IF;
+    EXIT WHEN cardinality(v_ids) < 1000;
+  END LOOP;
+  data := {{schema}}.stage_events(v_all, moved, p_now, p_origin);
+END $$;
+
+-- Removes p_queue's messages in the given states (codes; waiting and delayed are queued rows split by run_at).
+-- Rows first, then their keys, so the next message of a key whose head was removed can go.
+CREATE FUNCTION {{schema}}.purge_queue(p_queue text, p_states int[], p_waiting boolean, p_delayed boolean,
+  p_now bigint) RETURNS int
+LANGUAGE plpgsql AS $$
+DECLARE v_n int; kk text[];
+BEGIN
+  WITH d AS (
+    DELETE FROM {{schema}}.messages m
+     WHERE m.queue = p_queue
+       AND (m.state = ANY(p_states)
+            OR (m.state = 0 AND ((p_waiting AND m.run_at <= p_now) OR (p_delayed AND m.run_at > p_now))))
+    RETURNING m.queue, m.key)
+  SELECT count(*)::int, array_agg(DISTINCT d.key) FILTER (WHERE d.key IS NOT NULL) INTO v_n, kk FROM d;
+  IF kk IS NOT NULL THEN
+    PERFORM {{schema}}.release_keys(array_fill(p_queue, ARRAY[cardinality(kk)]), kk);
+  END IF;
+  RETURN v_n;
+END $$;

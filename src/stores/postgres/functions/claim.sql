@@ -1,0 +1,102 @@
+-- Claiming, and the worker's round trip: the acks that arrived in one tick and the next claim, in one
+-- statement and one commit.
+
+-- Leases up to p_max deliverable messages of p_queue (expired leases of the queue settled first): queued,
+-- due, not blocked behind an earlier message of their key, queue not paused, within its concurrency and rate
+-- limit; by priority, then runAt, then send order. The rows come back as a JSON array in that order, their
+-- `active` events as comma-joined JSON.
+CREATE FUNCTION {{schema}}.claim_items(p_queue text, p_max int, p_lease int, p_now bigint, p_at text,
+  p_default_lease int, p_max_attempts int, OUT n int, OUT events text, OUT claimed text, OUT expired int)
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_settings jsonb; v_paused boolean; v_limit int := p_max; v_conc int; v_rmax int; v_rper bigint;
+  v_window bigint := 0; v_count int := 0; v_active int; v_n int; v_events text;
+BEGIN
+  n := 0;
+  expired := 0;
+  SELECT q.settings, q.paused INTO v_settings, v_paused FROM {{schema}}.queues q WHERE q.name = p_queue;
+  IF EXISTS (SELECT 1 FROM {{schema}}.messages m WHERE m.state = 1 AND m.lease_until <= p_now AND m.queue = p_queue) THEN
+    SELECT x.n, x.events INTO n, events FROM {{schema}}.expire_leases(p_now, p_at, p_queue, p_max_attempts) x;
+    expired := n;
+  END IF;
+  IF coalesce(v_paused, false) THEN RETURN; END IF;
+  v_conc := (v_settings->>'concurrency')::int;
+  v_rmax := (v_settings->'rateLimit'->>'max')::int;
+  v_rper := (v_settings->'rateLimit'->>'per')::bigint;
+  IF v_conc IS NOT NULL OR v_rmax IS NOT NULL THEN
+    -- Limits hold across processes: claimers of a limited queue serialize on its row.
+    SELECT q.rate_window, q.rate_count INTO v_window, v_count FROM {{schema}}.queues q WHERE q.name = p_queue FOR UPDATE;
+    IF v_conc IS NOT NULL THEN
+      SELECT count(*) INTO v_active FROM {{schema}}.messages m WHERE m.queue = p_queue AND m.state = 1;
+      v_limit := least(v_limit, v_conc - v_active);
+    END IF;
+    IF v_rmax IS NOT NULL THEN
+      IF p_now >= coalesce(v_window, 0) + v_rper THEN v_window := p_now; v_count := 0; END IF;
+      v_limit := least(v_limit, v_rmax - coalesce(v_count, 0));
+    END IF;
+  END IF;
+  IF v_limit <= 0 THEN RETURN; END IF;
+  WITH picked AS (
+    SELECT m.id FROM {{schema}}.messages m
+     WHERE m.queue = p_queue AND m.state = 0 AND NOT m.blocked AND m.run_at <= p_now
+     ORDER BY m.priority DESC, m.run_at, m.seq
+     LIMIT v_limit FOR UPDATE SKIP LOCKED),
+  u AS (
+    UPDATE {{schema}}.messages m
+       SET state = 1, attempts = m.attempts + 1, receipt = gen_random_uuid()::text, started_at = p_now,
+           lease_until = p_now + coalesce(p_lease, m.lease, (v_settings->>'lease')::int, p_default_lease)
+      FROM picked WHERE m.id = picked.id
+    RETURNING m.seq, m.id, m.payload, m.attempts, m.receipt, m.priority, m.run_at, m.key, m.headers, m.sent_at,
+              m.lease_until)
+  SELECT count(*)::int,
+         '[' || string_agg('{"id":' || to_json(u.id) || ',"payload":' || to_json(u.payload) || ',"attempt":'
+                   || u.attempts || ',"receipt":"' || u.receipt || '","priority":' || u.priority || ',"key":'
+                   || coalesce(to_json(u.key)::text, 'null') || ',"headers":' || coalesce(to_json(u.headers)::text, 'null')
+                   || ',"sentAt":' || u.sent_at || ',"leaseUntil":' || u.lease_until || '}',
+                   ',' ORDER BY u.priority DESC, u.run_at, u.seq) || ']',
+         string_agg({{schema}}.event('active', p_queue, u.id, p_at, u.attempts, NULL), ','
+                    ORDER BY u.priority DESC, u.run_at, u.seq)
+    INTO v_n, claimed, v_events FROM u;
+  IF v_n = 0 THEN RETURN; END IF;
+  IF v_rmax IS NOT NULL THEN
+    UPDATE {{schema}}.queues SET rate_window = v_window, rate_count = coalesce(v_count, 0) + v_n WHERE name = p_queue;
+  END IF;
+  events := CASE WHEN events IS NULL THEN v_events ELSE events || ',' || v_events END;
+  n := n + v_n;
+END $$;
+
+-- One round trip of the worker cycle: the acks that arrived in one tick, then one claim, their events
+-- staged as one block. Either part may be absent (null arrays, null queue).
+-- A step holding only a claim commits without waiting for its WAL flush (synchronous_commit off for this
+-- transaction): a server crash can lose such a claim, and losing it loses only a lease, as when a lease runs
+-- out (the message is delivered again; the lost delivery's ack finds no lease). A step with any durable
+-- change (acks, expired leases settled) commits synchronously, and a synchronous commit flushes the WAL of
+-- every earlier asynchronous one, so a later durable step never depends on a lost claim.
+CREATE FUNCTION {{schema}}.step(
+  c_ids text[], c_receipts text[], c_results text[], c_nows bigint[], c_ats text[],
+  q_queue text, q_max int, q_lease int, q_now bigint, q_at text,
+  p_default_lease int, p_max_attempts int, p_origin text,
+  OUT data text, OUT c_ords int[], OUT c_states int[], OUT claimed text)
+LANGUAGE plpgsql AS $$
+DECLARE v_n int := 0; v_events text; c_n int; q_n int; q_events text; v_at bigint; q_expired int := 0;
+BEGIN
+  IF c_ids IS NOT NULL AND cardinality(c_ids) > 0 THEN
+    SELECT x.n, x.events, x.ords, x.states INTO c_n, v_events, c_ords, c_states
+      FROM {{schema}}.complete_items(c_ids, c_receipts, c_results, c_nows, c_ats) x;
+    v_n := c_n;
+    v_at := c_nows[1];
+  END IF;
+  IF q_queue IS NOT NULL THEN
+    SELECT x.n, x.events, x.claimed, x.expired INTO q_n, q_events, claimed, q_expired
+      FROM {{schema}}.claim_items(q_queue, q_max, q_lease, q_now, q_at, p_default_lease, p_max_attempts) x;
+    IF q_n > 0 THEN
+      v_events := CASE WHEN v_events IS NULL THEN q_events ELSE v_events || ',' || q_events END;
+      v_n := v_n + q_n;
+      v_at := coalesce(v_at, q_now);
+    END IF;
+  END IF;
+  IF coalesce(cardinality(c_ids), 0) = 0 AND q_expired = 0 THEN
+    PERFORM set_config('synchronous_commit', 'off', true);
+  END IF;
+  data := {{schema}}.stage_events(v_events, v_n, v_at, p_origin);
+END $$;

@@ -1,0 +1,86 @@
+-- The event log. Seqs are given by one numberer at a time (a transaction-level try-lock, held to commit), so
+-- they are gapless and numbered blocks commit in seq order: a reader tailing by seq never misses a late
+-- commit, and every reader sees one order. No writer ever waits for it: a transaction that changes state
+-- takes the lock if it is free and numbers its own block at once (with a bounded batch of blocks others
+-- left unnumbered); if another holds it, the block is staged in event_inbox without a seq, and a pass of
+-- the elected sequencer (sequence_events) numbers it soon after. So writers from every connection and
+-- process commit in parallel, and in the common case a block costs no second commit.
+-- No NOTIFY is sent inside a writing transaction: a notifying transaction takes a database-wide lock at
+-- commit and holds it through its WAL flush, which would serialize writers again. Processes send their
+-- hints after commit, outside any transaction (events.ts).
+
+-- One event as JSON text, keys in the stored order: type, queue, id, at, attempt, then p_rest (result,
+-- error, progress, runAt, already JSON: ',"result":…'). Built by concatenation: json_build_object looks up
+-- the type of every argument of every row (about 2 us per object against 0.6 us, migration 004).
+CREATE FUNCTION {{schema}}.event(p_type text, p_queue text, p_id text, p_at text, p_attempt int, p_rest text)
+RETURNS text LANGUAGE sql STABLE AS $$
+  SELECT '{"type":"' || p_type || '","queue":' || to_json(p_queue)::text || ',"id":' || to_json(p_id)::text
+      || ',"at":' || to_json(p_at)::text || coalesce(',"attempt":' || p_attempt, '') || coalesce(p_rest, '') || '}'
+$$;
+
+-- Numbers up to p_max blocks of the inbox (oldest first), then the block p_data of p_n events (if any), with the
+-- next seqs. The caller holds the numbering lock. Answers the seq of p_data's first event, and the inbox
+-- blocks it moved.
+CREATE FUNCTION {{schema}}.number_blocks(p_max int, p_data text, p_n int, p_at bigint, p_origin text,
+  OUT first_own bigint, OUT last_seq bigint, OUT seqs bigint[], OUT origins text[], OUT blocks text[])
+LANGUAGE plpgsql AS $$
+DECLARE v_last bigint; v_n bigint;
+BEGIN
+  SELECT e.last INTO v_last FROM {{schema}}.event_seq e;
+  v_n := 0;
+  IF p_max > 0 THEN
+    WITH moved AS (
+      DELETE FROM {{schema}}.event_inbox i
+       WHERE i.id IN (SELECT x.id FROM {{schema}}.event_inbox x ORDER BY x.id LIMIT p_max)
+      RETURNING i.id, i.at, i.n, i.origin, i.data),
+    numbered AS (
+      SELECT m.*, v_last + sum(m.n) OVER (ORDER BY m.id) - m.n + 1 AS seq FROM moved m),
+    ins AS (
+      INSERT INTO {{schema}}.events (seq, n, at, origin, data)
+      SELECT nb.seq, nb.n, nb.at, nb.origin, nb.data FROM numbered nb
+      RETURNING seq, n, origin, data)
+    SELECT array_agg(ins.seq ORDER BY ins.seq), array_agg(ins.origin ORDER BY ins.seq),
+           array_agg(ins.data ORDER BY ins.seq), coalesce(sum(ins.n), 0)
+      INTO seqs, origins, blocks, v_n FROM ins;
+  END IF;
+  last_seq := v_last + v_n;
+  IF p_data IS NOT NULL THEN
+    first_own := last_seq + 1;
+    INSERT INTO {{schema}}.events (seq, n, at, origin, data) VALUES (first_own, p_n, p_at, p_origin, p_data);
+    last_seq := last_seq + p_n;
+  END IF;
+  IF last_seq > v_last THEN
+    UPDATE {{schema}}.event_seq SET last = last_seq;
+  END IF;
+END $$;
+
+-- The events (p_n comma-joined) of the calling transaction: numbered at once when the numbering lock is free
+-- (answered as {"seq":first,"events":[…]}), else staged in the inbox (answered as the JSON array). Null when
+-- there are none. The answer lets the writing process wake its own waiters at once. p_inline false: always
+-- staged (a transaction of the caller's may stay open long, and must not hold the numbering lock meanwhile).
+CREATE FUNCTION {{schema}}.stage_events(p_events text, p_n int, p_at bigint, p_origin text, p_inline boolean DEFAULT true)
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE v_data text; v_seq bigint;
+BEGIN
+  IF coalesce(p_n, 0) = 0 THEN RETURN NULL; END IF;
+  v_data := '[' || p_events || ']';
+  IF p_inline AND pg_try_advisory_xact_lock(hashtext('ferry.sequence'), hashtext('{{schema}}')) THEN
+    -- A few blocks others staged ride along, so staged blocks never wait on a busy numbering lock for long.
+    SELECT x.first_own INTO v_seq FROM {{schema}}.number_blocks(50, v_data, p_n, p_at, p_origin) x;
+    RETURN '{"seq":' || v_seq || ',"events":' || v_data || '}';
+  END IF;
+  INSERT INTO {{schema}}.event_inbox (at, n, origin, data) VALUES (p_at, p_n, p_origin, v_data);
+  RETURN v_data;
+END $$;
+
+-- One pass of the sequencer: up to p_max staged blocks get seqs. `got` is false when the numbering lock is
+-- held (then nothing was done). Answers the moved blocks, so the caller can deliver them without reading.
+CREATE FUNCTION {{schema}}.sequence_events(p_max int,
+  OUT got boolean, OUT last_seq bigint, OUT seqs bigint[], OUT origins text[], OUT blocks text[])
+LANGUAGE plpgsql AS $$
+BEGIN
+  got := pg_try_advisory_xact_lock(hashtext('ferry.sequence'), hashtext('{{schema}}'));
+  IF NOT got THEN RETURN; END IF;
+  SELECT x.last_seq, x.seqs, x.origins, x.blocks INTO last_seq, seqs, origins, blocks
+    FROM {{schema}}.number_blocks(p_max, NULL, 0, 0, '') x;
+END $$;

@@ -1,0 +1,72 @@
+-- Inserting messages: dedupe and ordering keys. Every way in (send, sendBatch, publish, a schedule's tick, a
+-- send in the caller's own transaction) goes through insert_messages.
+
+-- Inserts messages in order; a `sent` event per new one. Answers null ids when every message was inserted;
+-- else every message's id (the existing one when deduplicated) and whether it was deduplicated.
+CREATE FUNCTION {{schema}}.insert_messages(
+  p_ids text[], p_queues text[], p_priorities int[], p_run_ats bigint[], p_payloads text[], p_headers text[],
+  p_keys text[], p_dedupes text[], p_max_attempts int[], p_backoffs text[], p_leases int[],
+  p_now bigint, p_at text, OUT n int, OUT events text, OUT ids text[], OUT deduplicated boolean[])
+LANGUAGE plpgsql AS $$
+DECLARE kq text[]; kk text[];
+BEGIN
+  IF EXISTS (SELECT 1 FROM unnest(p_keys) k WHERE k IS NOT NULL) THEN
+    PERFORM {{schema}}.lock_keys(p_queues, p_keys);
+  END IF;
+  -- A keyed message is blocked when its key has an unfinished message, or an earlier one in this batch.
+  WITH ins AS (
+    INSERT INTO {{schema}}.messages (id, seq, queue, state, blocked, priority, run_at, payload, headers, key,
+      dedupe_id, max_attempts, backoff, lease, sent_at)
+    SELECT u.id, nextval('{{schema}}.messages_seq'), u.queue, 0,
+           u.key IS NOT NULL AND (u.first < u.ord OR EXISTS (SELECT 1 FROM {{schema}}.messages x
+             WHERE x.queue = u.queue AND x.key = u.key AND x.state <= 1)),
+           u.priority, u.run_at, u.payload, u.headers, u.key, u.dedupe_id, u.max_attempts, u.backoff, u.lease, p_now
+      FROM (SELECT t.*, min(t.ord) OVER (PARTITION BY t.queue, t.key) AS first
+              FROM unnest(p_ids, p_queues, p_priorities, p_run_ats, p_payloads, p_headers, p_keys, p_dedupes,
+                          p_max_attempts, p_backoffs, p_leases) WITH ORDINALITY
+                   AS t(id, queue, priority, run_at, payload, headers, key, dedupe_id, max_attempts, backoff, lease, ord)
+             ORDER BY t.ord) u
+     ORDER BY u.ord
+    ON CONFLICT (queue, dedupe_id) WHERE dedupe_id IS NOT NULL DO NOTHING
+    RETURNING id, queue, run_at, seq)
+  SELECT count(*)::int,
+         string_agg({{schema}}.event('sent', ins.queue, ins.id, p_at, NULL, ',"runAt":' || ins.run_at), ','
+                    ORDER BY ins.seq)
+    INTO n, events FROM ins;
+  IF n < cardinality(p_ids) THEN
+    SELECT array_agg(coalesce(CASE WHEN EXISTS (SELECT 1 FROM {{schema}}.messages m WHERE m.id = u.id) THEN u.id END,
+                              (SELECT m.id FROM {{schema}}.messages m WHERE m.queue = u.q AND m.dedupe_id = u.d))
+                     ORDER BY u.ord),
+           array_agg(NOT EXISTS (SELECT 1 FROM {{schema}}.messages m WHERE m.id = u.id) ORDER BY u.ord)
+      INTO ids, deduplicated
+      FROM unnest(p_ids, p_queues, p_dedupes) WITH ORDINALITY AS u(id, q, d, ord);
+    IF array_position(ids, NULL) IS NOT NULL THEN
+      RAISE EXCEPTION 'a deduplicating message vanished during the send' USING ERRCODE = '40001';
+    END IF;
+    -- A deduplicated first message of a key leaves the batch's later ones blocked behind nothing.
+    SELECT array_agg(u.q), array_agg(u.k) INTO kq, kk
+      FROM unnest(p_queues, p_keys, deduplicated) AS u(q, k, d) WHERE u.d AND u.k IS NOT NULL;
+    IF kq IS NOT NULL THEN PERFORM {{schema}}.unblock_next(kq, kk); END IF;
+  END IF;
+END $$;
+
+-- A send: the queues it names exist, the messages are inserted, their events staged. One statement, so
+-- concurrent sends of a process can share it (one round trip, one commit) and a caller's transaction can
+-- run it as it is (p_inline false: see stage_events). Answers the events (stage_events) for the process's own
+-- waiters.
+CREATE FUNCTION {{schema}}.send(
+  p_ids text[], p_queues text[], p_priorities int[], p_run_ats bigint[], p_payloads text[], p_headers text[],
+  p_keys text[], p_dedupes text[], p_max_attempts int[], p_backoffs text[], p_leases int[],
+  p_now bigint, p_at text, p_new_queues text[], p_origin text, p_inline boolean,
+  OUT data text, OUT ids text[], OUT deduplicated boolean[])
+LANGUAGE plpgsql AS $$
+DECLARE v_n int; v_events text;
+BEGIN
+  IF p_new_queues IS NOT NULL AND cardinality(p_new_queues) > 0 THEN
+    INSERT INTO {{schema}}.queues (name) SELECT DISTINCT unnest(p_new_queues) ON CONFLICT (name) DO NOTHING;
+  END IF;
+  SELECT x.n, x.events, x.ids, x.deduplicated INTO v_n, v_events, ids, deduplicated
+    FROM {{schema}}.insert_messages(p_ids, p_queues, p_priorities, p_run_ats, p_payloads, p_headers, p_keys,
+                                    p_dedupes, p_max_attempts, p_backoffs, p_leases, p_now, p_at) x;
+  data := {{schema}}.stage_events(v_events, v_n, p_now, p_origin, p_inline);
+END $$;

@@ -1,0 +1,120 @@
+-- Settling a delivery: complete, fail, release, extend, progress. Each presents the current receipt of a
+-- live lease; a stale one changes nothing. Items carry their own time, so calls of one tick share a statement.
+
+-- Completes leased messages (cancelled instead when a cancel was requested meanwhile). Answers, for the items
+-- that settled, their 1-based position and new state.
+CREATE FUNCTION {{schema}}.complete_items(p_ids text[], p_receipts text[], p_results text[], p_nows bigint[],
+  p_ats text[], OUT n int, OUT events text, OUT ords int[], OUT states int[])
+LANGUAGE plpgsql AS $$
+DECLARE kq text[]; kk text[];
+BEGIN
+  WITH u AS (
+    UPDATE {{schema}}.messages m
+       SET state = CASE WHEN m.cancel_requested THEN 4 ELSE 2 END, result = i.result, finished_at = i.now,
+           receipt = NULL, lease_until = NULL, blocked = false
+      FROM unnest(p_ids, p_receipts, p_results, p_nows, p_ats) WITH ORDINALITY AS i(id, receipt, result, now, at, ord)
+     WHERE m.id = i.id AND m.receipt = i.receipt AND m.state = 1 AND m.lease_until > i.now
+    RETURNING i.ord, i.at, i.result, m.id, m.queue, m.key, m.state, m.attempts)
+  SELECT count(*)::int,
+         string_agg(CASE WHEN u.state = 2
+                      THEN {{schema}}.event('completed', u.queue, u.id, u.at, u.attempts,
+                                            ',"result":' || coalesce(u.result, 'null'))
+                      ELSE {{schema}}.event('cancelled', u.queue, u.id, u.at, u.attempts, NULL) END,
+                    ',' ORDER BY u.ord),
+         array_agg(u.ord::int ORDER BY u.ord), array_agg(u.state::int ORDER BY u.ord),
+         array_agg(u.queue) FILTER (WHERE u.key IS NOT NULL), array_agg(u.key) FILTER (WHERE u.key IS NOT NULL)
+    INTO n, events, ords, states, kq, kk FROM u;
+  PERFORM {{schema}}.release_keys(kq, kk);
+END $$;
+
+-- Ends failed attempts. The caller has read the leases (settle.ts) and computed, by the engine's backoff,
+-- when each would run again (p_run_ats); here the rule: cancelled when a cancel was requested, dead when the
+-- item may not retry or its attempts are spent, else queued again at its run_at.
+CREATE FUNCTION {{schema}}.fail_items(p_ids text[], p_receipts text[], p_errors text[], p_retry boolean[],
+  p_run_ats bigint[], p_nows bigint[], p_ats text[], p_max_attempts int, p_origin text,
+  OUT data text, OUT ords int[], OUT states int[])
+LANGUAGE plpgsql AS $$
+DECLARE kq text[]; kk text[]; v_n int; v_events text;
+BEGIN
+  WITH x AS (
+    SELECT i.ord, i.at, i.error, i.run_at, i.now, m.id,
+           CASE WHEN m.cancel_requested THEN 4
+                WHEN NOT i.retry OR m.attempts >= coalesce(m.max_attempts,
+                       {{schema}}.queue_setting(m.queue, 'maxAttempts')::int, p_max_attempts) THEN 3
+                ELSE 0 END AS state
+      FROM unnest(p_ids, p_receipts, p_errors, p_retry, p_run_ats, p_nows, p_ats) WITH ORDINALITY
+             AS i(id, receipt, error, retry, run_at, now, at, ord)
+      JOIN {{schema}}.messages m ON m.id = i.id AND m.receipt = i.receipt AND m.state = 1 AND m.lease_until > i.now
+     ORDER BY m.id FOR UPDATE OF m),
+  u AS (
+    UPDATE {{schema}}.messages m
+       SET state = x.state, run_at = CASE WHEN x.state = 0 THEN x.run_at ELSE m.run_at END, error = x.error,
+           finished_at = CASE WHEN x.state >= 2 THEN x.now END, receipt = NULL, lease_until = NULL, blocked = false
+      FROM x WHERE m.id = x.id
+    RETURNING x.ord, x.at, x.error, x.run_at, m.id, m.queue, m.key, m.state, m.attempts)
+  SELECT count(*)::int,
+         string_agg({{schema}}.event(CASE u.state WHEN 0 THEN 'retrying' WHEN 3 THEN 'dead' ELSE 'cancelled' END,
+                      u.queue, u.id, u.at, u.attempts,
+                      ',"error":' || u.error || CASE WHEN u.state = 0 THEN ',"runAt":' || u.run_at ELSE '' END),
+                    ',' ORDER BY u.ord),
+         array_agg(u.ord::int ORDER BY u.ord), array_agg(u.state::int ORDER BY u.ord),
+         array_agg(u.queue) FILTER (WHERE u.key IS NOT NULL AND u.state >= 2),
+         array_agg(u.key) FILTER (WHERE u.key IS NOT NULL AND u.state >= 2)
+    INTO v_n, v_events, ords, states, kq, kk FROM u;
+  PERFORM {{schema}}.release_keys(kq, kk);
+  data := {{schema}}.stage_events(v_events, v_n, p_nows[1], p_origin);
+END $$;
+
+-- Hands leased messages back unprocessed: the attempt is not counted (cancelled instead when a cancel was
+-- requested meanwhile).
+CREATE FUNCTION {{schema}}.release_items(p_ids text[], p_receipts text[], p_now bigint, p_at text, p_origin text,
+  OUT data text, OUT ords int[], OUT states int[])
+LANGUAGE plpgsql AS $$
+DECLARE kq text[]; kk text[]; v_n int; v_events text;
+BEGIN
+  WITH u AS (
+    UPDATE {{schema}}.messages m
+       SET state = CASE WHEN m.cancel_requested THEN 4 ELSE 0 END,
+           attempts = CASE WHEN m.cancel_requested THEN m.attempts ELSE m.attempts - 1 END,
+           run_at = CASE WHEN m.cancel_requested THEN m.run_at ELSE p_now END,
+           finished_at = CASE WHEN m.cancel_requested THEN p_now END,
+           receipt = NULL, lease_until = NULL, blocked = CASE WHEN m.cancel_requested THEN false ELSE m.blocked END
+      FROM unnest(p_ids, p_receipts) WITH ORDINALITY AS i(id, receipt, ord)
+     WHERE m.id = i.id AND m.receipt = i.receipt AND m.state = 1 AND m.lease_until > p_now
+    RETURNING i.ord, m.id, m.queue, m.key, m.state, m.attempts)
+  SELECT count(*)::int,
+         string_agg(CASE WHEN u.state = 0
+                      THEN {{schema}}.event('retrying', u.queue, u.id, p_at, u.attempts, ',"runAt":' || p_now)
+                      ELSE {{schema}}.event('cancelled', u.queue, u.id, p_at, u.attempts, NULL) END,
+                    ',' ORDER BY u.ord),
+         array_agg(u.ord::int ORDER BY u.ord), array_agg(u.state::int ORDER BY u.ord),
+         array_agg(u.queue) FILTER (WHERE u.key IS NOT NULL AND u.state >= 2),
+         array_agg(u.key) FILTER (WHERE u.key IS NOT NULL AND u.state >= 2)
+    INTO v_n, v_events, ords, states, kq, kk FROM u;
+  PERFORM {{schema}}.release_keys(kq, kk);
+  data := {{schema}}.stage_events(v_events, v_n, p_now, p_origin);
+END $$;
+
+-- Moves a live lease's end; null when the receipt is stale or a cancel was requested.
+CREATE FUNCTION {{schema}}.extend_lease(p_id text, p_receipt text, p_now bigint, p_until bigint) RETURNS bigint
+LANGUAGE sql AS $$
+  UPDATE {{schema}}.messages SET lease_until = p_until
+   WHERE id = p_id AND receipt = p_receipt AND state = 1 AND lease_until > p_now AND NOT cancel_requested
+  RETURNING lease_until
+$$;
+
+-- Records a handler's progress (JSON text) on a live lease; false when the receipt is stale.
+CREATE FUNCTION {{schema}}.progress_item(p_id text, p_receipt text, p_value text, p_now bigint, p_at text,
+  p_origin text, OUT ok boolean, OUT data text)
+LANGUAGE plpgsql AS $$
+DECLARE v_queue text; v_attempts int;
+BEGIN
+  UPDATE {{schema}}.messages SET progress = p_value
+   WHERE id = p_id AND receipt = p_receipt AND state = 1 AND lease_until > p_now
+  RETURNING queue, attempts INTO v_queue, v_attempts;
+  ok := FOUND;
+  IF ok THEN
+    data := {{schema}}.stage_events({{schema}}.event('progress', v_queue, p_id, p_at, v_attempts,
+                                                     ',"progress":' || p_value), 1, p_now, p_origin);
+  END IF;
+END $$;

@@ -1,0 +1,66 @@
+-- Housekeeping: leases that ran out, finished messages past their queue's retention, old events.
+
+-- The effective maxAttempts and retention of a message's queue (the queue's setting, else the default).
+CREATE FUNCTION {{schema}}.queue_setting(p_queue text, p_name text) RETURNS text LANGUAGE sql STABLE AS $$
+  SELECT q.settings->>p_name FROM {{schema}}.queues q WHERE q.name = p_queue
+$$;
+
+-- Settles leases that ran out (of p_queue, or any when null; up to 1000): a failed attempt, delivered again at
+-- once, or dead when its attempts are spent, or cancelled when a cancel was requested. Answers the count and
+-- the events (comma-joined).
+CREATE FUNCTION {{schema}}.expire_leases(p_now bigint, p_at text, p_queue text, p_max_attempts int,
+  OUT n int, OUT events text) LANGUAGE plpgsql AS $$
+DECLARE kq text[]; kk text[];
+  v_error constant text := '{"message":"lease expired","name":"LeaseExpired"}';
+BEGIN
+  WITH x AS (
+    SELECT m.id, m.cancel_requested,
+           m.attempts >= coalesce(m.max_attempts, {{schema}}.queue_setting(m.queue, 'maxAttempts')::int,
+                                  p_max_attempts) AS used_up
+      FROM {{schema}}.messages m
+     WHERE m.state = 1 AND m.lease_until <= p_now AND (p_queue IS NULL OR m.queue = p_queue)
+     ORDER BY m.lease_until LIMIT 1000 FOR UPDATE SKIP LOCKED),
+  u AS (
+    UPDATE {{schema}}.messages m
+       SET state = CASE WHEN x.cancel_requested THEN 4 WHEN x.used_up THEN 3 ELSE 0 END,
+           run_at = CASE WHEN x.cancel_requested OR x.used_up THEN m.run_at ELSE p_now END,
+           finished_at = CASE WHEN x.cancel_requested OR x.used_up THEN p_now END,
+           error = v_error, receipt = NULL, lease_until = NULL, blocked = false
+      FROM x WHERE m.id = x.id
+    RETURNING m.id, m.queue, m.key, m.state, m.attempts, m.seq)
+  SELECT count(*)::int,
+         string_agg({{schema}}.event(CASE u.state WHEN 0 THEN 'retrying' WHEN 3 THEN 'dead' ELSE 'cancelled' END,
+                      u.queue, u.id, p_at, u.attempts,
+                      ',"error":' || v_error || CASE WHEN u.state = 0 THEN ',"runAt":' || p_now ELSE '' END),
+                    ',' ORDER BY u.seq),
+         array_agg(u.queue) FILTER (WHERE u.key IS NOT NULL AND u.state >= 2),
+         array_agg(u.key) FILTER (WHERE u.key IS NOT NULL AND u.state >= 2)
+    INTO n, events, kq, kk FROM u;
+  PERFORM {{schema}}.release_keys(kq, kk);
+END $$;
+
+-- One housekeeping pass, bounded: expired leases, then finished messages whose queue's current retention has
+-- passed (so changing a queue's retention acts on messages already finished), then the oldest events past
+-- p_event_before. Looks at each queue through the index on (queue, finished_at): one probe per queue.
+CREATE FUNCTION {{schema}}.sweep(p_now bigint, p_at text, p_event_before bigint, p_max_attempts int,
+  p_retention bigint, p_origin text, OUT expired int, OUT removed int, OUT data text)
+LANGUAGE plpgsql AS $$
+DECLARE v_events text;
+BEGIN
+  SELECT x.n, x.events INTO expired, v_events FROM {{schema}}.expire_leases(p_now, p_at, NULL, p_max_attempts) x;
+  data := {{schema}}.stage_events(v_events, expired, p_now, p_origin);
+  DELETE FROM {{schema}}.messages d WHERE d.id IN (
+    SELECT f.id
+      FROM {{schema}}.queues q
+      CROSS JOIN LATERAL (
+        SELECT m.id FROM {{schema}}.messages m
+         WHERE m.queue = q.name AND m.state >= 2
+           AND m.finished_at <= p_now - coalesce((q.settings->>'retention')::bigint, p_retention)
+         ORDER BY m.finished_at LIMIT 1000) f
+     LIMIT 1000);
+  GET DIAGNOSTICS removed = ROW_COUNT;
+  -- Only the oldest blocks are looked at: `at` grows with seq (nearly), so this never scans the whole log.
+  DELETE FROM {{schema}}.events WHERE seq IN (
+    SELECT o.seq FROM (SELECT e.seq, e.at FROM {{schema}}.events e ORDER BY e.seq LIMIT 1000) o
+     WHERE o.at < p_event_before);
+END $$;

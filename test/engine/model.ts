@@ -1,0 +1,248 @@
+/**
+ * Model-based test: fast-check drives the engine (with a manual clock) and a small reference model with the
+ * same random commands, and after each command every message's state, attempts and each delivery must
+ * agree. The model is the rules of SPEC §1 written as plainly as possible. It runs on every home (memory:,
+ * an SQLite file, PostgreSQL, and over HTTP): `modelTest(home, runs)` registers it for one.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { type Delivery, type Ferry, LeaseLostError, ManualClock } from '../../src/index.ts';
+
+const LEASE = 1000;
+const BACKOFF = 500;
+const MAX_ATTEMPTS = 3;
+
+type State = 'waiting' | 'delayed' | 'active' | 'completed' | 'dead' | 'cancelled';
+interface ModelMessage {
+  seq: number;
+  priority: number;
+  key: string | null;
+  runAt: number;
+  state: 'queued' | 'active' | 'completed' | 'dead' | 'cancelled';
+  attempts: number;
+  leaseUntil: number;
+  receipt: number;
+  cancelRequested: boolean;
+}
+
+class Model {
+  messages: ModelMessage[] = [];
+  now = 0;
+  receipts = 0;
+
+  publicState(m: ModelMessage): State {
+    if (m.state === 'queued') return m.runAt > this.now ? 'delayed' : 'waiting';
+    return m.state;
+  }
+
+  /** Expired leases become failed attempts: redelivered at once, or dead/cancelled. */
+  expire(only?: ModelMessage): void {
+    for (const m of only ? [only] : this.messages) {
+      if (m.state === 'active' && m.leaseUntil <= this.now) {
+        if (m.cancelRequested) m.state = 'cancelled';
+        else if (m.attempts >= MAX_ATTEMPTS) m.state = 'dead';
+        else {
+          m.state = 'queued';
+          m.runAt = this.now;
+        }
+      }
+    }
+  }
+
+  private deliverable(m: ModelMessage): boolean {
+    if (m.state !== 'queued' || m.runAt > this.now) return false;
+    if (m.key === null) return true;
+    // Only the first unfinished message of its key, in send order.
+    const head = this.messages.find((o) => o.key === m.key && (o.state === 'queued' || o.state === 'active'));
+    return head === m;
+  }
+
+  receive(max: number): ModelMessage[] {
+    this.expire();
+    const ready = this.messages
+      .filter((m) => this.deliverable(m))
+      .sort((a, b) => b.priority - a.priority || a.runAt - b.runAt || a.seq - b.seq)
+      .slice(0, max);
+    for (const m of ready) {
+      m.state = 'active';
+      m.attempts++;
+      m.leaseUntil = this.now + LEASE;
+      m.receipt = ++this.receipts;
+    }
+    return ready;
+  }
+
+  valid(m: ModelMessage, receipt: number): boolean {
+    return m.state === 'active' && m.receipt === receipt && m.leaseUntil > this.now;
+  }
+
+  ack(m: ModelMessage): void {
+    m.state = m.cancelRequested ? 'cancelled' : 'completed';
+  }
+
+  nack(m: ModelMessage): void {
+    if (m.cancelRequested) m.state = 'cancelled';
+    else if (m.attempts >= MAX_ATTEMPTS) m.state = 'dead';
+    else {
+      m.state = 'queued';
+      m.runAt = this.now + BACKOFF;
+    }
+  }
+
+  cancel(m: ModelMessage): void {
+    if (m.state === 'queued') m.state = 'cancelled';
+    else if (m.state === 'active') m.cancelRequested = true;
+  }
+}
+
+type Command =
+  | { kind: 'send'; priority: number; key: string | null; delay: number }
+  | { kind: 'receive'; max: number }
+  | { kind: 'ack'; pick: number }
+  | { kind: 'nack'; pick: number }
+  | { kind: 'cancel'; pick: number }
+  | { kind: 'advance'; ms: number };
+
+const command: fc.Arbitrary<Command> = fc.oneof(
+  fc.record({
+    kind: fc.constant('send' as const),
+    priority: fc.integer({ min: -1, max: 1 }),
+    key: fc.option(fc.constantFrom('a', 'b'), { nil: null }),
+    delay: fc.constantFrom(0, 0, 300, 2000),
+  }),
+  fc.record({ kind: fc.constant('receive' as const), max: fc.integer({ min: 1, max: 3 }) }),
+  fc.record({ kind: fc.constant('ack' as const), pick: fc.nat() }),
+  fc.record({ kind: fc.constant('nack' as const), pick: fc.nat() }),
+  fc.record({ kind: fc.constant('cancel' as const), pick: fc.nat() }),
+  fc.record({ kind: fc.constant('advance' as const), ms: fc.constantFrom(100, 400, 1000, 1500) }),
+);
+
+/** Where the model runs: a Ferry on some store (or over HTTP) whose engine reads `clock`. */
+export interface ModelHome {
+  name: string;
+  /**
+   * A Ferry whose engine uses `clock` and sweeps no more often than hourly (a scenario moves time by at most
+   * 90 s, so no sweep runs: expiry is settled by claims and cancels, as the model does). Each scenario gets
+   * its own, on a store that may hold earlier scenarios' queues.
+   */
+  open(clock: ManualClock): Promise<{ ferry: Ferry; close(): Promise<void> }>;
+}
+
+/** Engine options every home passes (see `ModelHome.open`). */
+export const MODEL_ENGINE = { sweepInterval: 3_600_000 } as const;
+
+let scenarios = 0;
+
+export async function runScenario(home: ModelHome, commands: Command[]): Promise<void> {
+  const clock = new ManualClock(0);
+  const { ferry, close } = await home.open(clock);
+  // A queue of its own, so homes that keep their database between scenarios start each one empty.
+  const queue = `model-${process.pid}-${++scenarios}`;
+  await ferry.configure(queue, { maxAttempts: MAX_ATTEMPTS, lease: LEASE, backoff: { type: 'fixed', delay: BACKOFF } });
+  const model = new Model();
+  const ids: string[] = [];
+  // Deliveries handed out, with the model receipt they correspond to (stale ones included).
+  const deliveries: { delivery: Delivery; index: number; receipt: number }[] = [];
+  try {
+    for (const c of commands) {
+      model.now = clock.now();
+      switch (c.kind) {
+        case 'send': {
+          const sent = await ferry.send(
+            queue,
+            { n: ids.length },
+            {
+              priority: c.priority,
+              delay: c.delay,
+              ...(c.key === null ? {} : { key: c.key }),
+            },
+          );
+          model.messages.push({
+            seq: ids.length,
+            priority: c.priority,
+            key: c.key,
+            runAt: model.now + c.delay,
+            state: 'queued',
+            attempts: 0,
+            leaseUntil: 0,
+            receipt: 0,
+            cancelRequested: false,
+          });
+          ids.push(sent.id);
+          break;
+        }
+        case 'receive': {
+          const got = await ferry.receive(queue, { max: c.max });
+          const expected = model.receive(c.max);
+          assert.deepEqual(
+            got.map((d) => d.id),
+            expected.map((m) => ids[m.seq]),
+            'receive hands out what the model delivers, in order',
+          );
+          for (const [i, d] of got.entries()) {
+            const m = expected[i] as ModelMessage;
+            assert.equal(d.attempt, m.attempts);
+            deliveries.push({ delivery: d, index: m.seq, receipt: m.receipt });
+          }
+          break;
+        }
+        case 'ack':
+        case 'nack': {
+          if (deliveries.length === 0) break;
+          // Mostly one of the latest deliveries (likely live), sometimes any older one (likely stale).
+          const back = c.pick % 4 === 0 ? c.pick % deliveries.length : c.pick % Math.min(3, deliveries.length);
+          const { delivery, index, receipt } = deliveries[deliveries.length - 1 - back]!;
+          const m = model.messages[index] as ModelMessage;
+          const valid = model.valid(m, receipt);
+          const call = c.kind === 'ack' ? ferry.ack(delivery) : ferry.nack(delivery, { error: 'no' });
+          if (valid) {
+            await call;
+            if (c.kind === 'ack') model.ack(m);
+            else model.nack(m);
+          } else {
+            await assert.rejects(call, LeaseLostError, 'a stale receipt is refused');
+          }
+          break;
+        }
+        case 'cancel': {
+          if (ids.length === 0) break;
+          const index = c.pick % ids.length;
+          // Like the store, cancel settles the lease of the message it acts on if it ran out.
+          model.expire(model.messages[index]);
+          await ferry.cancel(ids[index] as string);
+          model.cancel(model.messages[index] as ModelMessage);
+          break;
+        }
+        case 'advance':
+          await clock.advance(c.ms);
+          break;
+      }
+      // Every message agrees with the model (expiry is settled lazily by claims and sweeps, so compare
+      // active-but-expired messages only after the model settles them the same way).
+      model.now = clock.now();
+      for (const [i, id] of ids.entries()) {
+        const m = model.messages[i] as ModelMessage;
+        const info = await ferry.get(id);
+        assert.ok(info, `message ${i} exists`);
+        const expiredActive = m.state === 'active' && m.leaseUntil <= model.now;
+        if (!expiredActive) {
+          assert.equal(info.state, model.publicState(m), `message ${i} state`);
+          assert.equal(info.attempts, m.attempts, `message ${i} attempts`);
+        }
+      }
+    }
+  } finally {
+    await close();
+  }
+}
+
+/** Registers the model-based test on `home` with `numRuns` random scenarios. */
+export function modelTest(home: ModelHome, numRuns: number): void {
+  test(`${home.name}: the engine agrees with the reference model on random command sequences`, async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(command, { minLength: 5, maxLength: 60 }), (commands) => runScenario(home, commands)),
+      { numRuns },
+    );
+  });
+}
