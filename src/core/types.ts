@@ -240,6 +240,11 @@ export interface QueueConfig {
   concurrency?: number | null;
   /** Most deliveries per window, across every consumer. */
   rateLimit?: { max: number; per: Duration } | null;
+  /**
+   * String entries kept with the queue for tools and faces built on Ferry (the SQS endpoint keeps its queue
+   * attributes and tags here); Ferry itself never reads them. Replaces the whole map.
+   */
+  metadata?: Record<string, string>;
 }
 
 /** The full configuration of a queue as stored (durations in milliseconds). */
@@ -250,6 +255,7 @@ export interface QueueSettings {
   retention: number;
   concurrency: number | null;
   rateLimit: { max: number; per: number } | null;
+  metadata: Record<string, string>;
   paused: boolean;
 }
 

@@ -16,6 +16,7 @@ export const MAX_RECEIPT = 256;
 const MAX_DELAY = 366 * 86_400_000;
 const MAX_TEXT = 512;
 const MAX_HEADERS_BYTES = 16 * 1024;
+const MAX_METADATA_BYTES = 64 * 1024;
 const PRIORITY_LIMIT = 2 ** 31 - 1;
 
 /** A queue's settings until configured. Frozen through and through: stores hand it out and merge it. */
@@ -26,6 +27,7 @@ export const DEFAULT_SETTINGS: Readonly<QueueSettings> = Object.freeze({
   retention: 7 * 86_400_000,
   concurrency: null,
   rateLimit: null,
+  metadata: {},
   paused: false,
 });
 
@@ -35,6 +37,7 @@ export function copySettings(settings: QueueSettings): QueueSettings {
     ...settings,
     backoff: { ...settings.backoff },
     rateLimit: settings.rateLimit === null ? null : { ...settings.rateLimit },
+    metadata: { ...settings.metadata },
   };
 }
 
@@ -259,7 +262,7 @@ export function checkQueueConfig(config: QueueConfig): Partial<QueueSettings> {
   const c = checkObject(config, 'config') as QueueConfig;
   checkKeys(
     c as Record<string, unknown>,
-    ['maxAttempts', 'backoff', 'lease', 'retention', 'concurrency', 'rateLimit'],
+    ['maxAttempts', 'backoff', 'lease', 'retention', 'concurrency', 'rateLimit', 'metadata'],
     'config',
   );
   const patch: Partial<QueueSettings> = {};
@@ -281,5 +284,19 @@ export function checkQueueConfig(config: QueueConfig): Partial<QueueSettings> {
       };
     }
   }
+  if (c.metadata !== undefined) patch.metadata = checkMetadata(c.metadata);
   return patch;
+}
+
+function checkMetadata(value: unknown): Record<string, string> {
+  const metadata = checkObject(value, 'metadata');
+  let bytes = 0;
+  for (const [name, v] of Object.entries(metadata)) {
+    if (typeof v !== 'string') throw new InvalidRequestError(`metadata.${name} must be a string; got ${show(v)}`);
+    bytes += name.length + v.length;
+  }
+  if (bytes > MAX_METADATA_BYTES) {
+    throw new InvalidRequestError(`metadata must total at most ${MAX_METADATA_BYTES} characters`);
+  }
+  return { ...metadata } as Record<string, string>;
 }

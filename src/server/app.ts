@@ -42,6 +42,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** Every route registered, in order. */
     ferryRoutes: RouteEntry[];
+    /** The server's metrics, shared with the SQS endpoint beside it. */
+    ferryMetrics: Metrics;
   }
 }
 
@@ -149,6 +151,7 @@ export async function createServer(ferry: Ferry, options: ServerOptions = {}): P
     maxMs: LINGER_MS,
   });
   const metrics = new Metrics(ferry);
+  app.decorate('ferryMetrics', metrics);
   const shutdown = new AbortController();
   app.addHook('onReady', async () => metrics.start());
   app.addHook('preClose', async () => shutdown.abort(new Error('the server is closing')));

@@ -170,6 +170,11 @@ export const QueuePatch = Type.Object(
         Type.Null(),
       ]),
     ),
+    metadata: Type.Optional(
+      Type.Record(Type.String(), Type.String(), {
+        description: 'string entries kept with the queue for tools built on Ferry; replaces the whole map',
+      }),
+    ),
     paused: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
@@ -291,6 +296,7 @@ export const QueueSettings = Type.Object({
   retention: Type.Integer({ description: 'milliseconds' }),
   concurrency: Type.Union([Type.Integer(), Type.Null()]),
   rateLimit: Type.Union([Type.Object({ max: Type.Integer(), per: Type.Integer() }), Type.Null()]),
+  metadata: Type.Record(Type.String(), Type.String()),
   paused: Type.Boolean(),
 });
 export const QueueReply = Type.Object({ ...QueueStats.properties, settings: QueueSettings });

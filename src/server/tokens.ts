@@ -1,12 +1,14 @@
 /**
  * Access tokens: parsing `--token` / `FERRY_TOKENS` and recognizing a presented token in constant time.
  *
- * Format: entries separated by whitespace or `;`, each `TOKEN[:queues=A,B][:scopes=S,S]`.
+ * Format: entries separated by whitespace or `;`, each `TOKEN[:queues=A,B][:scopes=S,S][:sqs=AKID]`.
  *   - TOKEN: at least 16 characters, none of `:`, `;`, `,` or whitespace.
  *   - queues: names the token may touch (queues, and topics for publish/subscribe); a trailing `*` matches
  *     a prefix (`billing.*`). Default: every queue.
  *   - scopes: any of `send`, `receive`, `admin`, `metrics`. Default: send, receive and admin. `metrics` lets a
  *     Prometheus scraper read `GET /metrics` and nothing else; `admin` includes it.
+ *   - sqs: an access key id for the SQS endpoint (SPEC §7): requests signed with AWS Signature V4 using this
+ *     id, and the token as the secret key, get this token's grant.
  * Example: `FERRY_TOKENS="s3cr3t-producer-token:queues=emails:scopes=send  0p3n-worker-token:scopes=receive"`.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
@@ -35,7 +37,17 @@ export const OPEN_GRANT: Grant = { id: 'anonymous', scopes: SCOPES, queues: null
 interface Entry {
   hash: Buffer;
   grant: Grant;
+  /** Kept only for entries with an SQS access key: Signature V4 needs the secret itself, not its hash. */
+  sqs: { accessKeyId: string; secret: string } | null;
 }
+
+/** What Signature V4 verification needs of a token. */
+export interface AccessKey {
+  secret: string;
+  grant: Grant;
+}
+
+const ACCESS_KEY_ID = /^[A-Za-z0-9]{4,128}$/;
 
 const sha256 = (text: string): Buffer => createHash('sha256').update(text).digest();
 
@@ -48,6 +60,7 @@ function parseEntry(text: string): Entry {
   }
   let scopes: Scope[] = [...SCOPES];
   let queues: string[] | null = null;
+  let accessKeyId: string | null = null;
   for (const option of options) {
     const [name, value = ''] = option.split('=', 2) as [string, string?];
     const list = value.split(',').filter(Boolean);
@@ -64,13 +77,24 @@ function parseEntry(text: string): Entry {
           throw new InvalidRequestError(`invalid queue name in token: ${JSON.stringify(q)}`);
       }
       queues = list;
+    } else if (name === 'sqs') {
+      if (!ACCESS_KEY_ID.test(value)) {
+        throw new InvalidRequestError(
+          `sqs= takes an access key id of 4 to 128 letters and digits; got ${JSON.stringify(value)}`,
+        );
+      }
+      accessKeyId = value;
     } else {
-      throw new InvalidRequestError(`unknown token option ${JSON.stringify(name)}; use queues=… or scopes=…`);
+      throw new InvalidRequestError(`unknown token option ${JSON.stringify(name)}; use queues=…, scopes=… or sqs=…`);
     }
   }
   if (scopes.length === 0) throw new InvalidRequestError('a token needs at least one scope');
   const hash = sha256(token);
-  return { hash, grant: { id: hash.toString('hex').slice(0, 12), scopes, queues } };
+  return {
+    hash,
+    grant: { id: hash.toString('hex').slice(0, 12), scopes, queues },
+    sqs: accessKeyId === null ? null : { accessKeyId, secret: token },
+  };
 }
 
 /** Parses token entries; throws a clear error on a malformed one. */
@@ -88,8 +112,24 @@ export function queueAllowed(grant: Grant, queue: string): boolean {
 
 export class TokenSet {
   readonly #entries: Entry[];
+  readonly #accessKeys = new Map<string, AccessKey>();
   constructor(specs: readonly string[]) {
     this.#entries = parseTokens(specs);
+    for (const entry of this.#entries) {
+      if (!entry.sqs) continue;
+      if (this.#accessKeys.has(entry.sqs.accessKeyId)) {
+        throw new InvalidRequestError(`the SQS access key id ${entry.sqs.accessKeyId} is given to two tokens`);
+      }
+      this.#accessKeys.set(entry.sqs.accessKeyId, { secret: entry.sqs.secret, grant: entry.grant });
+    }
+  }
+
+  /**
+   * The token holding an SQS access key id, or null. The id is public (it travels in every request), so a
+   * map lookup leaks nothing; the secret is then proven by the signature.
+   */
+  accessKey(accessKeyId: string): AccessKey | null {
+    return this.#accessKeys.get(accessKeyId) ?? null;
   }
 
   /** True when tokens are configured, so every /v1 request needs one. */

@@ -112,7 +112,21 @@ export function adminTests(ctx: Ctx): void {
       assert.equal(s.retention, 7 * 86_400_000);
       assert.equal(s.concurrency, null);
       assert.equal(s.rateLimit, null);
+      assert.deepEqual(s.metadata, {});
       assert.equal(s.paused, false);
+    });
+
+    it('metadata is kept whole, replaced whole, and leaves the other settings alone', async () => {
+      const q = qname();
+      await ctx.ferry.configure(q, { maxAttempts: 4 });
+      const set = await ctx.ferry.configure(q, { metadata: { a: '1', 'b.c': 'two words' } });
+      assert.deepEqual(set.metadata, { a: '1', 'b.c': 'two words' });
+      assert.equal(set.maxAttempts, 4);
+      assert.deepEqual((await ctx.ferry.configure(q, { metadata: { d: '' } })).metadata, { d: '' });
+      assert.deepEqual((await ctx.ferry.configure(q)).metadata, { d: '' });
+      assert.deepEqual((await ctx.ferry.configure(qname())).metadata, {}, 'other queues see none');
+      await expectError(() => ctx.ferry.configure(q, { metadata: { n: 1 } as never }), InvalidRequestError);
+      await expectError(() => ctx.ferry.configure(q, { metadata: { big: 'x'.repeat(70_000) } }), InvalidRequestError);
     });
 
     it("configure() answers a copy: changing it changes neither the queue nor another queue's defaults", async () => {

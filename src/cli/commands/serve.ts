@@ -12,6 +12,7 @@ interface ServeFlags {
   store?: string;
   host: string;
   port: string;
+  sqsPort?: string;
   token?: string[];
   cors?: string[];
   rateLimit?: string;
@@ -26,6 +27,11 @@ export const serveCommand = new Command('serve')
   .addOption(new Option('--store <url>', 'store URL: sqlite:PATH, memory: or postgres://…').env('FERRY_STORE'))
   .addOption(new Option('--host <host>', 'address to listen on').env('FERRY_HOST').default('127.0.0.1'))
   .addOption(new Option('--port <port>', 'port to listen on (0 picks a free one)').env('FERRY_PORT').default('7070'))
+  .addOption(
+    new Option('--sqs-port <port>', 'also answer the Amazon SQS API on this port (0 picks a free one)').env(
+      'FERRY_SQS_PORT',
+    ),
+  )
   .addOption(
     new Option(
       '--token <token>',
@@ -63,6 +69,10 @@ export const serveCommand = new Command('serve')
     action(async (flags: ServeFlags) => {
       const port = parseIntOption(flags.port, '--port');
       if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);
+      const sqsPort = flags.sqsPort === undefined ? undefined : parseIntOption(flags.sqsPort, '--sqs-port');
+      if (sqsPort !== undefined && sqsPort > 65535) {
+        throw new UsageError(`--sqs-port must be at most 65535, got ${sqsPort}`);
+      }
       // Each value may hold several entries (FERRY_TOKENS separates them by spaces or ';'): the server parses them.
       const tokens = (flags.token ?? []).filter((t) => t.trim() !== '');
       // Loaded here, so other commands never pay for Fastify.
@@ -81,6 +91,7 @@ export const serveCommand = new Command('serve')
           ...(flags.store !== undefined && { store: flags.store }),
           host: flags.host,
           port,
+          ...(sqsPort !== undefined && { sqsPort }),
           ...(tokens.length > 0 && { tokens }),
           ...(flags.cors && { cors: flags.cors }),
           ...(rateLimit && { rateLimit }),
@@ -92,16 +103,17 @@ export const serveCommand = new Command('serve')
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
           throw new Error(
-            `${flags.host}:${port} is already in use (another Ferry?): stop it, or pick another port with --port N (0 picks a free one)`,
+            `${flags.host}:${port}${sqsPort === undefined ? '' : ` or :${sqsPort}`} is already in use (another Ferry?): stop it, or pick other ports with --port N and --sqs-port N (0 picks a free one)`,
           );
         }
         throw error;
       }
-      if (flags.json) printJson({ url: server.url, auth: tokens.length > 0 });
+      if (flags.json) printJson({ url: server.url, sqsUrl: server.sqsUrl, auth: tokens.length > 0 });
       else {
         println(`Ferry is listening on ${server.url}`);
         println(`  dashboard  ${server.url}/`);
         println(`  API        ${server.url}/v1  (OpenAPI at ${server.url}/openapi.json)`);
+        if (server.sqsUrl) println(`  SQS        ${server.sqsUrl}  (aws --endpoint-url ${server.sqsUrl} sqs …)`);
         println(
           `  store      ${redactUrl(flags.store ?? 'sqlite:./ferry-data/ferry.db')}${tokens.length > 0 ? '  (auth on)' : ''}`,
         );

@@ -17,7 +17,7 @@ import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import type { FerryEvent } from '../../core/types.ts';
-import type { CommittedEvent, StoreContext } from '../../store/store.ts';
+import type { StoreContext } from '../../store/store.ts';
 import type { Database } from './connection.ts';
 
 type StoredEvent = Omit<FerryEvent, 'seq'> & { runAt?: number };

@@ -1,0 +1,186 @@
+/**
+ * The SQS-compatible endpoint (SPEC §7): its own Fastify instance on its own port, over the same Ferry,
+ * tokens and metrics as the HTTP API. Every request is `POST /` (or to a queue URL, or a GET with the
+ * query in the URL); the protocol is told by `X-Amz-Target`. Errors never leave as anything but an SQS
+ * error in the request's protocol.
+ */
+import { randomUUID } from 'node:crypto';
+import Fastify, {
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  type FastifyServerOptions,
+} from 'fastify';
+import type { Ferry } from '../../core/types.ts';
+import type { Metrics } from '../metrics.ts';
+import { OPEN_GRANT, type TokenSet } from '../tokens.ts';
+import { ACTIONS, UNSUPPORTED } from './actions.ts';
+import type { ActionContext } from './context.ts';
+import { DeadLetters } from './dead-letters.ts';
+import { SqsError, toSqsError } from './errors.ts';
+import { type Answer, jsonAnswer, jsonError, parseJsonRequest } from './json-protocol.ts';
+import { parseForm, parseQueryRequest, queryAnswer, queryError } from './query-protocol.ts';
+import { QueueDirectory } from './queues.ts';
+import { parseQuery, verifySignature } from './sigv4.ts';
+
+export interface SqsServerOptions {
+  /** Tokens with `sqs=ACCESS_KEY_ID`; none required: any credentials are accepted (loopback only). */
+  tokens: TokenSet;
+  /** The HTTP API's metrics, so both faces count in one registry. */
+  metrics?: Metrics;
+  /** Region named in queue ARNs. Default `us-east-1`. */
+  region?: string;
+  /** Largest request body. Default 4 MiB: ten 256 KiB messages form-encoded, or a 1 MiB one. */
+  bodyLimit?: number;
+  /** Fastify's logger option. Default: info-level JSON to stdout. */
+  logger?: FastifyServerOptions['logger'];
+}
+
+const HOST = /^[A-Za-z0-9.-]{1,253}(:\d{1,5})?$|^\[[0-9A-Fa-f:.]{2,45}\](:\d{1,5})?$/;
+
+function answer(reply: FastifyReply, a: Answer, requestId: string): FastifyReply {
+  return reply
+    .code(a.status)
+    .headers({ ...a.headers, 'x-amzn-requestid': requestId })
+    .send(a.body);
+}
+
+/** Any error, as an SQS error in the protocol the request spoke. */
+function fail(request: FastifyRequest, reply: FastifyReply, error: unknown, requestId: string): FastifyReply {
+  const e = toSqsError(error);
+  if (e.kind.status >= 500) request.log.warn({ err: error }, 'SQS request failed');
+  const json = request.headers['x-amz-target'] !== undefined;
+  return answer(reply, json ? jsonError(e) : queryError(e, requestId), requestId);
+}
+
+export async function createSqsServer(ferry: Ferry, options: SqsServerOptions): Promise<FastifyInstance> {
+  const { tokens } = options;
+  const region = options.region ?? 'us-east-1';
+  const queues = new QueueDirectory(ferry);
+  const shutdown = new AbortController();
+  /** One per request in flight, aborted when its client goes or the server closes (long polls end). */
+  const inFlight = new Set<AbortController>();
+  const app = Fastify({
+    logger: options.logger ?? { level: 'info' },
+    bodyLimit: options.bodyLimit ?? 4 * 1024 * 1024,
+    // Long polls last at most 20 s; idle sockets go after a minute.
+    connectionTimeout: 60_000,
+    keepAliveTimeout: 72_000,
+    requestTimeout: 60_000,
+    return503OnClosing: false,
+    routerOptions: { maxParamLength: 512, ignoreTrailingSlash: true },
+    // A path the router cannot decode (`/%zz`) is answered here, before any route or error handler.
+    frameworkErrors: (error, request, reply) =>
+      fail(
+        request,
+        reply,
+        new SqsError('InvalidAddress', `The address is not valid for this endpoint: ${error.message}`),
+        randomUUID(),
+      ),
+  });
+  app.removeAllContentTypeParsers();
+  // Raw bytes whatever the type: the signature covers the body as sent, and each protocol parses its own.
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+  const deadLetters = new DeadLetters(ferry, queues, (error) =>
+    app.log.warn({ err: error }, 'dead-letter copies stopped'),
+  );
+  app.addHook('onReady', async () => deadLetters.start());
+  app.addHook('preClose', async () => {
+    deadLetters.stop();
+    shutdown.abort(new Error('the server is closing'));
+    for (const request of inFlight) request.abort();
+  });
+  app.addHook('onSend', async (_request, reply) => {
+    if (shutdown.signal.aborted) reply.header('connection', 'close');
+  });
+
+  app.setErrorHandler((error: Error & { code?: string; statusCode?: number }, request, reply) => {
+    const requestId = randomUUID();
+    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      return fail(
+        request,
+        reply,
+        new SqsError('RequestEntityTooLarge', `The request body is larger than ${app.initialConfig.bodyLimit} bytes.`),
+        requestId,
+      );
+    }
+    if (error.statusCode !== undefined && error.statusCode < 500) {
+      return fail(
+        request,
+        reply,
+        new SqsError('MalformedQueryString', error.message || 'The request is malformed.'),
+        requestId,
+      );
+    }
+    return fail(request, reply, error, requestId);
+  });
+  app.setNotFoundHandler((request, reply) =>
+    fail(
+      request,
+      reply,
+      new SqsError('InvalidAction', `This endpoint answers GET and POST, not ${request.method}.`),
+      randomUUID(),
+    ),
+  );
+
+  const handle = async (request: FastifyRequest, reply: FastifyReply) => {
+    const requestId = randomUUID();
+    let actionName = 'unknown';
+    const started = performance.now();
+    reply.raw.once('finish', () => {
+      options.metrics?.http(
+        request.method,
+        `sqs:${actionName}`,
+        reply.statusCode,
+        (performance.now() - started) / 1000,
+      );
+    });
+    // Not AbortSignal.any with the shutdown signal: on Node 20 each call leaves a listener on the long-lived one.
+    const gone = new AbortController();
+    inFlight.add(gone);
+    reply.raw.once('close', () => {
+      inFlight.delete(gone);
+      if (!reply.raw.writableFinished) gone.abort();
+    });
+    if (shutdown.signal.aborted) gone.abort();
+    try {
+      const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+      const at = request.url.indexOf('?');
+      const path = at < 0 ? request.url : request.url.slice(0, at);
+      const query = at < 0 ? '' : request.url.slice(at + 1);
+      const grant = tokens.required
+        ? verifySignature({ method: request.method, path, query, headers: request.headers, body }, tokens, Date.now())
+        : OPEN_GRANT;
+      const target = request.headers['x-amz-target'];
+      const json = target !== undefined;
+      const { action, input } = json
+        ? parseJsonRequest(String(target), body)
+        : parseQueryRequest([...parseQuery(query), ...parseForm(body.toString('utf8'))], path);
+      const run = ACTIONS[action];
+      if (!run) {
+        if (UNSUPPORTED.has(action)) {
+          throw new SqsError('UnsupportedOperation', `${action} is not supported by Ferry's SQS endpoint.`);
+        }
+        throw new SqsError('InvalidAction', `The action ${action.slice(0, 64)} is not valid for this endpoint.`);
+      }
+      actionName = action;
+      const host = request.headers.host;
+      const base = `http://${typeof host === 'string' && HOST.test(host) ? host : `${request.hostname}`}`;
+      const context: ActionContext = {
+        ferry,
+        queues,
+        grant,
+        base,
+        region,
+        signal: gone.signal,
+      };
+      const output = await run(context, input);
+      return answer(reply, json ? jsonAnswer(output) : queryAnswer(action, output, requestId), requestId);
+    } catch (error) {
+      return fail(request, reply, error, requestId);
+    }
+  };
+  app.route({ method: ['GET', 'POST'], url: '/', handler: handle });
+  app.route({ method: ['GET', 'POST'], url: '/*', handler: handle });
+  return app;
+}
