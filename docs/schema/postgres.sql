@@ -114,8 +114,8 @@ CREATE SEQUENCE ferry.messages_seq;
 -- ferry.extend_lease(p_id text, p_receipt text, p_now bigint, p_until bigint) -> bigint
 -- ferry.fail_items(p_ids text[], p_receipts text[], p_errors text[], p_retry boolean[], p_run_ats bigint[], p_nows bigint[], p_ats text[], p_max_attempts integer, p_origin text, OUT data text, OUT ords integer[], OUT states integer[]) -> record
 -- ferry.insert_messages(p_ids text[], p_queues text[], p_priorities integer[], p_run_ats bigint[], p_payloads text[], p_headers text[], p_keys text[], p_dedupes text[], p_max_attempts integer[], p_backoffs text[], p_leases integer[], p_now bigint, p_at text, OUT n integer, OUT events text, OUT ids text[], OUT deduplicated boolean[]) -> record
--- ferry.joined(a text, b text) -> text
 -- ferry.lock_keys(p_queues text[], p_keys text[]) -> void
+-- ferry.number_blocks(p_max integer, p_data text, p_n integer, p_at bigint, p_origin text, OUT first_own bigint, OUT last_seq bigint, OUT seqs bigint[], OUT origins text[], OUT blocks text[]) -> record
 -- ferry.progress_item(p_id text, p_receipt text, p_value text, p_now bigint, p_at text, p_origin text, OUT ok boolean, OUT data text) -> record
 -- ferry.purge_queue(p_queue text, p_states integer[], p_waiting boolean, p_delayed boolean, p_now bigint) -> integer
 -- ferry.queue_setting(p_queue text, p_name text) -> text
@@ -124,10 +124,10 @@ CREATE SEQUENCE ferry.messages_seq;
 -- ferry.release_keys(p_queues text[], p_keys text[]) -> void
 -- ferry.retry_message(p_id text, p_now bigint, p_at text, p_max_attempts integer, p_origin text, OUT data text) -> text
 -- ferry.revive(p_ids text[], p_from integer[], p_now bigint, p_at text, OUT n integer, OUT events text) -> record
--- ferry.send(p_ids text[], p_queues text[], p_priorities integer[], p_run_ats bigint[], p_payloads text[], p_headers text[], p_keys text[], p_dedupes text[], p_max_attempts integer[], p_backoffs text[], p_leases integer[], p_now bigint, p_at text, p_new_queues text[], p_origin text, OUT data text, OUT ids text[], OUT deduplicated boolean[]) -> record
--- ferry.sequence_events(p_max integer, p_channel text, OUT got boolean, OUT last_seq bigint, OUT seqs bigint[], OUT origins text[], OUT blocks text[]) -> record
--- ferry.settle_lapsed(p_id text, p_now bigint, p_at text, p_max_attempts integer, p_origin text) -> text
--- ferry.stage_events(p_events text, p_n integer, p_at bigint, p_origin text) -> text
+-- ferry.send(p_ids text[], p_queues text[], p_priorities integer[], p_run_ats bigint[], p_payloads text[], p_headers text[], p_keys text[], p_dedupes text[], p_max_attempts integer[], p_backoffs text[], p_leases integer[], p_now bigint, p_at text, p_new_queues text[], p_origin text, p_inline boolean, OUT data text, OUT ids text[], OUT deduplicated boolean[]) -> record
+-- ferry.sequence_events(p_max integer, OUT got boolean, OUT last_seq bigint, OUT seqs bigint[], OUT origins text[], OUT blocks text[]) -> record
+-- ferry.settle_lapsed(p_id text, p_now bigint, p_at text, p_max_attempts integer, OUT n integer, OUT events text) -> record
+-- ferry.stage_events(p_events text, p_n integer, p_at bigint, p_origin text, p_inline boolean) -> text
 -- ferry.step(c_ids text[], c_receipts text[], c_results text[], c_nows bigint[], c_ats text[], q_queue text, q_max integer, q_lease integer, q_now bigint, q_at text, p_default_lease integer, p_max_attempts integer, p_origin text, OUT data text, OUT c_ords integer[], OUT c_states integer[], OUT claimed text) -> record
 -- ferry.sweep(p_now bigint, p_at text, p_event_before bigint, p_max_attempts integer, p_retention bigint, p_origin text, OUT expired integer, OUT removed integer, OUT data text) -> record
 -- ferry.unblock_next(p_queues text[], p_keys text[]) -> void
