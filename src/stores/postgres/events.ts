@@ -39,20 +39,26 @@ export interface EventLogOptions {
 }
 
 /**
- * A hint: `h<s|n>:<seq>:<queues>`: whether a block was staged (the sequencer has work), the newest seq the
- * sender knows (0: none), the queues that changed (`*` when the list is too long for a NOTIFY).
+ * A hint: `h<s|n>:<seq>:<from>:<queues>`: whether a block was staged (the sequencer has work), the newest seq
+ * the sender knows (0: none), who sent it (the sender's origin; empty for a send in a caller's transaction),
+ * the queues that changed (`*` when the list is too long for a NOTIFY).
  */
-export function hintPayload(staged: boolean, seq: number, queues: Iterable<string>): string {
-  const head = `h${staged ? 's' : 'n'}:${seq}:`;
+export function hintPayload(staged: boolean, seq: number, from: string, queues: Iterable<string>): string {
+  const head = `h${staged ? 's' : 'n'}:${seq}:${from}:`;
   const payload = `${head}${[...queues].join(',')}`;
   return payload.length > HINT_MAX ? `${head}*` : payload;
 }
 
-function parseHint(payload: string): { staged: boolean; seq: number; queues: string[] | null } | null {
-  const m = /^h([sn]):(\d+):(.*)$/s.exec(payload);
+function parseHint(payload: string): { staged: boolean; seq: number; from: string; queues: string[] | null } | null {
+  const m = /^h([sn]):(\d+):([^:]*):(.*)$/s.exec(payload);
   if (!m) return null;
-  const queues = m[3] as string;
-  return { staged: m[1] === 's', seq: Number(m[2]), queues: queues === '*' ? null : queues ? queues.split(',') : [] };
+  const queues = m[4] as string;
+  return {
+    staged: m[1] === 's',
+    seq: Number(m[2]),
+    from: m[3] as string,
+    queues: queues === '*' ? null : queues ? queues.split(',') : [],
+  };
 }
 
 export function expand(seq: number, data: string): FerryEvent[] {
@@ -149,7 +155,7 @@ export class EventLog {
   private hint(): void {
     if (this.hinting || this.closed || (this.hintQueues.size === 0 && !this.hintSeq)) return;
     this.hinting = true;
-    const payload = hintPayload(this.hintStaged, this.hintSeq, this.hintQueues);
+    const payload = hintPayload(this.hintStaged, this.hintSeq, this.origin, this.hintQueues);
     this.hintQueues.clear();
     this.hintStaged = false;
     this.hintSeq = 0;
@@ -375,7 +381,8 @@ export class EventLog {
   private notified(payload: string): void {
     const hint = parseHint(payload);
     if (!hint) return;
-    if (hint.queues === null || hint.queues.length > 0) {
+    // This process woke its own waiters at commit; a hint of its own only tells the sequencer.
+    if (hint.from !== this.origin && (hint.queues === null || hint.queues.length > 0)) {
       try {
         this.context.onActivity?.(hint.queues);
       } catch {

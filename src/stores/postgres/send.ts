@@ -82,6 +82,7 @@ export class Sender {
           hintPayload(
             true,
             0,
+            '',
             messages.map((m) => m.queue),
           ),
         ]);
