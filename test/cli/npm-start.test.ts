@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { it } from 'node:test';
 import { ROOT } from './helpers.ts';
@@ -28,14 +29,32 @@ function descendants(pid: number): number[] {
   return found;
 }
 
+/** Running, not merely a zombie waiting for its parent to reap it. */
 const alive = (pid: number): boolean => {
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
   }
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true;
+  }
 };
+
+/** The command lines of `pids`, for a failure message. */
+function commands(pids: number[]): string {
+  return pids
+    .map((pid) => {
+      try {
+        return `${pid}: ${readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ')}`;
+      } catch {
+        return `${pid}`;
+      }
+    })
+    .join('\n');
+}
 
 function portFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -80,8 +99,13 @@ it('SIGTERM to the npm start process drains the server, exits 0, and leaves noth
 
     npm.kill('SIGTERM');
     assert.equal(await exited, 0, `npm start exits 0 after the server drained\n${stderr}`);
-    // The server exited before npm did (npm waits for its child); nothing below npm is left.
-    assert.deepEqual(below.filter(alive), [], 'no process npm started is still running');
+    // The server exited before npm did (npm waits for its child); what tsx started beside it (its esbuild
+    // service) goes once its parent has: nothing below npm may still run a few seconds later.
+    for (let waited = 0; below.some(alive) && waited < 5000; waited += 100) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const left = below.filter(alive);
+    assert.deepEqual(left, [], `no process npm started is still running:\n${commands(left)}`);
     assert.equal(await portFree(port), true, `port ${port} is free again`);
   } finally {
     clearTimeout(hang);
