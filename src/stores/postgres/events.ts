@@ -160,9 +160,11 @@ export class EventLog {
     this.hintStaged = false;
     this.hintSeq = 0;
     // A notifying transaction takes an xid, so its commit would wait for a WAL flush: a hint needs no
-    // durability, so it commits without waiting (this statement's own transaction only).
-    this.db.pool
-      .query(`SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, $2)`, [this.channel, payload])
+    // durability, so it commits without waiting (this statement's own transaction only). It goes on the
+    // dedicated connection when there is one, so it never takes a pooled connection from a send or a claim.
+    const text = `SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, $2)`;
+    const on: Pick<pg.Client, 'query'> = this.listener ?? this.db.pool;
+    on.query(text, [this.channel, payload])
       .catch(() => {
         // A lost hint costs latency only: the poll finds the work.
       })
