@@ -1,7 +1,7 @@
 /**
  * What one message costs PostgreSQL, measured: the numbers behind docs/scaling.md.
  *
- *   npx tsx bench/pg-costs.ts [--messages 20000] [--json]
+ *   npx tsx bench/pg-costs.ts [--messages 20000] [--json] [--drop-index NAME,…]
  *
  * On a fresh schema: N messages sent in batches of 1000, then drained by the worker's statement (`step`: the
  * acks of the last claim and the next claim of 50) on one connection, then 500 single awaited sends. For each
@@ -9,6 +9,8 @@
  * no network and no client), WAL bytes per message (pg_current_wal_lsn before and after), and the heap
  * and index tuples written (pg_stat_user_tables / the index list). A checkpoint runs before each phase,
  * so full-page images are counted as a busy server would see them right after one (an upper bound).
+ * `--drop-index` drops indexes of `messages` before the drain, to measure what each costs the hot path (an
+ * experiment only: the store's reads need them).
  */
 import { parseArgs } from 'node:util';
 import pg from 'pg';
@@ -16,7 +18,11 @@ import { open } from '../src/index.ts';
 import { testSchema } from '../test/support/postgres.ts';
 
 const { values } = parseArgs({
-  options: { messages: { type: 'string', default: '20000' }, json: { type: 'boolean', default: false } },
+  options: {
+    messages: { type: 'string', default: '20000' },
+    json: { type: 'boolean', default: false },
+    'drop-index': { type: 'string', default: '' },
+  },
 });
 const N = Number(values.messages);
 
@@ -61,6 +67,10 @@ for (let i = 0; i < N; i += 1000) {
 }
 out['sendBatch wall µs/msg'] = ((performance.now() - t0) * 1000) / N;
 out['sendBatch WAL bytes/msg'] = (await walSince(from)) / N;
+for (const name of values['drop-index'].split(',').filter(Boolean)) {
+  if (!/^messages_\w+$/.test(name)) throw new Error(`--drop-index takes messages_* index names; got ${name}`);
+  await c.query(`DROP INDEX ${s}.${name}`);
+}
 await c.query(`VACUUM ANALYZE ${s}.messages`);
 
 // 2. Drain with the worker's statement, timed on the server.

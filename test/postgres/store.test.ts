@@ -222,3 +222,31 @@ describe('postgres store housekeeping', () => {
     }
   });
 });
+
+describe('postgres store options', () => {
+  it('refuses a listen value that is not a postgres URL or off, naming it without its password', () => {
+    for (const [url, options] of [
+      ['postgres://app:s3cret@db/app?listen=mysql%3A%2F%2Fapp%3As3cret%40db', {}],
+      ['postgres://app@db/app', { listen: 'db:5432' }],
+    ] as const) {
+      assert.throws(
+        () => createPostgresStore(url, options),
+        (error: Error) =>
+          error.name === 'InvalidRequestError' &&
+          /listen must be a postgres:\/\/ URL/.test(error.message) &&
+          !error.message.includes('s3cret'),
+      );
+    }
+  });
+
+  it('accepts listen=off and a direct URL', () => {
+    for (const url of [
+      'postgres://app@db/app?listen=off',
+      'postgres://app@db/app?listen=postgres%3A%2F%2Fapp%40db2%2Fapp',
+    ]) {
+      const store = createPostgresStore(url);
+      assert.equal(store.capabilities.shared, true);
+      void store.close();
+    }
+  });
+});
