@@ -9,9 +9,7 @@ import { QUEUED, STATE_NAMES } from '../../store/constants.ts';
 import type { ListQuery, MessageRecord, RecordPage, SettingsPatch } from '../../store/store.ts';
 import type { Database } from './connection.ts';
 import type { EventLog } from './events.ts';
-import { mergeSettings, type Row, selectRow, toRecord } from './rows.ts';
-
-const iso = (ms: number) => new Date(ms).toISOString();
+import { iso, mergeSettings, type Row, selectRow, toRecord } from './rows.ts';
 
 export class Admin {
   private readonly select: string;

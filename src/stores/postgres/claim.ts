@@ -7,7 +7,7 @@ import { DEFAULT_SETTINGS } from '../../core/validate.ts';
 import type { Claimed, Completion, Settled } from '../../store/store.ts';
 import type { Database } from './connection.ts';
 import type { EventLog } from './events.ts';
-import { settledStates } from './rows.ts';
+import { iso, settledStates } from './rows.ts';
 import { SameTick, settleEach } from './tick.ts';
 
 interface StepRow {
@@ -38,8 +38,6 @@ interface AckCall {
   resolve: (states: Settled[]) => void;
   reject: (error: unknown) => void;
 }
-
-const iso = (ms: number) => new Date(ms).toISOString();
 
 export class Stepper {
   private readonly sql: string;

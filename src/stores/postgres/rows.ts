@@ -33,6 +33,9 @@ export interface Row {
   q_max_attempts: number | null;
 }
 
+/** A time (epoch ms) as the ISO text events carry. */
+export const iso = (ms: number): string => new Date(ms).toISOString();
+
 const num = (v: string | null): number | null => (v === null ? null : Number(v));
 
 export function toRecord(row: Row): MessageRecord {

@@ -9,7 +9,7 @@ import { InvalidRequestError } from '../../core/errors.ts';
 import type { NewMessage, SendOutcome } from '../../store/store.ts';
 import { type Database, unavailable } from './connection.ts';
 import { type EventLog, hintPayload } from './events.ts';
-import { messageColumns } from './rows.ts';
+import { iso, messageColumns } from './rows.ts';
 import { SameTick, settleEach } from './tick.ts';
 
 interface SendCall {
@@ -25,8 +25,6 @@ interface SendRow {
   ids: string[] | null;
   deduplicated: boolean[] | null;
 }
-
-const iso = (ms: number) => new Date(ms).toISOString();
 
 export class Sender {
   private readonly knownQueues = new Set<string>();

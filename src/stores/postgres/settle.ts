@@ -9,7 +9,7 @@ import { DEFAULT_SETTINGS } from '../../core/validate.ts';
 import type { DeliveryRefItem, Failure, Settled, StoreContext } from '../../store/store.ts';
 import type { Database } from './connection.ts';
 import type { EventLog } from './events.ts';
-import { settledStates } from './rows.ts';
+import { iso, settledStates } from './rows.ts';
 import { SameTick, settleEach } from './tick.ts';
 
 interface FailCall {
@@ -32,8 +32,6 @@ interface SettleRow {
   ords: number[] | null;
   states: number[] | null;
 }
-
-const iso = (ms: number) => new Date(ms).toISOString();
 
 export class Settler {
   private readonly fails = new SameTick<FailCall>(
