@@ -49,6 +49,7 @@ import {
   checkQueueConfig,
   checkQueueName,
   checkState,
+  MAX_RECEIVE,
 } from '../core/validate.ts';
 import { WorkerLoop } from '../engine/worker.ts';
 import { CancelWatch } from './cancel-watch.ts';
@@ -170,7 +171,7 @@ export class HttpFerry implements Ferry {
         throw new InvalidRequestError(`options has an unknown field ${JSON.stringify(key)}; allowed: max, wait, lease`);
       }
     }
-    const max = o.max === undefined ? undefined : checkInteger(o.max, 'max', 1, 1000);
+    const max = o.max === undefined ? undefined : checkInteger(o.max, 'max', 1, MAX_RECEIVE);
     const wait = o.wait === undefined ? 0 : parseDuration(o.wait, 'wait', 0, MAX_WAIT);
     const lease = o.lease === undefined ? undefined : checkLease(o.lease);
     const deadline = Date.now() + wait;

@@ -13,6 +13,8 @@ export const LEASE_MAX = 12 * 3_600_000;
 export const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 /** The longest receipt accepted; a store's receipts are far shorter, so this only bounds what a caller sends. */
 export const MAX_RECEIPT = 256;
+/** The most messages one receive may ask for. */
+export const MAX_RECEIVE = 1000;
 const MAX_DELAY = 366 * 86_400_000;
 const MAX_TEXT = 512;
 const MAX_HEADERS_BYTES = 16 * 1024;

@@ -56,6 +56,7 @@ import {
   copySettings,
   DEFAULT_MAX_PAYLOAD,
   MAX_RECEIPT,
+  MAX_RECEIVE,
   serialize,
 } from '../core/validate.ts';
 import { EXPIRE_BATCH, SWEEP_BATCH } from '../store/constants.ts';
@@ -279,7 +280,7 @@ export class Engine implements Ferry {
     this.guard();
     checkQueueName(queue);
     const o = checkOptions(options, ['max', 'wait', 'lease', 'signal']);
-    const max = o.max === undefined ? 1 : checkInteger(o.max, 'max', 1, 1000);
+    const max = o.max === undefined ? 1 : checkInteger(o.max, 'max', 1, MAX_RECEIVE);
     const wait = o.wait === undefined ? 0 : parseDuration(o.wait, 'wait', 0, MAX_WAIT);
     const lease = o.lease === undefined ? null : checkLease(o.lease);
     const deadline = this.clock.now() + wait;

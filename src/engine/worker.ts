@@ -16,7 +16,7 @@ import {
   UnrecoverableError,
 } from '../core/errors.ts';
 import type { Delivery, DeliveryRef, Duration, Handler, Job, NackOptions, Worker, WorkOptions } from '../core/types.ts';
-import { checkInteger, checkLease, checkOptions } from '../core/validate.ts';
+import { checkInteger, checkLease, checkOptions, MAX_RECEIVE } from '../core/validate.ts';
 
 /**
  * A delivery may carry its lease end in epoch ms under this symbol (the in-process engine sets it), sparing
@@ -116,7 +116,8 @@ export class WorkerLoop<P, R> implements Worker {
         });
         continue;
       }
-      const fetching = this.fetch(free);
+      // One receive asks for at most MAX_RECEIVE; a worker with more room fills it over several.
+      const fetching = this.fetch(Math.min(free, MAX_RECEIVE));
       this.receives.add(fetching);
       void fetching.finally(() => this.receives.delete(fetching));
       if (this.failures > 0) await fetching; // while the store fails, one attempt at a time, with backoff

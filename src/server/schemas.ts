@@ -5,7 +5,7 @@
  */
 import { type Static, Type } from 'typebox';
 import { EVENT_TYPES } from '../core/types.ts';
-import { MAX_RECEIPT, QUEUE_NAME } from '../core/validate.ts';
+import { MAX_RECEIPT, MAX_RECEIVE, QUEUE_NAME } from '../core/validate.ts';
 
 const PRIORITY_LIMIT = 2 ** 31 - 1;
 
@@ -95,7 +95,7 @@ export const WaitQuery = Type.Object(
 
 export const ReceiveBody = Type.Object(
   {
-    max: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+    max: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_RECEIVE })),
     wait: Type.Optional(Duration),
     lease: Type.Optional(Duration),
   },

@@ -68,6 +68,25 @@ export function workTests(ctx: Ctx): void {
       }
     });
 
+    it('a worker with more room than one receive may ask for (concurrency + prefetch > 1000) still works', async () => {
+      const q = qname();
+      const errors: unknown[] = [];
+      const worker = ctx.ferry.work(q, (job) => job.payload, {
+        concurrency: 1000,
+        prefetch: 500,
+        onError: (error) => errors.push(error),
+      });
+      try {
+        await ctx.ferry.sendBatch(
+          q,
+          Array.from({ length: 30 }, (_, i) => ({ payload: i })),
+        );
+        await waitFor(async () => (await ctx.ferry.stats(q)).completed === 30, '30 completed', 10_000);
+        assert.deepEqual(errors, []);
+      } finally {
+        await worker.close();
+      }
+    });
     it('a throwing handler is retried after the backoff, then the message is dead', async () => {
       const q = qname();
       const times: number[] = [];
