@@ -58,7 +58,14 @@ export class WorkerLoop<P, R> implements Worker {
   private readonly concurrency: number;
   private readonly lease: Duration | undefined;
   private readonly onError: (error: unknown) => void;
-  private readonly prefetch: number;
+  /** The `prefetch` option, when given; else the loop sizes `prefetch` by itself (see `adapt`). */
+  private readonly fixedPrefetch: number | undefined;
+  private prefetch: number;
+  /** Round trip of receives that returned messages, ms (moving average), and handlers finished per ms. */
+  private roundTrip = 0;
+  private finishRate = 0;
+  private finished = 0;
+  private sampledAt = performance.now();
   /**
    * Handlers running, by receipt: one message can be in hand twice (its lease ran out while a stalled handler
    * still ran, and this worker got it again), and the two must not be confused.
@@ -89,8 +96,9 @@ export class WorkerLoop<P, R> implements Worker {
     checkOptions(options, ['concurrency', 'prefetch', 'lease', 'onError']);
     this.concurrency =
       options.concurrency === undefined ? 1 : checkInteger(options.concurrency, 'concurrency', 1, 10_000);
-    this.prefetch =
-      options.prefetch === undefined ? this.concurrency : checkInteger(options.prefetch, 'prefetch', 0, 10_000);
+    this.fixedPrefetch =
+      options.prefetch === undefined ? undefined : checkInteger(options.prefetch, 'prefetch', 0, 10_000);
+    this.prefetch = this.fixedPrefetch ?? this.concurrency;
     if (options.lease !== undefined) checkLease(options.lease);
     this.lease = options.lease;
     this.onError = options.onError ?? ((error) => console.error(`ferry worker (${queue}):`, error));
@@ -128,6 +136,7 @@ export class WorkerLoop<P, R> implements Worker {
 
   private async fetch(max: number): Promise<void> {
     this.asking += max;
+    const started = performance.now();
     try {
       const deliveries = await this.host.receive(this.queue, {
         max,
@@ -136,6 +145,7 @@ export class WorkerLoop<P, R> implements Worker {
         ...(this.lease === undefined ? {} : { lease: this.lease }),
       });
       this.failures = 0;
+      if (deliveries.length > 0) this.adapt(performance.now() - started);
       for (const delivery of deliveries) this.hold(delivery);
       this.pump();
     } catch (error) {
@@ -150,6 +160,28 @@ export class WorkerLoop<P, R> implements Worker {
       this.slotFree = undefined;
       wake?.();
     }
+  }
+
+  /**
+   * Without a `prefetch` option, keeps about two round trips of work in hand: quick handlers then share large
+   * claims (one statement and commit for hundreds of messages), while slow ones hold no more than their
+   * concurrency, so messages never wait leased in one worker while another is idle. Between the concurrency
+   * and ten times it, by the measured round trip (of receives that found messages: a long poll's wait is not
+   * a round trip) and the rate at which handlers finish.
+   */
+  private adapt(roundTrip: number): void {
+    if (this.fixedPrefetch !== undefined) return;
+    this.roundTrip = this.roundTrip === 0 ? roundTrip : 0.7 * this.roundTrip + 0.3 * roundTrip;
+    const now = performance.now();
+    const span = now - this.sampledAt;
+    if (span >= 20) {
+      const rate = this.finished / span;
+      this.finishRate = this.finishRate === 0 ? rate : 0.7 * this.finishRate + 0.3 * rate;
+      this.finished = 0;
+      this.sampledAt = now;
+    }
+    const wanted = Math.ceil(this.finishRate * this.roundTrip * 2);
+    this.prefetch = Math.min(Math.max(wanted, this.concurrency), 10 * this.concurrency);
   }
 
   /** Takes a delivery in hand: leased, renewed, watched for cancellation; started when a slot is free. */
@@ -259,6 +291,7 @@ export class WorkerLoop<P, R> implements Worker {
 
   private settle(running: Running, settled: Promise<unknown>): void {
     this.jobs.delete(running.delivery.receipt);
+    this.finished++;
     running.unwatch?.();
     this.settling++;
     settled.then(this.settled, this.settleFailed);
