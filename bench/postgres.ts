@@ -5,6 +5,7 @@
  *   npx tsx bench/postgres.ts                    3 runs, a table
  *   npx tsx bench/postgres.ts --runs 5 --json    machine-readable
  *   npx tsx bench/postgres.ts --quick            smaller sizes (a smoke run)
+ *   npx tsx bench/postgres.ts --only raw,process --prefetch 50   the worker with a fixed prefetch
  *
  * The database comes from the test discovery (FERRY_TEST_PG_URL, the machine's server, else embedded);
  * each run uses a fresh schema, dropped afterwards.
@@ -23,12 +24,15 @@ const { values } = parseArgs({
     quick: { type: 'boolean', default: false },
     only: { type: 'string', default: 'raw,seq,batch,process,latency' },
     concurrency: { type: 'string', default: '50' },
+    /** `work()`'s prefetch for the processing workload; default: the worker's own sizing. */
+    prefetch: { type: 'string' },
   },
 });
 
 const runs = Number(values.runs);
 const only = new Set(values.only.split(','));
 const concurrency = Number(values.concurrency);
+const prefetch = values.prefetch === undefined ? undefined : Number(values.prefetch);
 const sizes = values.quick
   ? { sequential: 1000, batch: 10_000, process: 5000, latency: 100, raw: 10_000 }
   : { sequential: 5000, batch: 50_000, process: 20_000, latency: 500, raw: 50_000 };
@@ -153,7 +157,7 @@ for (let run = 1; run <= runs; run++) {
     try {
       if (only.has('seq')) add(await sequentialSends(ferry, sizes.sequential));
       if (only.has('batch')) add(await batchSends(ferry, sizes.batch));
-      if (only.has('process')) add(await processing(ferry, sizes.process, concurrency));
+      if (only.has('process')) add(await processing(ferry, sizes.process, concurrency, { prefetch }));
       if (only.has('latency')) for (const f of await latency(ferry, sizes.latency)) add(f);
     } finally {
       await ferry.close();

@@ -50,7 +50,7 @@ export async function processing(
   ferry: Ferry,
   n: number,
   concurrency = 50,
-  options: { payload?: (i: number) => unknown; keys?: number; label?: string } = {},
+  options: { payload?: (i: number) => unknown; keys?: number; label?: string; prefetch?: number } = {},
 ): Promise<Figure> {
   const queue = queueName('proc');
   for (let b = 0; b < n; b += 1000) {
@@ -77,7 +77,7 @@ export async function processing(
       if (!options.payload) seen[i] = (seen[i] ?? 0) + 1;
       if (++handled === n) finish();
     },
-    { concurrency },
+    { concurrency, ...(options.prefetch === undefined ? {} : { prefetch: options.prefetch }) },
   );
   await allHandled;
   // close() returns once every ack in hand is committed: the clock stops with all n completed in the store.
