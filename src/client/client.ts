@@ -3,6 +3,8 @@
  * a bad call fails the same way it would embedded, without a round trip. Waits longer than the server's
  * 60 s cap (receive `wait`, `result()` timeouts) are a sequence of long polls.
  */
+
+import type { Context } from '@opentelemetry/api';
 import { parseDuration } from '../core/duration.ts';
 import {
   errorFromCode,
@@ -51,6 +53,7 @@ import {
   checkState,
   MAX_RECEIVE,
 } from '../core/validate.ts';
+import { ferryTracer, hasTraceContext, producerSpan, receiveSpan, withTraceOptions } from '../engine/tracing.ts';
 import { WorkerLoop } from '../engine/worker.ts';
 import { CancelWatch } from './cancel-watch.ts';
 import { HttpEventStream } from './events.ts';
@@ -117,10 +120,23 @@ export class HttpFerry implements Ferry {
   }
 
   async send(queue: string, payload: unknown, options?: SendOptions): Promise<Sent> {
+    const path = `/v1/queues/${q(queue)}/messages`;
+    const tracer = ferryTracer();
+    // The server sees the traceparent this puts in the headers, and makes no second PRODUCER span.
+    if (tracer === undefined || hasTraceContext(options?.headers)) return this.#send(path, queue, payload, options);
+    return producerSpan(
+      tracer,
+      'send',
+      queue,
+      1,
+      (ctx) => this.#send(path, queue, payload, withTraceOptions(options, ctx)),
+      (sent) => sent.id,
+    );
+  }
+
+  async #send(path: string, queue: string, payload: unknown, options: SendOptions | undefined): Promise<Sent> {
     const body = { ...(options ?? {}), payload: payload ?? null };
-    const s = await this.#call<{ id: string; deduplicated: boolean }>('POST', `/v1/queues/${q(queue)}/messages`, {
-      body,
-    });
+    const s = await this.#call<{ id: string; deduplicated: boolean }>('POST', path, { body });
     return this.#sent(s.id, queue, s.deduplicated);
   }
 
@@ -129,9 +145,20 @@ export class HttpFerry implements Ferry {
     if (!Array.isArray(messages)) throw new InvalidRequestError('messages must be an array of { payload, ...options }');
     this.#guard();
     if (messages.length === 0) return [];
+    const tracer = ferryTracer();
+    if (tracer === undefined || messages.every((item) => hasTraceContext(item?.headers))) {
+      return this.#sendBatch(path, queue, messages, undefined);
+    }
+    return producerSpan(tracer, 'send', queue, messages.length, (ctx) => this.#sendBatch(path, queue, messages, ctx));
+  }
+
+  async #sendBatch(path: string, queue: string, messages: BatchMessage[], trace: Context | undefined): Promise<Sent[]> {
     const answer = await this.#call<{ messages: { id: string; deduplicated: boolean }[] }>('POST', path, {
       body: {
-        messages: messages.map((item) => (item && item.payload === undefined ? { ...item, payload: null } : item)),
+        messages: messages.map((given) => {
+          const item = trace === undefined ? given : withTraceOptions(given, trace);
+          return item && item.payload === undefined ? { ...item, payload: null } : item;
+        }),
       },
     });
     return answer.messages.map((s) => this.#sent(s.id, queue, s.deduplicated));
@@ -165,6 +192,13 @@ export class HttpFerry implements Ferry {
 
   async receive(queue: string, options: ReceiveOptions = {}): Promise<Delivery[]> {
     const path = `/v1/queues/${q(queue)}/receive`;
+    const tracer = ferryTracer();
+    if (tracer === undefined) return this.#receive(path, options);
+    return receiveSpan(tracer, queue, () => this.#receive(path, options));
+  }
+
+  /** receive() without a span: work() polls through it, and traces each attempt instead. */
+  async #receive(path: string, options: ReceiveOptions): Promise<Delivery[]> {
     const o = checkObject(options ?? {}, 'options') as ReceiveOptions;
     for (const key of Object.keys(o)) {
       if (!['max', 'wait', 'lease', 'signal'].includes(key)) {
@@ -265,7 +299,7 @@ export class HttpFerry implements Ferry {
     if (typeof handler !== 'function') throw new InvalidRequestError('handler must be a function');
     const worker = new WorkerLoop<P, R>(
       {
-        receive: (name, o) => this.receive(name, o),
+        receive: (name, o) => this.#receive(`/v1/queues/${q(name)}/receive`, o),
         ack: (d, r) => this.ack(d, r),
         nack: (d, o) => this.nack(d, o),
         extend: (d, l) => this.extend(d, l),
@@ -370,7 +404,13 @@ export class HttpFerry implements Ferry {
     options?: SendOptions,
   ): Promise<{ messages: { queue: string; id: string }[] }> {
     const path = `/v1/topics/${q(topic)}/messages`;
-    return this.#call('POST', path, { body: { ...(options ?? {}), payload: payload ?? null } });
+    const publish = (o: SendOptions | undefined) =>
+      this.#call<{ messages: { queue: string; id: string }[] }>('POST', path, {
+        body: { ...(o ?? {}), payload: payload ?? null },
+      });
+    const tracer = ferryTracer();
+    if (tracer === undefined || hasTraceContext(options?.headers)) return publish(options);
+    return producerSpan(tracer, 'publish', topic, 1, (ctx) => publish(withTraceOptions(options, ctx)));
   }
 
   async schedule(name: string, definition: ScheduleDefinition): Promise<ScheduleInfo> {

@@ -2,6 +2,7 @@
  * One JSON request to a Ferry server, with the answer's problem (RFC 9457) turned back into the same error
  * classes the embedded Ferry throws. Uses only `fetch`, so it runs in browsers, Deno, Bun and Node.
  */
+import { context, propagation, trace } from '@opentelemetry/api';
 import { codeOfStatus, errorFromCode, FerryError, InvalidRequestError, UnavailableError } from '../core/errors.ts';
 
 export type Fetch = typeof globalThis.fetch;
@@ -62,6 +63,9 @@ export class Transport {
   /** Sends the request; a network failure becomes {@link UnavailableError}, an abort stays an AbortError. */
   async raw(method: string, path: string, options: RequestOptions = {}): Promise<Response> {
     const headers = this.headers(options.headers);
+    // The server continues the caller's trace (W3C traceparent, or whatever propagator is registered).
+    const active = context.active();
+    if (trace.getSpan(active) !== undefined) propagation.inject(active, headers);
     let body: string | undefined;
     if (options.body !== undefined) {
       headers['content-type'] = 'application/json';

@@ -4,6 +4,7 @@
  * What must hold across processes (leases, keys, dedupe, limits) is the store's.
  */
 import { setMaxListeners } from 'node:events';
+import { type Context, context } from '@opentelemetry/api';
 import { parseDuration } from '../core/duration.ts';
 import {
   ConflictError,
@@ -68,6 +69,14 @@ import { EventFeed } from './event-feed.ts';
 import { newId } from './ids.ts';
 import { toInfo } from './records.ts';
 import { checkSchedule, nextTick, toScheduleInfo } from './schedules.ts';
+import {
+  ferryTracer,
+  hasTraceContext,
+  producerSpan,
+  receiveSpan,
+  SERVER_REQUEST,
+  withTraceOptions,
+} from './tracing.ts';
 import { LEASE_UNTIL_MS, WorkerLoop } from './worker.ts';
 
 export interface EngineOptions {
@@ -183,6 +192,20 @@ export class Engine implements Ferry {
   async send(queue: string, payload: unknown, options?: SendOptions): Promise<Sent> {
     this.guard();
     checkQueueName(queue);
+    const tracer = ferryTracer();
+    // A message that already carries a trace context (the caller's, or connect()'s) was traced upstream.
+    if (tracer === undefined || hasTraceContext(options?.headers)) return this.sendOne(queue, payload, options);
+    return producerSpan(
+      tracer,
+      'send',
+      queue,
+      1,
+      (ctx) => this.sendOne(queue, payload, withTraceOptions(options, ctx)),
+      (sent) => sent.id,
+    );
+  }
+
+  private async sendOne(queue: string, payload: unknown, options: SendOptions | undefined): Promise<Sent> {
     const now = this.clock.now();
     const message = this.message(queue, payload, options, now);
     const [outcome] = await this.store.send([message], now, this.transaction(options?.transaction));
@@ -207,9 +230,25 @@ export class Engine implements Ferry {
     const transaction = this.transaction(checkOptions(options, ['transaction']).transaction);
     if (!Array.isArray(messages)) throw new InvalidRequestError('messages must be an array of { payload, ...options }');
     if (messages.length > 100_000) throw new InvalidRequestError('a batch holds at most 100000 messages');
+    const tracer = ferryTracer();
+    if (tracer === undefined || messages.every((m) => hasTraceContext(m?.headers))) {
+      return this.sendMany(queue, messages, transaction);
+    }
+    return producerSpan(tracer, 'send', queue, messages.length, (ctx) =>
+      this.sendMany(queue, messages, transaction, ctx),
+    );
+  }
+
+  private async sendMany(
+    queue: string,
+    messages: BatchMessage[],
+    transaction: unknown,
+    trace?: Context,
+  ): Promise<Sent[]> {
     const now = this.clock.now();
     const items = messages.map((m, i) => {
-      const { payload, ...options } = checkObject(m, `messages[${i}]`) as unknown as BatchMessage;
+      const checked = checkObject(m, `messages[${i}]`) as unknown as BatchMessage;
+      const { payload, ...options } = trace === undefined ? checked : withTraceOptions(checked, trace);
       if (options.transaction !== undefined) {
         throw new InvalidRequestError(`messages[${i}]: pass transaction in sendBatch's options, not per message`);
       }
@@ -279,6 +318,14 @@ export class Engine implements Ferry {
   async receive(queue: string, options: ReceiveOptions = {}): Promise<Delivery[]> {
     this.guard();
     checkQueueName(queue);
+    const tracer = ferryTracer();
+    // Over HTTP the request's SERVER span stands for the receive; the caller's side has the receive span.
+    if (tracer === undefined || context.active().getValue(SERVER_REQUEST) === true) return this.claim(queue, options);
+    return receiveSpan(tracer, queue, () => this.claim(queue, options));
+  }
+
+  /** receive() without a span: work() polls through it, and traces each attempt instead. */
+  private async claim(queue: string, options: ReceiveOptions): Promise<Delivery[]> {
     const o = checkOptions(options, ['max', 'wait', 'lease', 'signal']);
     const max = o.max === undefined ? 1 : checkInteger(o.max, 'max', 1, MAX_RECEIVE);
     const wait = o.wait === undefined ? 0 : parseDuration(o.wait, 'wait', 0, MAX_WAIT);
@@ -367,7 +414,10 @@ export class Engine implements Ferry {
     if (typeof handler !== 'function') throw new InvalidRequestError('handler must be a function');
     const worker = new WorkerLoop<P, R>(
       {
-        receive: (q, o) => this.receive(q, o),
+        receive: (q, o) => {
+          this.guard();
+          return this.claim(q, o);
+        },
         ack: (d, r) => this.ack(d, r),
         nack: (d, o) => this.nack(d, o),
         extend: (d, l) => this.extend(d, l),
@@ -512,6 +562,18 @@ export class Engine implements Ferry {
   ): Promise<{ messages: { queue: string; id: string }[] }> {
     this.guard();
     checkQueueName(topic, 'topic name');
+    const tracer = ferryTracer();
+    if (tracer === undefined || hasTraceContext(options?.headers)) return this.publishOne(topic, payload, options);
+    return producerSpan(tracer, 'publish', topic, 1, (ctx) =>
+      this.publishOne(topic, payload, withTraceOptions(options, ctx)),
+    );
+  }
+
+  private async publishOne(
+    topic: string,
+    payload: unknown,
+    options: SendOptions | undefined,
+  ): Promise<{ messages: { queue: string; id: string }[] }> {
     const now = this.clock.now();
     const { id: _id, queue: _queue, ...template } = this.message(topic, payload, options, now);
     return { messages: await this.store.publish(topic, template, newId, now) };

@@ -6,6 +6,7 @@
  * A slot frees when the handler returns, before its ack commits: the ack and the next claim then share one
  * group commit, which is what lets a batch of handlers cost one transaction per cycle.
  */
+import { type Context, context, ROOT_CONTEXT, type Span } from '@opentelemetry/api';
 import { parseDuration } from '../core/duration.ts';
 import {
   InvalidRequestError,
@@ -17,6 +18,7 @@ import {
 } from '../core/errors.ts';
 import type { Delivery, DeliveryRef, Duration, Handler, Job, NackOptions, Worker, WorkOptions } from '../core/types.ts';
 import { checkInteger, checkLease, checkOptions, MAX_RECEIVE } from '../core/validate.ts';
+import { ferryTracer, recordFailure, startProcessSpan } from './tracing.ts';
 
 /**
  * A delivery may carry its lease end in epoch ms under this symbol (the in-process engine sets it), sparing
@@ -51,6 +53,8 @@ export interface Running {
   leaseUntil: number;
   renewing: boolean;
   unwatch?: () => void;
+  /** The attempt's trace context, while a tracer is registered: its lease renewals run in it. */
+  trace?: Context;
 }
 
 export class WorkerLoop<P, R> implements Worker {
@@ -102,7 +106,8 @@ export class WorkerLoop<P, R> implements Worker {
     if (options.lease !== undefined) checkLease(options.lease);
     this.lease = options.lease;
     this.onError = options.onError ?? ((error) => console.error(`ferry worker (${queue}):`, error));
-    this.loopDone = this.loop();
+    // The loop's polls belong to no caller's trace: work() called inside a span must not parent them all.
+    this.loopDone = context.with(ROOT_CONTEXT, () => this.loop());
   }
 
   get running(): number {
@@ -223,6 +228,18 @@ export class WorkerLoop<P, R> implements Worker {
   }
 
   private start(running: Running): void {
+    const tracer = ferryTracer();
+    if (tracer === undefined) {
+      this.run(running, undefined);
+      return;
+    }
+    // The handler, and its ack or nack, run in the attempt's CONSUMER span.
+    const { span, ctx } = startProcessSpan(tracer, running.delivery);
+    running.trace = ctx;
+    context.with(ctx, () => this.run(running, span));
+  }
+
+  private run(running: Running, span: Span | undefined): void {
     const delivery = running.delivery;
     this.jobs.set(delivery.receipt, running);
     let outcome: Promise<unknown>;
@@ -235,14 +252,21 @@ export class WorkerLoop<P, R> implements Worker {
       (result) =>
         this.settle(
           running,
-          this.persist(running, () => this.ackOrFail(delivery, result)),
+          traced(
+            span,
+            this.persist(running, () => this.ackOrFail(delivery, result)),
+          ),
         ),
       (error: unknown) => {
         const retry = !(error instanceof UnrecoverableError);
         const failure = toFailure(error);
+        if (span) recordFailure(span, error);
         this.settle(
           running,
-          this.persist(running, () => this.host.nack(delivery, { error: failure, retry })),
+          traced(
+            span,
+            this.persist(running, () => this.host.nack(delivery, { error: failure, retry })),
+          ),
         );
       },
     );
@@ -330,7 +354,10 @@ export class WorkerLoop<P, R> implements Worker {
     for (const running of [...this.jobs.values(), ...this.buffered.values()]) {
       if (running.renewing || running.leaseUntil - now > (running.lease * 2) / 3) continue;
       running.renewing = true;
-      this.host.extend(running.delivery, running.lease).then(
+      const extending = running.trace
+        ? context.with(running.trace, () => this.host.extend(running.delivery, running.lease))
+        : this.host.extend(running.delivery, running.lease);
+      extending.then(
         ({ leaseUntil }) => {
           running.leaseUntil = Date.parse(leaseUntil);
           running.renewing = false;
@@ -373,6 +400,22 @@ export class WorkerLoop<P, R> implements Worker {
     }
     if (this.renewTimer) clearInterval(this.renewTimer);
   }
+}
+
+/** Ends the attempt's span once its ack or nack settled; a settle that failed is recorded on it. */
+function traced(span: Span | undefined, settled: Promise<unknown>): Promise<unknown> {
+  if (span === undefined) return settled;
+  return settled.then(
+    (value) => {
+      span.end();
+      return value;
+    },
+    (error: unknown) => {
+      recordFailure(span, error);
+      span.end();
+      throw error;
+    },
+  );
 }
 
 function abort(running: Running, reason: unknown): void {

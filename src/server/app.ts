@@ -30,6 +30,7 @@ import { scheduleRoutes } from './routes/schedules.ts';
 import { topicRoutes } from './routes/topics.ts';
 import { StreamTokens } from './stream-tokens.ts';
 import { TokenSet } from './tokens.ts';
+import { registerTracing } from './tracing.ts';
 
 /** A route as registered, for tools and tests that walk the router. */
 export interface RouteEntry {
@@ -144,6 +145,7 @@ export async function createServer(ferry: Ferry, options: ServerOptions = {}): P
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
+  registerTracing(app as unknown as FastifyInstance);
 
   // Before the draining hook below, which must still be able to ask for the connection to close.
   registerLinger(app as unknown as FastifyInstance, {
@@ -186,7 +188,8 @@ export async function createServer(ferry: Ferry, options: ServerOptions = {}): P
       // Never '*': only the listed origins, with the headers the API and SSE resume need.
       origin: options.cors,
       methods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
-      allowedHeaders: ['authorization', 'content-type', 'last-event-id', 'x-request-id'],
+      // traceparent and tracestate: a traced browser app's calls continue its trace (SPEC §8).
+      allowedHeaders: ['authorization', 'content-type', 'last-event-id', 'x-request-id', 'traceparent', 'tracestate'],
       exposedHeaders: ['location', 'retry-after', 'x-request-id'],
       maxAge: 600,
     });

@@ -22,6 +22,7 @@ import { releaseTests } from './release.ts';
 import { scheduleTests } from './schedules.ts';
 import { sendTests } from './send.ts';
 import { timingTests } from './timing.ts';
+import { tracingTests } from './tracing.ts';
 import { workTests } from './work.ts';
 
 export type { Factory, FerryHandle } from './helpers.ts';
@@ -55,6 +56,7 @@ export function conformance(name: string, factory: Factory): void {
     releaseTests(ctx);
     edgeTests(ctx);
     loadTests(ctx);
+    tracingTests(ctx);
   });
 
   describe(`conformance: ${name} close()`, () => {
