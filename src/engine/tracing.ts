@@ -103,12 +103,27 @@ export function recordFailure(span: Span, error: unknown): void {
   span.setStatus({ code: SpanStatusCode.ERROR, message: e?.message ?? String(error) });
 }
 
+/** Runs `fn` in `span` (made current), then `done` with its result; records a failure; always ends it. */
+async function runIn<T>(span: Span, parent: Context, fn: (ctx: Context) => Promise<T>, done: (r: T) => void) {
+  const ctx = trace.setSpan(parent, span);
+  try {
+    const result = await context.with(ctx, fn, undefined, ctx);
+    done(result);
+    return result;
+  } catch (error) {
+    recordFailure(span, error);
+    throw error;
+  } finally {
+    span.end();
+  }
+}
+
 /**
  * Runs `fn` (which sends `count` messages to `destination`) in a PRODUCER span; `fn` gets the span's
  * context to inject into the messages' headers. Ends the span when `fn` settles; `idOf` names the message
  * sent (`messaging.message.id`) when there is one.
  */
-export async function producerSpan<T>(
+export function producerSpan<T>(
   tracer: Tracer,
   operation: 'send' | 'publish',
   destination: string,
@@ -122,21 +137,13 @@ export async function producerSpan<T>(
     { kind: SpanKind.PRODUCER, attributes: messagingAttributes(operation, 'send', destination, count) },
     parent,
   );
-  const ctx = trace.setSpan(parent, span);
-  try {
-    const result = await context.with(ctx, fn, undefined, ctx);
+  return runIn(span, parent, fn, (result) => {
     if (idOf) span.setAttribute('messaging.message.id', idOf(result));
-    return result;
-  } catch (error) {
-    recordFailure(span, error);
-    throw error;
-  } finally {
-    span.end();
-  }
+  });
 }
 
 /** Runs a `receive()` in a CLIENT span; the span links to the creation context of each message received. */
-export async function receiveSpan<T extends { id: string; headers: Record<string, string> }>(
+export function receiveSpan<T extends { id: string; headers: Record<string, string> }>(
   tracer: Tracer,
   queue: string,
   fn: () => Promise<T[]>,
@@ -147,21 +154,14 @@ export async function receiveSpan<T extends { id: string; headers: Record<string
     { kind: SpanKind.CLIENT, attributes: messagingAttributes('receive', 'receive', queue) },
     parent,
   );
-  try {
-    const messages = await context.with(trace.setSpan(parent, span), fn);
+  return runIn(span, parent, fn, (messages) => {
     span.setAttribute('messaging.batch.message_count', messages.length);
     if (messages.length === 1) span.setAttribute('messaging.message.id', messages[0]!.id);
     for (const m of messages) {
       const linked = trace.getSpanContext(messageContext(m.headers));
       if (linked) span.addLink({ context: linked, attributes: { 'messaging.message.id': m.id } });
     }
-    return messages;
-  } catch (error) {
-    recordFailure(span, error);
-    throw error;
-  } finally {
-    span.end();
-  }
+  });
 }
 
 /** What the worker needs to know of a delivery to trace its attempt. */
