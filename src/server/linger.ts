@@ -40,7 +40,9 @@ function drain(raw: IncomingMessage, { maxBytes, maxMs }: LingerOptions): void {
   let read = 0;
   const cut = (): void => {
     done();
-    raw.socket?.destroy();
+    // A request injected without a socket (Fastify's inject) has a stand-in without destroy(): end the request.
+    if (typeof raw.socket?.destroy === 'function') raw.socket.destroy();
+    else raw.destroy();
   };
   const onData = (chunk: Buffer): void => {
     read += chunk.length;
