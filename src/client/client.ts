@@ -359,7 +359,7 @@ export class HttpFerry implements Ferry {
 
   async configure(queue: string, config?: QueueConfig): Promise<QueueSettings> {
     const path = `/v1/queues/${q(queue)}`;
-    if (config !== undefined) checkQueueConfig(config);
+    if (config !== undefined) checkQueueConfig(config, queue);
     const answer = await this.#call<{ settings: QueueSettings }>(config === undefined ? 'GET' : 'PATCH', path, {
       ...(config === undefined ? {} : { body: config }),
     });

@@ -54,6 +54,11 @@ export interface SendOptions {
   backoff?: Backoff;
   /** How long each delivery is leased. Default: the queue's, else 30s. */
   lease?: Duration;
+  /**
+   * The longest one attempt may run, counted from its delivery: then the attempt fails with a `TimeoutError`
+   * (retried by the backoff) and no `extend` moves its lease further. Default: the queue's, else none.
+   */
+  timeout?: Duration;
   /** String metadata that travels with the message (e.g. `traceparent`). */
   headers?: Record<string, string>;
   /**
@@ -133,6 +138,11 @@ export interface Delivery {
   sentAt: string;
   /** When this lease ends unless extended. */
   leaseUntil: string;
+  /**
+   * When this attempt times out (its timeout counted from delivery), or null when it has none. No lease
+   * outlives it: `extend` answers a `leaseUntil` capped here.
+   */
+  deadline: string | null;
 }
 
 /** What ack, nack, extend and progress need of a delivery. */
@@ -148,6 +158,8 @@ export interface ReceiveOptions {
   wait?: Duration;
   /** Lease length. Default: the message's, else the queue's, else 30s. */
   lease?: Duration;
+  /** Timeout of each attempt received, counted from delivery. Default: the message's, else the queue's, else none. */
+  timeout?: Duration;
   signal?: AbortSignal;
 }
 
@@ -170,8 +182,13 @@ export interface Job<P = unknown> {
   headers: Record<string, string>;
   sentAt: string;
   receipt: string;
-  /** Fires when the message is cancelled or the lease is lost, and when the worker closes past its bound. */
+  /**
+   * Fires when the message is cancelled or the lease is lost, at the attempt's deadline (with a
+   * `TimeoutError` reason), and when the worker closes past its bound.
+   */
   signal: AbortSignal;
+  /** When this attempt times out, or null when it has no timeout. */
+  deadline: string | null;
   progress(value: unknown): Promise<void>;
   extend(lease: Duration): Promise<void>;
 }
@@ -190,6 +207,12 @@ export interface WorkOptions {
   prefetch?: number;
   /** Lease per delivery; renewed while the handler runs. Default: the message's, else the queue's, else 30s. */
   lease?: Duration;
+  /**
+   * The longest one attempt may run, counted from its delivery; overrides the message's and the queue's.
+   * Enforced by the store: at the deadline the attempt fails with a `TimeoutError`, the job's signal fires,
+   * and a late ack is refused.
+   */
+  timeout?: Duration;
   /** Called with errors the worker cannot hand to a handler (store unavailable, …). */
   onError?: (error: unknown) => void;
 }
@@ -241,6 +264,13 @@ export interface QueueConfig {
   concurrency?: number | null;
   /** Most deliveries per window, across every consumer. */
   rateLimit?: { max: number; per: Duration } | null;
+  /** Default timeout of each attempt (see {@link SendOptions.timeout}); null removes it. */
+  timeout?: Duration | null;
+  /**
+   * A queue that receives a copy of every message that becomes dead in this one (same payload and headers,
+   * plus `ferry-dead-letter-from: <queue>/<id>`), in the transaction that makes it dead; null removes it.
+   */
+  deadLetter?: string | null;
   /**
    * String entries kept with the queue for tools and faces built on Ferry (the SQS endpoint keeps its queue
    * attributes and tags here); Ferry itself never reads them. Replaces the whole map.
@@ -256,6 +286,9 @@ export interface QueueSettings {
   retention: number;
   concurrency: number | null;
   rateLimit: { max: number; per: number } | null;
+  /** Milliseconds, or null: no timeout. */
+  timeout: number | null;
+  deadLetter: string | null;
   metadata: Record<string, string>;
   paused: boolean;
 }

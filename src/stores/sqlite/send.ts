@@ -19,8 +19,8 @@ export class Send {
     this.dedupe = s('SELECT id FROM messages WHERE queue = ? AND dedupe_id = ?');
     this.insertRow = s(
       `INSERT INTO messages (id, queue, state, blocked, priority, run_at, payload, headers, key, dedupe_id,
-         max_attempts, backoff, lease, sent_at)
-       VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         max_attempts, backoff, lease, timeout, sent_at)
+       VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.subscribers = s('SELECT queue FROM subscriptions WHERE topic = ? ORDER BY queue');
   }
@@ -79,6 +79,7 @@ export class Send {
       m.maxAttempts,
       m.backoff === null ? null : JSON.stringify(m.backoff),
       m.lease,
+      m.timeout,
       now,
     );
     events.push({ type: 'sent', queue: m.queue, id: m.id, at: now, runAt: m.runAt });

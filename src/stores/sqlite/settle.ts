@@ -10,6 +10,7 @@ import { CANCELLED, COMPLETED, DEAD } from '../../store/constants.ts';
 import type { Completion, DeliveryRefItem, Failure, PendingEvent, Settled, StoreContext } from '../../store/store.ts';
 import type { Queues } from './admin.ts';
 import type { Leases } from './claim.ts';
+import type { DeadLetter } from './dead-letter.ts';
 import { type Batch, preparer, type Stmt } from './connection.ts';
 import type { Keys } from './keys.ts';
 import type { Row } from './rows.ts';
@@ -39,6 +40,7 @@ export class Settle {
     private readonly queues: Queues,
     private readonly keys: Keys,
     private readonly leases: Leases,
+    private readonly deadLetter: DeadLetter,
     private readonly retryDelay: StoreContext['retryDelay'],
   ) {
     const s = preparer(db);
@@ -70,8 +72,9 @@ export class Settle {
          receipt = NULL, lease_until = NULL, blocked = 0
        WHERE seq = @seq`,
     );
+    // No lease outlives the attempt's deadline.
     this.extendLease = s(
-      `UPDATE messages SET lease_until = @until
+      `UPDATE messages SET lease_until = min(@until, coalesce(deadline, @until))
        WHERE seq = @seq AND id = @id AND receipt = @receipt AND state = 1 AND lease_until > @now
          AND cancel_requested = 0
        RETURNING lease_until`,
@@ -123,12 +126,17 @@ export class Settle {
         this.finish(row, DEAD, item.error, now, events);
         return 'dead';
       }
-      const backoff = row.backoff
-        ? (JSON.parse(row.backoff) as QueueSettings['backoff'])
-        : this.queues.settings(row.queue).backoff;
-      this.retryAt(row, now + (item.delay ?? this.retryDelay(row.attempts, backoff)), item.error, now, events);
+      this.retryAt(row, now + (item.delay ?? this.backoff(row)), item.error, now, events);
       return 'queued';
     });
+  }
+
+  /** The wait before the next attempt of `row`, whose attempt `row.attempts` failed, by its backoff. */
+  backoff(row: Row): number {
+    const backoff = row.backoff
+      ? (JSON.parse(row.backoff) as QueueSettings['backoff'])
+      : this.queues.settings(row.queue).backoff;
+    return this.retryDelay(row.attempts, backoff);
   }
 
   release(items: DeliveryRefItem[], now: number, events: PendingEvent[]): Settled[] {
@@ -177,7 +185,10 @@ export class Settle {
     return true;
   }
 
-  /** Ends `row` dead or cancelled, keeping `error` (JSON text) when given, and lets the next of its key go. */
+  /**
+   * Ends `row` dead or cancelled, keeping `error` (JSON text) when given, and lets the next of its key go.
+   * Every path to dead comes here, so a dead message's copy to its queue's dead-letter queue is made here.
+   */
   finish(
     row: Row,
     state: typeof DEAD | typeof CANCELLED,
@@ -196,6 +207,7 @@ export class Settle {
     };
     if (error !== null) event.error = JSON.parse(error);
     events.push(event);
+    if (state === DEAD) this.deadLetter.copy(row, now, events);
   }
 
   /** Puts the failed attempt of `row` back in the queue, due at `runAt`, keeping `error` (JSON text). */

@@ -8,7 +8,7 @@
 -- claim+ack 1.6× slower, so they keep custom plans).
 CREATE FUNCTION {{schema}}.insert_messages(
   p_ids text[], p_queues text[], p_priorities int[], p_run_ats bigint[], p_payloads text[], p_headers text[],
-  p_keys text[], p_dedupes text[], p_max_attempts int[], p_backoffs text[], p_leases int[],
+  p_keys text[], p_dedupes text[], p_max_attempts int[], p_backoffs text[], p_leases int[], p_timeouts int[],
   p_now bigint, p_at text, OUT n int, OUT events text, OUT ids text[], OUT deduplicated boolean[])
 LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 DECLARE kq text[]; kk text[];
@@ -19,15 +19,17 @@ BEGIN
   -- A keyed message is blocked when its key has an unfinished message, or an earlier one in this batch.
   WITH ins AS (
     INSERT INTO {{schema}}.messages (id, seq, queue, state, blocked, priority, run_at, payload, headers, key,
-      dedupe_id, max_attempts, backoff, lease, sent_at)
+      dedupe_id, max_attempts, backoff, lease, timeout, sent_at)
     SELECT u.id, nextval('{{schema}}.messages_seq'), u.queue, 0,
            u.key IS NOT NULL AND (u.first < u.ord OR EXISTS (SELECT 1 FROM {{schema}}.messages x
              WHERE x.queue = u.queue AND x.key = u.key AND x.state <= 1)),
-           u.priority, u.run_at, u.payload, u.headers, u.key, u.dedupe_id, u.max_attempts, u.backoff, u.lease, p_now
+           u.priority, u.run_at, u.payload, u.headers, u.key, u.dedupe_id, u.max_attempts, u.backoff, u.lease,
+           u.timeout, p_now
       FROM (SELECT t.*, min(t.ord) OVER (PARTITION BY t.queue, t.key) AS first
               FROM unnest(p_ids, p_queues, p_priorities, p_run_ats, p_payloads, p_headers, p_keys, p_dedupes,
-                          p_max_attempts, p_backoffs, p_leases) WITH ORDINALITY
-                   AS t(id, queue, priority, run_at, payload, headers, key, dedupe_id, max_attempts, backoff, lease, ord)
+                          p_max_attempts, p_backoffs, p_leases, p_timeouts) WITH ORDINALITY
+                   AS t(id, queue, priority, run_at, payload, headers, key, dedupe_id, max_attempts, backoff, lease,
+                        timeout, ord)
              ORDER BY t.ord) u
      ORDER BY u.ord
     ON CONFLICT (queue, dedupe_id) WHERE dedupe_id IS NOT NULL DO NOTHING
@@ -59,7 +61,7 @@ END $$;
 -- waiters.
 CREATE FUNCTION {{schema}}.send(
   p_ids text[], p_queues text[], p_priorities int[], p_run_ats bigint[], p_payloads text[], p_headers text[],
-  p_keys text[], p_dedupes text[], p_max_attempts int[], p_backoffs text[], p_leases int[],
+  p_keys text[], p_dedupes text[], p_max_attempts int[], p_backoffs text[], p_leases int[], p_timeouts int[],
   p_now bigint, p_at text, p_new_queues text[], p_origin text, p_inline boolean,
   OUT data text, OUT ids text[], OUT deduplicated boolean[])
 LANGUAGE plpgsql AS $$
@@ -70,6 +72,6 @@ BEGIN
   END IF;
   SELECT x.n, x.events, x.ids, x.deduplicated INTO v_n, v_events, ids, deduplicated
     FROM {{schema}}.insert_messages(p_ids, p_queues, p_priorities, p_run_ats, p_payloads, p_headers, p_keys,
-                                    p_dedupes, p_max_attempts, p_backoffs, p_leases, p_now, p_at) x;
+                                    p_dedupes, p_max_attempts, p_backoffs, p_leases, p_timeouts, p_now, p_at) x;
   data := {{schema}}.stage_events(v_events, v_n, p_now, p_origin, p_inline);
 END $$;
