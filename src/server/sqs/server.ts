@@ -16,7 +16,6 @@ import type { Metrics } from '../metrics.ts';
 import { OPEN_GRANT, type TokenSet } from '../tokens.ts';
 import { ACTIONS, UNSUPPORTED } from './actions.ts';
 import type { ActionContext } from './context.ts';
-import { DeadLetters } from './dead-letters.ts';
 import { SqsError, toSqsError } from './errors.ts';
 import { type Answer, jsonAnswer, jsonError, parseJsonRequest } from './json-protocol.ts';
 import { parseForm, parseQueryRequest, queryAnswer, queryError } from './query-protocol.ts';
@@ -81,12 +80,7 @@ export async function createSqsServer(ferry: Ferry, options: SqsServerOptions): 
   app.removeAllContentTypeParsers();
   // Raw bytes whatever the type: the signature covers the body as sent, and each protocol parses its own.
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
-  const deadLetters = new DeadLetters(ferry, queues, (error) =>
-    app.log.warn({ err: error }, 'dead-letter copies stopped'),
-  );
-  app.addHook('onReady', async () => deadLetters.start());
   app.addHook('preClose', async () => {
-    deadLetters.stop();
     shutdown.abort(new Error('the server is closing'));
     for (const request of inFlight) request.abort();
   });

@@ -113,7 +113,13 @@ export class PostgresStore implements Store {
     return this.sender.publish(topic, message, newId, now);
   }
 
-  claim(queue: string, max: number, lease: number | null, now: number, timeout: number | null = null): Promise<Claimed[]> {
+  claim(
+    queue: string,
+    max: number,
+    lease: number | null,
+    now: number,
+    timeout: number | null = null,
+  ): Promise<Claimed[]> {
     return this.stepper.claim(queue, max, lease, timeout, now);
   }
 

@@ -10,8 +10,8 @@ import { CANCELLED, COMPLETED, DEAD } from '../../store/constants.ts';
 import type { Completion, DeliveryRefItem, Failure, PendingEvent, Settled, StoreContext } from '../../store/store.ts';
 import type { Queues } from './admin.ts';
 import type { Leases } from './claim.ts';
-import type { DeadLetter } from './dead-letter.ts';
 import { type Batch, preparer, type Stmt } from './connection.ts';
+import type { DeadLetter } from './dead-letter.ts';
 import type { Keys } from './keys.ts';
 import type { Row } from './rows.ts';
 

@@ -25,8 +25,8 @@ import type {
 } from '../../store/store.ts';
 import { Admin, Queues } from './admin.ts';
 import { Claim, Leases } from './claim.ts';
-import { DeadLetter } from './dead-letter.ts';
 import { GroupCommit, openDatabase, read } from './connection.ts';
+import { DeadLetter } from './dead-letter.ts';
 import { EventLog } from './events.ts';
 import { Keys } from './keys.ts';
 import { Schedules } from './schedules.ts';
@@ -109,7 +109,13 @@ export class SqliteStore implements Store {
     return this.p.commit.run((events) => this.p.send.publish(topic, message, newId, now, events));
   }
 
-  claim(queue: string, max: number, lease: number | null, now: number, timeout: number | null = null): Promise<Claimed[]> {
+  claim(
+    queue: string,
+    max: number,
+    lease: number | null,
+    now: number,
+    timeout: number | null = null,
+  ): Promise<Claimed[]> {
     return this.p.commit.run((events) => this.p.claim.claim(queue, max, lease, timeout, now, events), false);
   }
 
