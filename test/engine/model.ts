@@ -1,7 +1,8 @@
 /**
  * Model-based test: fast-check drives the engine (with a manual clock) and a small reference model with the
- * same random commands, and after each command every message's state, attempts and each delivery must
- * agree. The model is the rules of SPEC §1 written as plainly as possible. It runs on every home (memory:,
+ * same random commands, and after each command every message's state, attempts, error and each delivery
+ * must agree, and the dead-letter queue holds one copy per death. The model is the rules of SPEC §1 and the
+ * job timeout and dead-letter queue of §6, written as plainly as possible. It runs on every home (memory:,
  * an SQLite file, PostgreSQL, and over HTTP): `modelTest(home, runs)` registers it for one.
  */
 import assert from 'node:assert/strict';
@@ -13,6 +14,14 @@ const LEASE = 1000;
 const BACKOFF = 500;
 const MAX_ATTEMPTS = 3;
 
+/** How the last failed attempt of a message failed, as its kept error says. */
+type Failure = 'nack' | 'lease' | 'timeout' | null;
+const FAILURE_NAMES: Record<Exclude<Failure, null>, string | undefined> = {
+  nack: undefined,
+  lease: 'LeaseExpired',
+  timeout: 'TimeoutError',
+};
+
 type State = 'waiting' | 'delayed' | 'active' | 'completed' | 'dead' | 'cancelled';
 interface ModelMessage {
   seq: number;
@@ -21,9 +30,16 @@ interface ModelMessage {
   runAt: number;
   state: 'queued' | 'active' | 'completed' | 'dead' | 'cancelled';
   attempts: number;
+  /** The message's own timeout (ms), or null. */
+  timeout: number | null;
   leaseUntil: number;
+  /** The current attempt's deadline, or null. */
+  deadline: number | null;
   receipt: number;
   cancelRequested: boolean;
+  error: Failure;
+  /** Copies made in the dead-letter queue: one per time the message became dead. */
+  deaths: number;
 }
 
 class Model {
@@ -31,20 +47,32 @@ class Model {
   now = 0;
   receipts = 0;
 
+  constructor(readonly queueTimeout: number | null) {}
+
+  private die(m: ModelMessage): void {
+    m.state = 'dead';
+    m.deaths++;
+  }
+
   publicState(m: ModelMessage): State {
     if (m.state === 'queued') return m.runAt > this.now ? 'delayed' : 'waiting';
     return m.state;
   }
 
-  /** Expired leases become failed attempts: redelivered at once, or dead/cancelled. */
+  /**
+   * Expired leases become failed attempts: redelivered at once, or dead/cancelled. A lease that reached its
+   * attempt's deadline is a timeout, retried after the backoff.
+   */
   expire(only?: ModelMessage): void {
     for (const m of only ? [only] : this.messages) {
       if (m.state === 'active' && m.leaseUntil <= this.now) {
+        const timedOut = m.deadline !== null && m.leaseUntil >= m.deadline;
+        m.error = timedOut ? 'timeout' : 'lease';
         if (m.cancelRequested) m.state = 'cancelled';
-        else if (m.attempts >= MAX_ATTEMPTS) m.state = 'dead';
+        else if (m.attempts >= MAX_ATTEMPTS) this.die(m);
         else {
           m.state = 'queued';
-          m.runAt = this.now;
+          m.runAt = timedOut ? this.now + BACKOFF : this.now;
         }
       }
     }
@@ -58,7 +86,7 @@ class Model {
     return head === m;
   }
 
-  receive(max: number): ModelMessage[] {
+  receive(max: number, timeout: number | null): ModelMessage[] {
     this.expire();
     const ready = this.messages
       .filter((m) => this.deliverable(m))
@@ -67,7 +95,9 @@ class Model {
     for (const m of ready) {
       m.state = 'active';
       m.attempts++;
-      m.leaseUntil = this.now + LEASE;
+      const limit = timeout ?? m.timeout ?? this.queueTimeout;
+      m.deadline = limit === null ? null : this.now + limit;
+      m.leaseUntil = Math.min(this.now + LEASE, m.deadline ?? Number.POSITIVE_INFINITY);
       m.receipt = ++this.receipts;
     }
     return ready;
@@ -81,9 +111,16 @@ class Model {
     m.state = m.cancelRequested ? 'cancelled' : 'completed';
   }
 
+  /** Extends the lease, never past the attempt's deadline. */
+  extend(m: ModelMessage, lease: number): number {
+    m.leaseUntil = Math.min(this.now + lease, m.deadline ?? Number.POSITIVE_INFINITY);
+    return m.leaseUntil;
+  }
+
   nack(m: ModelMessage): void {
+    m.error = 'nack';
     if (m.cancelRequested) m.state = 'cancelled';
-    else if (m.attempts >= MAX_ATTEMPTS) m.state = 'dead';
+    else if (m.attempts >= MAX_ATTEMPTS) this.die(m);
     else {
       m.state = 'queued';
       m.runAt = this.now + BACKOFF;
@@ -97,9 +134,10 @@ class Model {
 }
 
 type Command =
-  | { kind: 'send'; priority: number; key: string | null; delay: number }
-  | { kind: 'receive'; max: number }
+  | { kind: 'send'; priority: number; key: string | null; delay: number; timeout: number | null }
+  | { kind: 'receive'; max: number; timeout: number | null }
   | { kind: 'ack'; pick: number }
+  | { kind: 'extend'; pick: number; lease: number }
   | { kind: 'nack'; pick: number }
   | { kind: 'cancel'; pick: number }
   | { kind: 'advance'; ms: number };
@@ -110,9 +148,15 @@ const command: fc.Arbitrary<Command> = fc.oneof(
     priority: fc.integer({ min: -1, max: 1 }),
     key: fc.option(fc.constantFrom('a', 'b'), { nil: null }),
     delay: fc.constantFrom(0, 0, 300, 2000),
+    timeout: fc.constantFrom(null, null, 700, 2500),
   }),
-  fc.record({ kind: fc.constant('receive' as const), max: fc.integer({ min: 1, max: 3 }) }),
+  fc.record({
+    kind: fc.constant('receive' as const),
+    max: fc.integer({ min: 1, max: 3 }),
+    timeout: fc.constantFrom(null, null, null, 600),
+  }),
   fc.record({ kind: fc.constant('ack' as const), pick: fc.nat() }),
+  fc.record({ kind: fc.constant('extend' as const), pick: fc.nat(), lease: fc.constantFrom(800, 3000) }),
   fc.record({ kind: fc.constant('nack' as const), pick: fc.nat() }),
   fc.record({ kind: fc.constant('cancel' as const), pick: fc.nat() }),
   fc.record({ kind: fc.constant('advance' as const), ms: fc.constantFrom(100, 400, 1000, 1500) }),
@@ -134,13 +178,26 @@ export const MODEL_ENGINE = { sweepInterval: 3_600_000 } as const;
 
 let scenarios = 0;
 
-export async function runScenario(home: ModelHome, commands: Command[]): Promise<void> {
+/** A scenario: the queue's timeout (null: none) and the commands. */
+export interface Scenario {
+  queueTimeout: number | null;
+  commands: Command[];
+}
+
+export async function runScenario(home: ModelHome, { queueTimeout, commands }: Scenario): Promise<void> {
   const clock = new ManualClock(0);
   const { ferry, close } = await home.open(clock);
   // A queue of its own, so homes that keep their database between scenarios start each one empty.
   const queue = `model-${process.pid}-${++scenarios}`;
-  await ferry.configure(queue, { maxAttempts: MAX_ATTEMPTS, lease: LEASE, backoff: { type: 'fixed', delay: BACKOFF } });
-  const model = new Model();
+  const deadLetter = `${queue}-dead`;
+  await ferry.configure(queue, {
+    maxAttempts: MAX_ATTEMPTS,
+    lease: LEASE,
+    backoff: { type: 'fixed', delay: BACKOFF },
+    timeout: queueTimeout,
+    deadLetter,
+  });
+  const model = new Model(queueTimeout);
   const ids: string[] = [];
   // Deliveries handed out, with the model receipt they correspond to (stale ones included).
   const deliveries: { delivery: Delivery; index: number; receipt: number }[] = [];
@@ -156,6 +213,7 @@ export async function runScenario(home: ModelHome, commands: Command[]): Promise
               priority: c.priority,
               delay: c.delay,
               ...(c.key === null ? {} : { key: c.key }),
+              ...(c.timeout === null ? {} : { timeout: c.timeout }),
             },
           );
           model.messages.push({
@@ -165,16 +223,20 @@ export async function runScenario(home: ModelHome, commands: Command[]): Promise
             runAt: model.now + c.delay,
             state: 'queued',
             attempts: 0,
+            timeout: c.timeout,
             leaseUntil: 0,
+            deadline: null,
             receipt: 0,
             cancelRequested: false,
+            error: null,
+            deaths: 0,
           });
           ids.push(sent.id);
           break;
         }
         case 'receive': {
-          const got = await ferry.receive(queue, { max: c.max });
-          const expected = model.receive(c.max);
+          const got = await ferry.receive(queue, { max: c.max, ...(c.timeout === null ? {} : { timeout: c.timeout }) });
+          const expected = model.receive(c.max, c.timeout);
           assert.deepEqual(
             got.map((d) => d.id),
             expected.map((m) => ids[m.seq]),
@@ -183,6 +245,8 @@ export async function runScenario(home: ModelHome, commands: Command[]): Promise
           for (const [i, d] of got.entries()) {
             const m = expected[i] as ModelMessage;
             assert.equal(d.attempt, m.attempts);
+            assert.equal(d.deadline === null ? null : Date.parse(d.deadline), m.deadline, 'the attempt’s deadline');
+            assert.equal(Date.parse(d.leaseUntil), m.leaseUntil, 'the lease, capped by the deadline');
             deliveries.push({ delivery: d, index: m.seq, receipt: m.receipt });
           }
           break;
@@ -202,6 +266,20 @@ export async function runScenario(home: ModelHome, commands: Command[]): Promise
             else model.nack(m);
           } else {
             await assert.rejects(call, LeaseLostError, 'a stale receipt is refused');
+          }
+          break;
+        }
+        case 'extend': {
+          if (deliveries.length === 0) break;
+          const { delivery, index, receipt } =
+            deliveries[deliveries.length - 1 - (c.pick % Math.min(3, deliveries.length))]!;
+          const m = model.messages[index] as ModelMessage;
+          // Like ack, extend needs a live lease that no cancel is pending on.
+          if (model.valid(m, receipt) && !m.cancelRequested) {
+            const { leaseUntil } = await ferry.extend(delivery, c.lease);
+            assert.equal(Date.parse(leaseUntil), model.extend(m, c.lease), 'extend is capped by the deadline');
+          } else {
+            await assert.rejects(ferry.extend(delivery, c.lease), LeaseLostError, 'a stale or cancelled lease');
           }
           break;
         }
@@ -229,7 +307,22 @@ export async function runScenario(home: ModelHome, commands: Command[]): Promise
         if (!expiredActive) {
           assert.equal(info.state, model.publicState(m), `message ${i} state`);
           assert.equal(info.attempts, m.attempts, `message ${i} attempts`);
+          if (m.error === null) assert.equal(info.error, null, `message ${i} error`);
+          else assert.equal(info.error?.name, FAILURE_NAMES[m.error], `message ${i} error`);
         }
+      }
+      // Each death so far has its copy in the dead-letter queue, made with it.
+      const copies = new Map<string, number>();
+      const page = await ferry.list(deadLetter, { limit: 1000 });
+      for (const copy of page.messages) {
+        const from = copy.headers['ferry-dead-letter-from'] as string;
+        copies.set(from, (copies.get(from) ?? 0) + 1);
+      }
+      for (const [i, id] of ids.entries()) {
+        const m = model.messages[i] as ModelMessage;
+        const expiredActive = m.state === 'active' && m.leaseUntil <= model.now;
+        if (!expiredActive)
+          assert.equal(copies.get(`${queue}/${id}`) ?? 0, m.deaths, `message ${i} dead-letter copies`);
       }
     }
   } finally {
@@ -241,7 +334,13 @@ export async function runScenario(home: ModelHome, commands: Command[]): Promise
 export function modelTest(home: ModelHome, numRuns: number): void {
   test(`${home.name}: the engine agrees with the reference model on random command sequences`, async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(command, { minLength: 5, maxLength: 60 }), (commands) => runScenario(home, commands)),
+      fc.asyncProperty(
+        fc.record({
+          queueTimeout: fc.constantFrom(null, null, 1800),
+          commands: fc.array(command, { minLength: 5, maxLength: 60 }),
+        }),
+        (scenario) => runScenario(home, scenario),
+      ),
       { numRuns },
     );
   });
