@@ -93,6 +93,8 @@ export class WorkerLoop<P, R> implements Worker {
   private readonly receives = new Set<Promise<void>>();
   private asking = 0;
   private failures = 0;
+  private expiring = false;
+  private expireAgain = false;
   private drained: (() => void) | undefined;
   private renewTimer: ReturnType<typeof setInterval> | undefined;
   private renewEvery = Number.POSITIVE_INFINITY;
@@ -241,7 +243,7 @@ export class WorkerLoop<P, R> implements Worker {
         } else {
           abort(running, new TimeoutError(`the attempt ran past its deadline (${running.delivery.deadline})`));
         }
-        this.host.expire?.(this.queue).catch(this.onError);
+        this.expire();
       },
       // One ms past the deadline: leases end at it, and the store settles those that ended by `now`.
       Math.max(0, deadline - this.host.now() + 1),
@@ -251,6 +253,28 @@ export class WorkerLoop<P, R> implements Worker {
       clearTimeout(timer);
       unwatch?.();
     };
+  }
+
+  /**
+   * Asks the host to settle the queue's expired leases. Deadlines of one claim fall together: while one
+   * call is in flight, the others make one more call after it, not one each.
+   */
+  private expire(): void {
+    if (!this.host.expire) return;
+    if (this.expiring) {
+      this.expireAgain = true;
+      return;
+    }
+    this.expiring = true;
+    this.host
+      .expire(this.queue)
+      .catch(this.onError)
+      .finally(() => {
+        this.expiring = false;
+        if (!this.expireAgain) return;
+        this.expireAgain = false;
+        this.expire();
+      });
   }
 
   /** Starts buffered deliveries while handler slots are free. */
