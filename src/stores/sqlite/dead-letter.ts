@@ -5,6 +5,7 @@
  * to dead goes through {@link Settle.finish}, which calls this.
  */
 import { v7 } from 'uuid';
+import { checkSendOptions } from '../../core/validate.ts';
 import { DEAD_LETTER_HEADER } from '../../store/constants.ts';
 import type { PendingEvent } from '../../store/store.ts';
 import type { Queues } from './admin.ts';
@@ -24,23 +25,9 @@ export class DeadLetter {
     this.queues.ensure(target);
     const headers = row.headers === null ? {} : (JSON.parse(row.headers) as Record<string, string>);
     headers[DEAD_LETTER_HEADER] = `${row.queue}/${row.id}`;
-    this.send.insert(
-      {
-        id: v7(),
-        queue: target,
-        payload: row.payload,
-        priority: 0,
-        key: null,
-        dedupeId: null,
-        maxAttempts: null,
-        backoff: null,
-        lease: null,
-        timeout: null,
-        headers: JSON.stringify(headers),
-        runAt: now,
-      },
-      now,
-      events,
-    );
+    // Every option at its default: the target queue's settings apply.
+    const defaults = checkSendOptions(undefined, now);
+    const copy = { ...defaults, id: v7(), queue: target, payload: row.payload, headers: JSON.stringify(headers) };
+    this.send.insert(copy, now, events);
   }
 }
