@@ -464,7 +464,12 @@ export class WorkerLoop<P, R> implements Worker {
         }),
       ]);
       clearTimeout(timer);
-      for (const running of this.jobs.values()) abort(running, new Error('worker closed'));
+      for (const running of this.jobs.values()) {
+        abort(running, new Error('worker closed'));
+        // No deadline or cancel watch outlives the worker: the store settles what is left in hand.
+        running.unwatch?.();
+        running.unwatch = undefined;
+      }
     }
     if (this.renewTimer) clearInterval(this.renewTimer);
   }

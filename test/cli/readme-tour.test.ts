@@ -100,6 +100,12 @@ const checks: Record<string, (line: Line, ferry: () => Promise<Ferry>) => Promis
     assert.equal(await line.end(), 0, line.stderr);
     assert.match(line.stdout, /no messages/);
   },
+  async configure(line, ferry) {
+    assert.equal(await line.end(), 0, line.stderr);
+    assert.match(line.stdout, /timeout\s+300000ms/);
+    const settings = await (await ferry()).configure('demo');
+    assert.deepEqual([settings.timeout, settings.deadLetter], [300_000, 'demo.dead']);
+  },
   async events(line, ferry) {
     // It follows from now: send until it has shown one, as a user would in another terminal.
     const f = await ferry();
