@@ -224,7 +224,7 @@ describe('HTTP routes', () => {
     assert.equal(top.status, 400);
     assert.equal(
       top.body.detail,
-      'body has an unknown field "priorty" (did you mean "priority"?); allowed: payload, delay, runAt, priority, key, dedupeId, maxAttempts, backoff, lease, headers',
+      'body has an unknown field "priorty" (did you mean "priority"?); allowed: payload, delay, runAt, priority, key, dedupeId, maxAttempts, backoff, lease, timeout, headers',
     );
     const nested = await call('POST', `/v1/queues/${q}/messages`, { payload: 1, backoff: { type: 'fixed', zzz: 1 } });
     assert.match(nested.body.detail, /^body\.backoff has an unknown field "zzz"; allowed: type, delay, /);

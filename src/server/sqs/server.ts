@@ -150,7 +150,8 @@ export async function createSqsServer(ferry: Ferry, options: SqsServerOptions): 
       const { action, input } = json
         ? parseJsonRequest(String(target), body)
         : parseQueryRequest([...parseQuery(query), ...parseForm(body.toString('utf8'))], path);
-      const run = ACTIONS[action];
+      // Own keys only: `__proto__` or `constructor` is an unknown action, not a property of every object.
+      const run = Object.hasOwn(ACTIONS, action) ? ACTIONS[action] : undefined;
       if (!run) {
         if (UNSUPPORTED.has(action)) {
           throw new SqsError('UnsupportedOperation', `${action} is not supported by Ferry's SQS endpoint.`);
