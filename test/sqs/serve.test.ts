@@ -42,7 +42,7 @@ describe('ferry serve --sqs-port', () => {
 });
 
 describe('the SQS port log', () => {
-  it('at info, one line per refused request (path and action, never the query string) and none per answered one', async (t) => {
+  it('at info, one line per refused request (path and action, never the query string) and none per answered one; each counted in the metrics', async (t) => {
     let text = '';
     const destination = new Writable({
       write(chunk: Buffer, _encoding, done) {
@@ -67,6 +67,10 @@ describe('the SQS port log', () => {
     assert.equal(refused.status, 400);
     const requestId = refused.headers.get('x-amzn-requestid');
     await refused.text();
+    // Refused before any action is read: logged and counted all the same.
+    const put = await fetch(`${server.sqsUrl}/`, { method: 'PUT' });
+    assert.equal(put.status, 400);
+    await put.text();
     await new Promise((resolve) => setTimeout(resolve, 50));
 
     const lines = (s: string) =>
@@ -81,12 +85,18 @@ describe('the SQS port log', () => {
       'no line for an answered request',
     );
     const added = lines(text.slice(before.length));
-    assert.equal(added.length, 1, text.slice(before.length));
+    assert.equal(added.length, 2, text.slice(before.length));
     assert.equal(added[0]?.msg, 'request refused');
     assert.equal(added[0]?.path, '/000000000000/nowhere');
     assert.equal(added[0]?.action, 'ReceiveMessage');
     assert.equal(added[0]?.status, 400);
     assert.equal(added[0]?.reqId, requestId, 'the id the client was answered');
+    assert.deepEqual([added[1]?.msg, added[1]?.method, added[1]?.action], ['request refused', 'PUT', 'unknown']);
     assert.doesNotMatch(text, /abc123/);
+
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    assert.match(metrics, /ferry_http_requests_total\{method="POST",route="sqs:SendMessage",status="200"\} 5\n/);
+    assert.match(metrics, /ferry_http_requests_total\{method="GET",route="sqs:ReceiveMessage",status="400"\} 1\n/);
+    assert.match(metrics, /ferry_http_requests_total\{method="PUT",route="sqs:unknown",status="400"\} 1\n/);
   });
 });

@@ -115,19 +115,23 @@ export async function createSqsServer(ferry: Ferry, options: SqsServerOptions): 
     fail(request, reply, new SqsError('InvalidAction', `This endpoint answers GET and POST, not ${request.method}.`)),
   );
 
+  /** The action each request named, once known: for its metric and log line. */
+  const actions = new WeakMap<FastifyRequest, string>();
+  // Every answer, those refused before `handle` ran (body too large, bad address) included.
+  app.addHook('onResponse', async (request, reply) => {
+    const action = actions.get(request) ?? 'unknown';
+    const status = reply.statusCode;
+    options.metrics?.http(request.method, `sqs:${action}`, status, reply.elapsedTime / 1000);
+    // The path and action, never the query string: it can carry a presigned signature and message bodies.
+    const at = request.url.indexOf('?');
+    const line = { method: request.method, path: at < 0 ? request.url : request.url.slice(0, at), action, status };
+    if (status >= 400) request.log.info(line, 'request refused');
+    else request.log.debug(line, 'request');
+  });
+
   const handle = async (request: FastifyRequest, reply: FastifyReply) => {
-    let actionName = 'unknown';
-    const started = performance.now();
     const at = request.url.indexOf('?');
     const path = at < 0 ? request.url : request.url.slice(0, at);
-    reply.raw.once('finish', () => {
-      const status = reply.statusCode;
-      options.metrics?.http(request.method, `sqs:${actionName}`, status, (performance.now() - started) / 1000);
-      // The path and action, never the query string: it can carry a presigned signature and message bodies.
-      const line = { method: request.method, path, action: actionName, status };
-      if (status >= 400) request.log.info(line, 'request refused');
-      else request.log.debug(line, 'request');
-    });
     // Only a long poll needs to hear that its client went away or that the server is closing: the
     // controller is made on first use of `context.signal`, not for every request.
     let gone: AbortController | undefined;
@@ -162,7 +166,7 @@ export async function createSqsServer(ferry: Ferry, options: SqsServerOptions): 
         }
         throw new SqsError('InvalidAction', `The action ${action.slice(0, 64)} is not valid for this endpoint.`);
       }
-      actionName = action;
+      actions.set(request, action);
       const host = request.headers.host;
       const base = `http://${typeof host === 'string' && HOST.test(host) ? host : `${request.hostname}`}`;
       const context: ActionContext = {
