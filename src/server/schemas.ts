@@ -154,6 +154,19 @@ export const ProgressBody = Type.Object(
   { additionalProperties: false },
 );
 
+/** A `{ max, per }` window limit, or null to remove it. */
+const WindowLimit = (description: string) =>
+  Type.Union(
+    [
+      Type.Object(
+        { max: Type.Integer({ minimum: 1, maximum: 1_000_000 }), per: Duration },
+        { additionalProperties: false },
+      ),
+      Type.Null(),
+    ],
+    { description },
+  );
+
 export const QueuePatch = Type.Object(
   {
     maxAttempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
@@ -161,15 +174,15 @@ export const QueuePatch = Type.Object(
     lease: Type.Optional(Duration),
     retention: Type.Optional(Duration),
     concurrency: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: 100_000 }), Type.Null()])),
-    rateLimit: Type.Optional(
-      Type.Union([
-        Type.Object(
-          { max: Type.Integer({ minimum: 1, maximum: 1_000_000 }), per: Duration },
-          { additionalProperties: false },
-        ),
-        Type.Null(),
-      ]),
+    rateLimit: Type.Optional(WindowLimit('most deliveries per window, across every consumer')),
+    keyConcurrency: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 100_000,
+        description: 'most messages of one ordering key active at once (default 1: one at a time, in send order)',
+      }),
     ),
+    keyRateLimit: Type.Optional(WindowLimit('most deliveries of one ordering key per window')),
     metadata: Type.Optional(
       Type.Record(Type.String(), Type.String(), {
         description: 'string entries kept with the queue for tools built on Ferry; replaces the whole map',
@@ -296,6 +309,8 @@ export const QueueSettings = Type.Object({
   retention: Type.Integer({ description: 'milliseconds' }),
   concurrency: Type.Union([Type.Integer(), Type.Null()]),
   rateLimit: Type.Union([Type.Object({ max: Type.Integer(), per: Type.Integer() }), Type.Null()]),
+  keyConcurrency: Type.Integer(),
+  keyRateLimit: Type.Union([Type.Object({ max: Type.Integer(), per: Type.Integer() }), Type.Null()]),
   metadata: Type.Record(Type.String(), Type.String()),
   paused: Type.Boolean(),
 });
