@@ -260,7 +260,12 @@ export function keyLimitTests(ctx: Ctx): void {
       await prime(ctx.ferry, q, reader);
       const worker = ctx.ferry.work(q, () => null, { concurrency: 10 });
       try {
-        await waitFor(async () => (await ctx.ferry.stats(q)).completed === 7, 'all seven, over four windows', 10_000, 20);
+        await waitFor(
+          async () => (await ctx.ferry.stats(q)).completed === 7,
+          'all seven, over four windows',
+          10_000,
+          20,
+        );
       } finally {
         await worker.close();
       }
