@@ -1,7 +1,8 @@
 /**
  * Model-based test: fast-check drives the engine (with a manual clock) and a small reference model with the
  * same random commands, and after each command every message's state, attempts and each delivery must
- * agree. The model is the rules of SPEC §1 written as plainly as possible. It runs on every home (memory:,
+ * agree. The model is the rules of SPEC §1 (and the key limits of §6: each scenario draws a keyConcurrency and
+ * a keyRateLimit, and may change keyConcurrency on the way) written as plainly as possible. It runs on every home (memory:,
  * an SQLite file, PostgreSQL, and over HTTP): `modelTest(home, runs)` registers it for one.
  */
 import assert from 'node:assert/strict';
@@ -18,6 +19,8 @@ interface ModelMessage {
   seq: number;
   priority: number;
   key: string | null;
+  /** Not deliverable: its key already has `keyConcurrency` unblocked unfinished messages. */
+  blocked: boolean;
   runAt: number;
   state: 'queued' | 'active' | 'completed' | 'dead' | 'cancelled';
   attempts: number;
@@ -26,10 +29,63 @@ interface ModelMessage {
   cancelRequested: boolean;
 }
 
+/** A scenario's key limits (SPEC §6); keyConcurrency may change during it. */
+interface KeyLimits {
+  keyConcurrency: number;
+  keyRateLimit: { max: number; per: number } | null;
+}
+
 class Model {
   messages: ModelMessage[] = [];
   now = 0;
   receipts = 0;
+  /** Per key, the window its deliveries are counted in (keyRateLimit). */
+  windows = new Map<string, { start: number; count: number }>();
+
+  constructor(public limits: KeyLimits) {}
+
+  private unfinished(key: string): ModelMessage[] {
+    return this.messages.filter((o) => o.key === key && (o.state === 'queued' || o.state === 'active'));
+  }
+
+  /** A message of `key` sent now waits when its key already has keyConcurrency unfinished messages. */
+  blockedAtSend(key: string | null): boolean {
+    return key !== null && this.unfinished(key).length >= this.limits.keyConcurrency;
+  }
+
+  /** After a message of `key` finished: its earliest blocked ones go, up to keyConcurrency unblocked. */
+  private release(key: string | null): void {
+    if (key === null) return;
+    const unfinished = this.unfinished(key);
+    let room = this.limits.keyConcurrency - unfinished.filter((o) => !o.blocked).length;
+    for (const o of unfinished) {
+      if (room <= 0) break;
+      if (o.blocked) {
+        o.blocked = false;
+        room--;
+      }
+    }
+  }
+
+  /** keyConcurrency changed: per key, its active messages then its earliest queued ones are unblocked. */
+  setKeyConcurrency(n: number): void {
+    this.limits.keyConcurrency = n;
+    for (const key of new Set(this.messages.map((m) => m.key))) {
+      if (key === null) continue;
+      const ranked = this.unfinished(key).sort(
+        (a, b) => Number(b.state === 'active') - Number(a.state === 'active') || a.seq - b.seq,
+      );
+      ranked.forEach((o, i) => {
+        if (o.state === 'queued') o.blocked = i >= n;
+      });
+    }
+  }
+
+  private finish(m: ModelMessage, state: 'completed' | 'dead' | 'cancelled'): void {
+    m.state = state;
+    m.blocked = false;
+    this.release(m.key);
+  }
 
   publicState(m: ModelMessage): State {
     if (m.state === 'queued') return m.runAt > this.now ? 'delayed' : 'waiting';
@@ -40,8 +96,8 @@ class Model {
   expire(only?: ModelMessage): void {
     for (const m of only ? [only] : this.messages) {
       if (m.state === 'active' && m.leaseUntil <= this.now) {
-        if (m.cancelRequested) m.state = 'cancelled';
-        else if (m.attempts >= MAX_ATTEMPTS) m.state = 'dead';
+        if (m.cancelRequested) this.finish(m, 'cancelled');
+        else if (m.attempts >= MAX_ATTEMPTS) this.finish(m, 'dead');
         else {
           m.state = 'queued';
           m.runAt = this.now;
@@ -51,19 +107,29 @@ class Model {
   }
 
   private deliverable(m: ModelMessage): boolean {
-    if (m.state !== 'queued' || m.runAt > this.now) return false;
-    if (m.key === null) return true;
-    // Only the first unfinished message of its key, in send order.
-    const head = this.messages.find((o) => o.key === m.key && (o.state === 'queued' || o.state === 'active'));
-    return head === m;
+    return m.state === 'queued' && m.runAt <= this.now && !m.blocked;
+  }
+
+  /** Whether `m`'s key may have one more delivery in its window (counting it when so). */
+  private takeRate(m: ModelMessage): boolean {
+    const rate = this.limits.keyRateLimit;
+    if (rate === null || m.key === null) return true;
+    const stored = this.windows.get(m.key);
+    const window = stored && this.now < stored.start + rate.per ? stored : { start: this.now, count: 0 };
+    if (window.count >= rate.max) return false;
+    this.windows.set(m.key, { start: window.start, count: window.count + 1 });
+    return true;
   }
 
   receive(max: number): ModelMessage[] {
     this.expire();
-    const ready = this.messages
-      .filter((m) => this.deliverable(m))
-      .sort((a, b) => b.priority - a.priority || a.runAt - b.runAt || a.seq - b.seq)
-      .slice(0, max);
+    const ready: ModelMessage[] = [];
+    for (const m of this.messages
+      .filter((o) => this.deliverable(o))
+      .sort((a, b) => b.priority - a.priority || a.runAt - b.runAt || a.seq - b.seq)) {
+      if (ready.length >= max) break;
+      if (this.takeRate(m)) ready.push(m);
+    }
     for (const m of ready) {
       m.state = 'active';
       m.attempts++;
@@ -78,12 +144,12 @@ class Model {
   }
 
   ack(m: ModelMessage): void {
-    m.state = m.cancelRequested ? 'cancelled' : 'completed';
+    this.finish(m, m.cancelRequested ? 'cancelled' : 'completed');
   }
 
   nack(m: ModelMessage): void {
-    if (m.cancelRequested) m.state = 'cancelled';
-    else if (m.attempts >= MAX_ATTEMPTS) m.state = 'dead';
+    if (m.cancelRequested) this.finish(m, 'cancelled');
+    else if (m.attempts >= MAX_ATTEMPTS) this.finish(m, 'dead');
     else {
       m.state = 'queued';
       m.runAt = this.now + BACKOFF;
@@ -91,7 +157,7 @@ class Model {
   }
 
   cancel(m: ModelMessage): void {
-    if (m.state === 'queued') m.state = 'cancelled';
+    if (m.state === 'queued') this.finish(m, 'cancelled');
     else if (m.state === 'active') m.cancelRequested = true;
   }
 }
@@ -102,7 +168,8 @@ type Command =
   | { kind: 'ack'; pick: number }
   | { kind: 'nack'; pick: number }
   | { kind: 'cancel'; pick: number }
-  | { kind: 'advance'; ms: number };
+  | { kind: 'advance'; ms: number }
+  | { kind: 'keyConcurrency'; n: number };
 
 const command: fc.Arbitrary<Command> = fc.oneof(
   fc.record({
@@ -116,7 +183,14 @@ const command: fc.Arbitrary<Command> = fc.oneof(
   fc.record({ kind: fc.constant('nack' as const), pick: fc.nat() }),
   fc.record({ kind: fc.constant('cancel' as const), pick: fc.nat() }),
   fc.record({ kind: fc.constant('advance' as const), ms: fc.constantFrom(100, 400, 1000, 1500) }),
+  fc.record({ kind: fc.constant('keyConcurrency' as const), n: fc.integer({ min: 1, max: 3 }) }),
 );
+
+/** A scenario's key limits at its start: mostly the defaults, often a keyConcurrency, a keyRateLimit or both. */
+const keyLimits: fc.Arbitrary<KeyLimits> = fc.record({
+  keyConcurrency: fc.constantFrom(1, 1, 2, 3),
+  keyRateLimit: fc.constantFrom(null, null, { max: 1, per: 700 }, { max: 2, per: 1500 }),
+});
 
 /** Where the model runs: a Ferry on some store (or over HTTP) whose engine reads `clock`. */
 export interface ModelHome {
@@ -134,13 +208,19 @@ export const MODEL_ENGINE = { sweepInterval: 3_600_000 } as const;
 
 let scenarios = 0;
 
-export async function runScenario(home: ModelHome, commands: Command[]): Promise<void> {
+export async function runScenario(home: ModelHome, commands: Command[], limits: KeyLimits): Promise<void> {
   const clock = new ManualClock(0);
   const { ferry, close } = await home.open(clock);
   // A queue of its own, so homes that keep their database between scenarios start each one empty.
   const queue = `model-${process.pid}-${++scenarios}`;
-  await ferry.configure(queue, { maxAttempts: MAX_ATTEMPTS, lease: LEASE, backoff: { type: 'fixed', delay: BACKOFF } });
-  const model = new Model();
+  await ferry.configure(queue, {
+    maxAttempts: MAX_ATTEMPTS,
+    lease: LEASE,
+    backoff: { type: 'fixed', delay: BACKOFF },
+    keyConcurrency: limits.keyConcurrency,
+    keyRateLimit: limits.keyRateLimit,
+  });
+  const model = new Model({ ...limits });
   const ids: string[] = [];
   // Deliveries handed out, with the model receipt they correspond to (stale ones included).
   const deliveries: { delivery: Delivery; index: number; receipt: number }[] = [];
@@ -162,6 +242,7 @@ export async function runScenario(home: ModelHome, commands: Command[]): Promise
             seq: ids.length,
             priority: c.priority,
             key: c.key,
+            blocked: model.blockedAtSend(c.key),
             runAt: model.now + c.delay,
             state: 'queued',
             attempts: 0,
@@ -217,6 +298,10 @@ export async function runScenario(home: ModelHome, commands: Command[]): Promise
         case 'advance':
           await clock.advance(c.ms);
           break;
+        case 'keyConcurrency':
+          await ferry.configure(queue, { keyConcurrency: c.n });
+          model.setKeyConcurrency(c.n);
+          break;
       }
       // Every message agrees with the model (expiry is settled lazily by claims and sweeps, so compare
       // active-but-expired messages only after the model settles them the same way).
@@ -241,7 +326,9 @@ export async function runScenario(home: ModelHome, commands: Command[]): Promise
 export function modelTest(home: ModelHome, numRuns: number): void {
   test(`${home.name}: the engine agrees with the reference model on random command sequences`, async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(command, { minLength: 5, maxLength: 60 }), (commands) => runScenario(home, commands)),
+      fc.asyncProperty(fc.array(command, { minLength: 5, maxLength: 60 }), keyLimits, (commands, limits) =>
+        runScenario(home, commands, limits),
+      ),
       { numRuns },
     );
   });
