@@ -2,6 +2,7 @@
 /** The `ferry` command line (SPEC §5). */
 import { Command, CommanderError } from 'commander';
 import { benchCommand } from './commands/bench.ts';
+import { configureCommand } from './commands/configure.ts';
 import { eventsCommand } from './commands/events.ts';
 import {
   ackCommand,
@@ -58,6 +59,7 @@ for (const command of [
   purgeCommand,
   pauseQueueCommand,
   resumeQueueCommand,
+  configureCommand,
   eventsCommand,
   topicsCommand,
   schedulesCommand,
