@@ -127,6 +127,12 @@ const checks: Record<string, (line: Line, ferry: () => Promise<Ferry>) => Promis
     const [nightly] = await (await ferry()).schedules();
     assert.deepEqual([nightly?.name, nightly?.queue], ['nightly', 'reports']);
   },
+  async configure(line, ferry) {
+    assert.equal(await line.end(), 0, line.stderr);
+    assert.match(line.stdout, /keyConcurrency\s+2/);
+    const settings = await (await ferry()).configure('demo');
+    assert.deepEqual([settings.keyConcurrency, settings.keyRateLimit], [2, { max: 3, per: 1000 }]);
+  },
   async '--help'(line) {
     assert.equal(await line.end(), 0, line.stderr);
     assert.match(line.stdout, /Usage: ferry/);
