@@ -4,12 +4,12 @@
  * keyRateLimit { max: 7, per: 1h }, each key is delivered exactly 7 times however many consumers compete.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { after, before, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Ferry, FerryEvent } from '../../src/core/types.ts';
 import { open } from '../../src/index.ts';
+import { child as spawnChild } from '../support/child.ts';
 import { testSchema } from '../support/postgres.ts';
 
 const CHILD = fileURLToPath(new URL('./key-limits-child.ts', import.meta.url));
@@ -24,41 +24,6 @@ before(async () => {
 after(async () => {
   await schema.drop();
 });
-
-/** A child process with its stdout read line by line. */
-function child(args: string[]): { proc: ChildProcess; line(): Promise<string>; send(line: string): void } {
-  const proc = spawn(process.execPath, ['--import', 'tsx', CHILD, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines: string[] = [];
-  let buffer = '';
-  let wake: (() => void) | undefined;
-  let ended = false;
-  proc.stdout?.on('data', (chunk: Buffer) => {
-    buffer += chunk.toString();
-    for (let nl = buffer.indexOf('\n'); nl >= 0; nl = buffer.indexOf('\n')) {
-      lines.push(buffer.slice(0, nl));
-      buffer = buffer.slice(nl + 1);
-    }
-    wake?.();
-  });
-  proc.once('close', () => {
-    ended = true;
-    wake?.();
-  });
-  return {
-    proc,
-    async line() {
-      for (;;) {
-        const line = lines.shift();
-        if (line !== undefined) return line;
-        if (ended) throw new Error(`child exited (code ${proc.exitCode}) before a line`);
-        await new Promise<void>((resolve) => (wake = resolve));
-      }
-    },
-    send(line) {
-      proc.stdin?.write(`${line}\n`);
-    },
-  };
-}
 
 /** The queue's events from the start of the log until `done` says enough. */
 async function replay(ferry: Ferry, queue: string, done: (events: FerryEvent[]) => boolean): Promise<FerryEvent[]> {
@@ -85,7 +50,7 @@ it('four processes: keyConcurrency 3 never overshoots, keyRateLimit delivers exa
   const [conc, rate] = ['key-conc', 'key-rate'];
   await ferry.configure(conc, { keyConcurrency: 3, lease: '30s' });
   await ferry.configure(rate, { keyConcurrency: 10, keyRateLimit: { max: 7, per: '1h' }, lease: '30s' });
-  const children = Array.from({ length: PROCESSES }, () => child([schema.url, conc, rate]));
+  const children = Array.from({ length: PROCESSES }, () => spawnChild(CHILD, [schema.url, conc, rate]));
   try {
     for (const c of children) assert.equal(await c.line(), 'ready');
     const batch = (keys: number, perKey: number, free: number) => {
