@@ -11,15 +11,22 @@
  * The server is `ferry serve --sqs-port` in a child process, so client and server never share an event loop;
  * its store is `memory:` by default (`--store sqlite` for a file with fsync on, `sqlite-normal` without), so
  * the figures show what each face costs rather than the disk. Counts are checked after every workload.
- * Target: SQS ≥ 0.8× the HTTP API.
+ * Target: SQS ≥ 0.8× the HTTP API. Beside each rate, the CPU time per message of each process (the bench
+ * as client, the server): on a loaded machine the rates swing, the CPU costs much less, and they tell
+ * which side a gap is on.
  *
  *   npx tsx bench/sqs.ts                        3 runs, a table of medians and ratios
  *   npx tsx bench/sqs.ts --runs 1 --json        machine-readable
  *   npx tsx bench/sqs.ts --store sqlite         on a SQLite file, fsync on
+ *   npx tsx bench/sqs.ts --only process         some workloads only (comma-separated), e.g. to profile one
+ *   node --cpu-prof --cpu-prof-dir P --import tsx bench/sqs.ts --only send --profile P
+ *                                               CPU profiles of the bench (client) and the server into P,
+ *                                               with phases-N.json: each workload's start and end on the
+ *                                               profiles' clock (µs), to cut them by phase
  *   SQS_MESSAGES=2000 npx tsx bench/sqs.ts      a smoke run (default 10,000 messages; SQS_CONCURRENCY 16)
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -54,18 +61,27 @@ const WORKLOADS = {
 } as const;
 type Workload = keyof typeof WORKLOADS;
 type Face = 'http' | 'sqs';
-type Figures = Record<Workload, Record<Face, number>>;
+/** Messages per second, and CPU time per message (µs) of the bench process (client) and of the server. */
+interface Figure {
+  rate: number;
+  client: number;
+  server: number;
+}
+type Figures = Record<Workload, Record<Face, Figure>>;
 
 interface Server {
   url: string;
   sqsUrl: string;
+  /** The server's CPU time so far (user + system, every thread), in µs. */
+  cpu(): number;
   close(): Promise<void>;
 }
 
-async function serve(store: string): Promise<Server> {
+async function serve(store: string, profile: string | undefined): Promise<Server> {
   mkdirSync(DATA, { recursive: true });
   const args = ['serve', '--store', store, '--port', '0', '--sqs-port', '0', '--json', '--log-level', 'silent'];
-  const child: ChildProcess = spawn(process.execPath, tsArgs(join(ROOT, 'src/cli/main.ts'), args), {
+  const prof = profile === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profile];
+  const child: ChildProcess = spawn(process.execPath, [...prof, ...tsArgs(join(ROOT, 'src/cli/main.ts'), args)], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -78,6 +94,12 @@ async function serve(store: string): Promise<Server> {
   return {
     url,
     sqsUrl,
+    cpu() {
+      // Fields 14 and 15 of /proc/PID/stat, after the command name in parentheses, in clock ticks (100 Hz).
+      const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return (Number(fields[11]) + Number(fields[12])) * 10_000;
+    },
     async close() {
       child.kill('SIGTERM');
       const code = await exited;
@@ -160,7 +182,7 @@ async function drainSqs(sqs: SQSClient, url: string, total: number): Promise<num
   });
 }
 
-async function run(index: number, storeKind: string): Promise<Figures> {
+async function run(index: number, storeKind: string, only: Workload[], profile?: string): Promise<Figures> {
   const file = join(DATA, `sqs-${process.pid}-${index}.db`);
   // Without fsync the store is no bottleneck, so the figures show what each face itself costs.
   const server = await serve(
@@ -169,6 +191,7 @@ async function run(index: number, storeKind: string): Promise<Figures> {
       : storeKind === 'sqlite'
         ? `sqlite:${file}`
         : `sqlite:${file}?synchronous=normal`,
+    profile,
   );
   const ferry = await connect(server.url);
   const sqs = new SQSClient({
@@ -178,6 +201,7 @@ async function run(index: number, storeKind: string): Promise<Figures> {
     maxAttempts: 1,
   });
   const figures = { send: {}, batch: {}, process: {}, raw: {} } as Figures;
+  const phases: { workload: Workload; face: Face; start: number; end: number }[] = [];
   const agent = new Agent({ keepAlive: true, maxSockets: C });
   try {
     const url = async (name: string) =>
@@ -284,8 +308,28 @@ async function run(index: number, storeKind: string): Promise<Figures> {
     };
     // Alternate which face goes first, so neither always meets the warmer (or fuller) store.
     const order: Face[] = index % 2 ? ['http', 'sqs'] : ['sqs', 'http'];
-    for (const workload of Object.keys(WORKLOADS) as Workload[]) {
-      for (const face of order) figures[workload][face] = await steps[workload][face]();
+    if (only.includes('process') && !only.includes('batch')) {
+      // `process` drains what `batch` sent: fill both queues untimed.
+      for (let i = 0; i < N; i += 10) {
+        const messages = Array.from({ length: 10 }, (_, k) => ({ payload: body(i + k) }));
+        await Promise.all([ferry.sendBatch('h-batch', messages), ferry.sendBatch('s-batch', messages)]);
+      }
+    }
+    for (const workload of only) {
+      for (const face of order) {
+        const start = process.hrtime.bigint();
+        const client = process.cpuUsage();
+        const server0 = server.cpu();
+        const rate = await steps[workload][face]();
+        const used = process.cpuUsage(client);
+        figures[workload][face] = {
+          rate,
+          client: (used.user + used.system) / N,
+          server: (server.cpu() - server0) / N,
+        };
+        // CLOCK_MONOTONIC in µs, the clock of V8's profile timestamps: a profile can be cut by phase.
+        phases.push({ workload, face, start: Number(start / 1000n), end: Number(process.hrtime.bigint() / 1000n) });
+      }
     }
   } finally {
     agent.destroy();
@@ -293,6 +337,7 @@ async function run(index: number, storeKind: string): Promise<Figures> {
     await ferry.close();
     await server.close();
     for (const f of [file, `${file}-wal`, `${file}-shm`]) rmSync(f, { force: true });
+    if (profile !== undefined) writeFileSync(join(profile, `phases-${index}.json`), JSON.stringify(phases));
   }
   return figures;
 }
@@ -309,8 +354,14 @@ async function main(): Promise<void> {
       runs: { type: 'string', default: '3' },
       json: { type: 'boolean', default: false },
       store: { type: 'string', default: 'memory' },
+      only: { type: 'string', default: Object.keys(WORKLOADS).join(',') },
+      profile: { type: 'string' },
     },
   });
+  const workloads = values.only.split(',') as Workload[];
+  for (const w of workloads) {
+    if (!(w in WORKLOADS)) throw new Error(`--only takes ${Object.keys(WORKLOADS).join(', ')}; got ${w}`);
+  }
   if (!['memory', 'sqlite', 'sqlite-normal'].includes(values.store)) {
     throw new Error(`--store must be memory, sqlite (fsync on) or sqlite-normal; got ${values.store}`);
   }
@@ -318,19 +369,21 @@ async function main(): Promise<void> {
   if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs must be a positive integer; got ${values.runs}`);
   const all: Figures[] = [];
   for (let i = 1; i <= runs; i++) {
-    all.push(await run(i, values.store));
+    all.push(await run(i, values.store, workloads, values.profile));
     if (!values.json) process.stderr.write(`run ${i}/${runs}: ${JSON.stringify(all.at(-1))}\n`);
   }
-  const workloads = Object.keys(WORKLOADS) as Workload[];
+  const perFace = (w: Workload, face: Face) => ({
+    rate: median(all.map((f) => f[w][face].rate)),
+    client: median(all.map((f) => f[w][face].client)),
+    server: median(all.map((f) => f[w][face].server)),
+  });
   const result = Object.fromEntries(
     workloads.map((w) => {
-      const http = median(all.map((f) => f[w].http));
-      const sqs = median(all.map((f) => f[w].sqs));
       // The median of each run's ratio: on a shared machine the load drifts between runs, less within one.
-      const ratio = median(all.map((f) => f[w].sqs / f[w].http));
-      return [w, { http, sqs, ratio }];
+      const ratio = median(all.map((f) => f[w].sqs.rate / f[w].http.rate));
+      return [w, { http: perFace(w, 'http'), sqs: perFace(w, 'sqs'), ratio }];
     }),
-  ) as Record<Workload, { http: number; sqs: number; ratio: number }>;
+  ) as Record<Workload, { http: Figure; sqs: Figure; ratio: number }>;
   if (values.json) {
     process.stdout.write(`${JSON.stringify({ system: 'sqs', messages: N, concurrency: C, result, runs: all })}\n`);
     return;
@@ -339,11 +392,11 @@ async function main(): Promise<void> {
   const lines = [
     `SQS port vs HTTP API, ${runs} run(s), ${N} messages per workload, concurrency ${C}, store ${values.store}, node ${process.version}`,
     '',
-    '| workload | HTTP API (connect) msgs/s | SQS port (AWS SDK) msgs/s | SQS / HTTP (median of runs) |',
-    '|---|---:|---:|---:|',
+    '| workload | HTTP API (connect) msgs/s | SQS port (AWS SDK) msgs/s | SQS / HTTP (median of runs) | client CPU µs/msg, HTTP / SQS | server CPU µs/msg, HTTP / SQS |',
+    '|---|---:|---:|---:|---:|---:|',
     ...workloads.map((w) => {
-      const r = result[w];
-      return `| ${WORKLOADS[w]} | ${fmt(r.http)} | ${fmt(r.sqs)} | ${r.ratio.toFixed(2)}× ${r.ratio >= 0.8 ? '' : '(below 0.8×)'} |`;
+      const { http, sqs, ratio } = result[w];
+      return `| ${WORKLOADS[w]} | ${fmt(http.rate)} | ${fmt(sqs.rate)} | ${ratio.toFixed(2)}× ${ratio >= 0.8 ? '' : '(below 0.8×)'} | ${fmt(http.client)} / ${fmt(sqs.client)} | ${fmt(http.server)} / ${fmt(sqs.server)} |`;
     }),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);

@@ -272,6 +272,13 @@ export interface QueueConfig {
    */
   deadLetter?: string | null;
   /**
+   * Most messages of one ordering key active at once, across every consumer (default 1: one at a time, in
+   * send order). Above 1, a key's messages start in send order but may finish in any order.
+   */
+  keyConcurrency?: number;
+  /** Most deliveries of one ordering key per window, across every consumer; other keys are not held back. */
+  keyRateLimit?: { max: number; per: Duration } | null;
+  /**
    * String entries kept with the queue for tools and faces built on Ferry (the SQS endpoint keeps its queue
    * attributes and tags here); Ferry itself never reads them. Replaces the whole map.
    */
@@ -289,6 +296,8 @@ export interface QueueSettings {
   /** Milliseconds, or null: no timeout. */
   timeout: number | null;
   deadLetter: string | null;
+  keyConcurrency: number;
+  keyRateLimit: { max: number; per: number } | null;
   metadata: Record<string, string>;
   paused: boolean;
 }

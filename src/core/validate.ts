@@ -31,6 +31,8 @@ export const DEFAULT_SETTINGS: Readonly<QueueSettings> = Object.freeze({
   rateLimit: null,
   timeout: null,
   deadLetter: null,
+  keyConcurrency: 1,
+  keyRateLimit: null,
   metadata: {},
   paused: false,
 });
@@ -41,6 +43,7 @@ export function copySettings(settings: QueueSettings): QueueSettings {
     ...settings,
     backoff: { ...settings.backoff },
     rateLimit: settings.rateLimit === null ? null : { ...settings.rateLimit },
+    keyRateLimit: settings.keyRateLimit === null ? null : { ...settings.keyRateLimit },
     metadata: { ...settings.metadata },
   };
 }
@@ -278,7 +281,19 @@ export function checkQueueConfig(config: QueueConfig, queue?: string): Partial<Q
   const c = checkObject(config, 'config') as QueueConfig;
   checkKeys(
     c as Record<string, unknown>,
-    ['maxAttempts', 'backoff', 'lease', 'retention', 'concurrency', 'rateLimit', 'timeout', 'deadLetter', 'metadata'],
+    [
+      'maxAttempts',
+      'backoff',
+      'lease',
+      'retention',
+      'concurrency',
+      'rateLimit',
+      'timeout',
+      'deadLetter',
+      'keyConcurrency',
+      'keyRateLimit',
+      'metadata',
+    ],
     'config',
   );
   const patch: Partial<QueueSettings> = {};
@@ -289,16 +304,9 @@ export function checkQueueConfig(config: QueueConfig, queue?: string): Partial<Q
   if (c.concurrency !== undefined) {
     patch.concurrency = c.concurrency === null ? null : checkInteger(c.concurrency, 'concurrency', 1, 100_000);
   }
-  if (c.rateLimit !== undefined) {
-    if (c.rateLimit === null) patch.rateLimit = null;
-    else {
-      const r = checkObject(c.rateLimit, 'rateLimit');
-      checkKeys(r, ['max', 'per'], 'rateLimit');
-      patch.rateLimit = {
-        max: checkInteger(r.max, 'rateLimit.max', 1, 1_000_000),
-        per: parseDuration(r.per as Duration, 'rateLimit.per', 1, 86_400_000),
-      };
-    }
+  if (c.rateLimit !== undefined) patch.rateLimit = checkRateLimit(c.rateLimit, 'rateLimit');
+  if (c.keyConcurrency !== undefined) {
+    patch.keyConcurrency = checkInteger(c.keyConcurrency, 'keyConcurrency', 1, 100_000);
   }
   if (c.timeout !== undefined) patch.timeout = c.timeout === null ? null : checkTimeout(c.timeout);
   if (c.deadLetter !== undefined) {
@@ -307,8 +315,20 @@ export function checkQueueConfig(config: QueueConfig, queue?: string): Partial<Q
       throw new InvalidRequestError(`deadLetter must name another queue than ${show(queue)} itself`);
     }
   }
+  if (c.keyRateLimit !== undefined) patch.keyRateLimit = checkRateLimit(c.keyRateLimit, 'keyRateLimit');
   if (c.metadata !== undefined) patch.metadata = checkMetadata(c.metadata);
   return patch;
+}
+
+/** A `{ max, per }` window limit, or null for none. */
+function checkRateLimit(value: unknown, what: string): { max: number; per: number } | null {
+  if (value === null) return null;
+  const r = checkObject(value, what);
+  checkKeys(r, ['max', 'per'], what);
+  return {
+    max: checkInteger(r.max, `${what}.max`, 1, 1_000_000),
+    per: parseDuration(r.per as Duration, `${what}.per`, 1, 86_400_000),
+  };
 }
 
 function checkMetadata(value: unknown): Record<string, string> {

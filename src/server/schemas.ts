@@ -156,6 +156,19 @@ export const ProgressBody = Type.Object(
   { additionalProperties: false },
 );
 
+/** A `{ max, per }` window limit, or null to remove it. */
+const WindowLimit = (description: string) =>
+  Type.Union(
+    [
+      Type.Object(
+        { max: Type.Integer({ minimum: 1, maximum: 1_000_000 }), per: Duration },
+        { additionalProperties: false },
+      ),
+      Type.Null(),
+    ],
+    { description },
+  );
+
 export const QueuePatch = Type.Object(
   {
     maxAttempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
@@ -163,19 +176,19 @@ export const QueuePatch = Type.Object(
     lease: Type.Optional(Duration),
     retention: Type.Optional(Duration),
     concurrency: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: 100_000 }), Type.Null()])),
-    rateLimit: Type.Optional(
-      Type.Union([
-        Type.Object(
-          { max: Type.Integer({ minimum: 1, maximum: 1_000_000 }), per: Duration },
-          { additionalProperties: false },
-        ),
-        Type.Null(),
-      ]),
+    rateLimit: Type.Optional(WindowLimit('most deliveries per window, across every consumer')),
+    keyConcurrency: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 100_000,
+        description: 'most messages of one ordering key active at once (default 1: one at a time, in send order)',
+      }),
     ),
     timeout: Type.Optional(Type.Union([Duration, Type.Null()])),
     deadLetter: Type.Optional(
       Type.Union([Type.String({ pattern: QUEUE_NAME.source, description: 'a queue name' }), Type.Null()]),
     ),
+    keyRateLimit: Type.Optional(WindowLimit('most deliveries of one ordering key per window')),
     metadata: Type.Optional(
       Type.Record(Type.String(), Type.String(), {
         description: 'string entries kept with the queue for tools built on Ferry; replaces the whole map',
@@ -305,6 +318,8 @@ export const QueueSettings = Type.Object({
   rateLimit: Type.Union([Type.Object({ max: Type.Integer(), per: Type.Integer() }), Type.Null()]),
   timeout: Type.Union([Type.Integer({ description: 'milliseconds' }), Type.Null()]),
   deadLetter: Type.Union([Type.String(), Type.Null()]),
+  keyConcurrency: Type.Integer(),
+  keyRateLimit: Type.Union([Type.Object({ max: Type.Integer(), per: Type.Integer() }), Type.Null()]),
   metadata: Type.Record(Type.String(), Type.String()),
   paused: Type.Boolean(),
 });

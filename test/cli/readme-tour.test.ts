@@ -100,12 +100,6 @@ const checks: Record<string, (line: Line, ferry: () => Promise<Ferry>) => Promis
     assert.equal(await line.end(), 0, line.stderr);
     assert.match(line.stdout, /no messages/);
   },
-  async configure(line, ferry) {
-    assert.equal(await line.end(), 0, line.stderr);
-    assert.match(line.stdout, /timeout\s+300000ms/);
-    const settings = await (await ferry()).configure('demo');
-    assert.deepEqual([settings.timeout, settings.deadLetter], [300_000, 'demo.dead']);
-  },
   async events(line, ferry) {
     // It follows from now: send until it has shown one, as a user would in another terminal.
     const f = await ferry();
@@ -132,6 +126,14 @@ const checks: Record<string, (line: Line, ferry: () => Promise<Ferry>) => Promis
     assert.match(line.stdout, /nightly: 0 3 \* \* \* \(UTC\) into reports, next at /);
     const [nightly] = await (await ferry()).schedules();
     assert.deepEqual([nightly?.name, nightly?.queue], ['nightly', 'reports']);
+  },
+  async configure(line, ferry) {
+    assert.equal(await line.end(), 0, line.stderr);
+    assert.match(line.stdout, /keyConcurrency\s+2/);
+    assert.match(line.stdout, /timeout\s+300000 ms/);
+    const settings = await (await ferry()).configure('demo');
+    assert.deepEqual([settings.keyConcurrency, settings.keyRateLimit], [2, { max: 3, per: 1000 }]);
+    assert.deepEqual([settings.timeout, settings.deadLetter], [300_000, 'demo.dead']);
   },
   async '--help'(line) {
     assert.equal(await line.end(), 0, line.stderr);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { Delivery, FerryEvent, MessageInfo, QueueStats } from '../../src/core/types.ts';
+import type { Delivery, FerryEvent, MessageInfo, QueueSettings, QueueStats } from '../../src/core/types.ts';
 import { ferry, finish, firstLine, json, start, tempDir } from './helpers.ts';
 
 const temp = tempDir();
@@ -40,7 +40,7 @@ describe('ferry CLI against --store', () => {
     assert.deepEqual([set.timeout, set.deadLetter], [300_000, 'cfg.dead']);
     const shown = await run(['configure', 'cfg']);
     assert.equal(shown.code, 0, shown.stderr);
-    assert.match(shown.stdout, /timeout\s+300000ms/);
+    assert.match(shown.stdout, /timeout\s+300000 ms/);
     assert.match(shown.stdout, /deadLetter\s+cfg\.dead/);
     const cleared = json<{ timeout: null; deadLetter: null }>(
       await run(['configure', 'cfg', '--timeout', 'none', '--dead-letter', 'none', '--json']),
@@ -148,6 +148,44 @@ describe('ferry CLI against --store', () => {
     assert.equal(json<QueueStats>(await run(['stats', 'admin', '--json'])).paused, true);
     const purged = await run(['purge', 'admin', '--yes', '--json']);
     assert.deepEqual(json(purged), { queue: 'admin', purged: 1 });
+  });
+
+  it('configure shows the settings and changes those given, key limits included; bad values exit 2', async () => {
+    const shown = await run(['configure', 'conf']);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, /keyConcurrency\s+1\b/);
+    assert.match(shown.stdout, /keyRateLimit\s+none/);
+    const set = await run([
+      'configure',
+      'conf',
+      '--key-concurrency',
+      '3',
+      '--key-rate-limit',
+      '5/2s',
+      '--concurrency',
+      '10',
+      '--json',
+    ]);
+    assert.equal(set.code, 0, set.stderr);
+    const settings = json<QueueSettings>(set);
+    assert.equal(settings.keyConcurrency, 3);
+    assert.deepEqual(settings.keyRateLimit, { max: 5, per: 2000 });
+    assert.equal(settings.concurrency, 10);
+    assert.match((await run(['configure', 'conf'])).stdout, /keyRateLimit\s+5 per 2000 ms/);
+    assert.equal(
+      json<QueueSettings>(await run(['configure', 'conf', '--key-rate-limit', 'none', '--json'])).keyRateLimit,
+      null,
+    );
+    for (const bad of [
+      ['--key-concurrency', '0'],
+      ['--key-concurrency', 'two'],
+      ['--key-rate-limit', '5'],
+    ]) {
+      const refused = await run(['configure', 'conf', ...bad]);
+      assert.equal(refused.code, 2, `${bad.join(' ')}: ${refused.stderr}`);
+      assert.match(refused.stderr, /key/i);
+    }
+    assert.equal(json<QueueSettings>(await run(['configure', 'conf', '--json'])).keyConcurrency, 3, 'nothing changed');
   });
 
   it('events replays and follows, one JSON event per line', async () => {

@@ -16,6 +16,7 @@ import { eventTests } from './events.ts';
 import { failureTests } from './failures.ts';
 import { flowControlTests } from './flow-control.ts';
 import { type Ctx, expectError, type Factory, type FerryHandle, qname } from './helpers.ts';
+import { keyLimitTests } from './key-limits.ts';
 import { loadTests } from './load.ts';
 import { orderingTests } from './ordering.ts';
 import { receiveTests } from './receive.ts';
@@ -51,6 +52,7 @@ export function conformance(name: string, factory: Factory): void {
     timingTests(ctx);
     workTests(ctx);
     orderingTests(ctx);
+    keyLimitTests(ctx);
     adminTests(ctx);
     eventTests(ctx);
     scheduleTests(ctx);

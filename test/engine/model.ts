@@ -1,8 +1,9 @@
 /**
  * Model-based test: fast-check drives the engine (with a manual clock) and a small reference model with the
  * same random commands, and after each command every message's state, attempts, error and each delivery
- * must agree, and the dead-letter queue holds one copy per death. The model is the rules of SPEC §1 and the
- * job timeout and dead-letter queue of §6, written as plainly as possible. It runs on every home (memory:,
+ * must agree, and the dead-letter queue holds one copy per death. The model is the rules of SPEC §1 and, of
+ * §6, the job timeout, the dead-letter queue and the key limits (each scenario draws a keyConcurrency and a
+ * keyRateLimit, and may change keyConcurrency on the way), written as plainly as possible. It runs on every home (memory:,
  * an SQLite file, PostgreSQL, and over HTTP): `modelTest(home, runs)` registers it for one.
  */
 import assert from 'node:assert/strict';
@@ -27,6 +28,8 @@ interface ModelMessage {
   seq: number;
   priority: number;
   key: string | null;
+  /** Not deliverable: its key already has `keyConcurrency` unblocked unfinished messages. */
+  blocked: boolean;
   runAt: number;
   state: 'queued' | 'active' | 'completed' | 'dead' | 'cancelled';
   attempts: number;
@@ -42,16 +45,67 @@ interface ModelMessage {
   deaths: number;
 }
 
+/** A scenario's key limits (SPEC §6); keyConcurrency may change during it. */
+interface KeyLimits {
+  keyConcurrency: number;
+  keyRateLimit: { max: number; per: number } | null;
+}
+
 class Model {
   messages: ModelMessage[] = [];
   now = 0;
   receipts = 0;
+  /** Per key, the window its deliveries are counted in (keyRateLimit). */
+  windows = new Map<string, { start: number; count: number }>();
 
-  constructor(readonly queueTimeout: number | null) {}
+  constructor(
+    public limits: KeyLimits,
+    readonly queueTimeout: number | null,
+  ) {}
 
-  private die(m: ModelMessage): void {
-    m.state = 'dead';
-    m.deaths++;
+  private unfinished(key: string): ModelMessage[] {
+    return this.messages.filter((o) => o.key === key && (o.state === 'queued' || o.state === 'active'));
+  }
+
+  /** A message of `key` sent now waits when its key already has keyConcurrency unfinished messages. */
+  blockedAtSend(key: string | null): boolean {
+    return key !== null && this.unfinished(key).length >= this.limits.keyConcurrency;
+  }
+
+  /** After a message of `key` finished: its earliest blocked ones go, up to keyConcurrency unblocked. */
+  private release(key: string | null): void {
+    if (key === null) return;
+    const unfinished = this.unfinished(key);
+    let room = this.limits.keyConcurrency - unfinished.filter((o) => !o.blocked).length;
+    for (const o of unfinished) {
+      if (room <= 0) break;
+      if (o.blocked) {
+        o.blocked = false;
+        room--;
+      }
+    }
+  }
+
+  /** keyConcurrency changed: per key, its active messages then its earliest queued ones are unblocked. */
+  setKeyConcurrency(n: number): void {
+    this.limits.keyConcurrency = n;
+    for (const key of new Set(this.messages.map((m) => m.key))) {
+      if (key === null) continue;
+      const ranked = this.unfinished(key).sort(
+        (a, b) => Number(b.state === 'active') - Number(a.state === 'active') || a.seq - b.seq,
+      );
+      ranked.forEach((o, i) => {
+        if (o.state === 'queued') o.blocked = i >= n;
+      });
+    }
+  }
+
+  /** A message ends: its key's next go; a death makes one copy in the dead-letter queue. */
+  private finish(m: ModelMessage, state: 'completed' | 'dead' | 'cancelled'): void {
+    m.state = state;
+    m.blocked = false;
+    if (state === 'dead') m.deaths++;
+    this.release(m.key);
   }
 
   publicState(m: ModelMessage): State {
@@ -68,8 +122,8 @@ class Model {
       if (m.state === 'active' && m.leaseUntil <= this.now) {
         const timedOut = m.deadline !== null && m.leaseUntil >= m.deadline;
         m.error = timedOut ? 'timeout' : 'lease';
-        if (m.cancelRequested) m.state = 'cancelled';
-        else if (m.attempts >= MAX_ATTEMPTS) this.die(m);
+        if (m.cancelRequested) this.finish(m, 'cancelled');
+        else if (m.attempts >= MAX_ATTEMPTS) this.finish(m, 'dead');
         else {
           m.state = 'queued';
           m.runAt = timedOut ? this.now + BACKOFF : this.now;
@@ -79,19 +133,29 @@ class Model {
   }
 
   private deliverable(m: ModelMessage): boolean {
-    if (m.state !== 'queued' || m.runAt > this.now) return false;
-    if (m.key === null) return true;
-    // Only the first unfinished message of its key, in send order.
-    const head = this.messages.find((o) => o.key === m.key && (o.state === 'queued' || o.state === 'active'));
-    return head === m;
+    return m.state === 'queued' && m.runAt <= this.now && !m.blocked;
+  }
+
+  /** Whether `m`'s key may have one more delivery in its window (counting it when so). */
+  private takeRate(m: ModelMessage): boolean {
+    const rate = this.limits.keyRateLimit;
+    if (rate === null || m.key === null) return true;
+    const stored = this.windows.get(m.key);
+    const window = stored && this.now < stored.start + rate.per ? stored : { start: this.now, count: 0 };
+    if (window.count >= rate.max) return false;
+    this.windows.set(m.key, { start: window.start, count: window.count + 1 });
+    return true;
   }
 
   receive(max: number, timeout: number | null): ModelMessage[] {
     this.expire();
-    const ready = this.messages
-      .filter((m) => this.deliverable(m))
-      .sort((a, b) => b.priority - a.priority || a.runAt - b.runAt || a.seq - b.seq)
-      .slice(0, max);
+    const ready: ModelMessage[] = [];
+    for (const m of this.messages
+      .filter((o) => this.deliverable(o))
+      .sort((a, b) => b.priority - a.priority || a.runAt - b.runAt || a.seq - b.seq)) {
+      if (ready.length >= max) break;
+      if (this.takeRate(m)) ready.push(m);
+    }
     for (const m of ready) {
       m.state = 'active';
       m.attempts++;
@@ -108,7 +172,7 @@ class Model {
   }
 
   ack(m: ModelMessage): void {
-    m.state = m.cancelRequested ? 'cancelled' : 'completed';
+    this.finish(m, m.cancelRequested ? 'cancelled' : 'completed');
   }
 
   /** Extends the lease, never past the attempt's deadline. */
@@ -119,8 +183,8 @@ class Model {
 
   nack(m: ModelMessage): void {
     m.error = 'nack';
-    if (m.cancelRequested) m.state = 'cancelled';
-    else if (m.attempts >= MAX_ATTEMPTS) this.die(m);
+    if (m.cancelRequested) this.finish(m, 'cancelled');
+    else if (m.attempts >= MAX_ATTEMPTS) this.finish(m, 'dead');
     else {
       m.state = 'queued';
       m.runAt = this.now + BACKOFF;
@@ -128,7 +192,7 @@ class Model {
   }
 
   cancel(m: ModelMessage): void {
-    if (m.state === 'queued') m.state = 'cancelled';
+    if (m.state === 'queued') this.finish(m, 'cancelled');
     else if (m.state === 'active') m.cancelRequested = true;
   }
 }
@@ -140,7 +204,8 @@ type Command =
   | { kind: 'extend'; pick: number; lease: number }
   | { kind: 'nack'; pick: number }
   | { kind: 'cancel'; pick: number }
-  | { kind: 'advance'; ms: number };
+  | { kind: 'advance'; ms: number }
+  | { kind: 'keyConcurrency'; n: number };
 
 const command: fc.Arbitrary<Command> = fc.oneof(
   fc.record({
@@ -160,7 +225,14 @@ const command: fc.Arbitrary<Command> = fc.oneof(
   fc.record({ kind: fc.constant('nack' as const), pick: fc.nat() }),
   fc.record({ kind: fc.constant('cancel' as const), pick: fc.nat() }),
   fc.record({ kind: fc.constant('advance' as const), ms: fc.constantFrom(100, 400, 1000, 1500) }),
+  fc.record({ kind: fc.constant('keyConcurrency' as const), n: fc.integer({ min: 1, max: 3 }) }),
 );
+
+/** A scenario's key limits at its start: mostly the defaults, often a keyConcurrency, a keyRateLimit or both. */
+const keyLimits: fc.Arbitrary<KeyLimits> = fc.record({
+  keyConcurrency: fc.constantFrom(1, 1, 2, 3),
+  keyRateLimit: fc.constantFrom(null, null, { max: 1, per: 700 }, { max: 2, per: 1500 }),
+});
 
 /** Where the model runs: a Ferry on some store (or over HTTP) whose engine reads `clock`. */
 export interface ModelHome {
@@ -178,13 +250,14 @@ export const MODEL_ENGINE = { sweepInterval: 3_600_000 } as const;
 
 let scenarios = 0;
 
-/** A scenario: the queue's timeout (null: none) and the commands. */
+/** A scenario: the queue's timeout (null: none), its key limits and the commands. */
 export interface Scenario {
   queueTimeout: number | null;
+  limits: KeyLimits;
   commands: Command[];
 }
 
-export async function runScenario(home: ModelHome, { queueTimeout, commands }: Scenario): Promise<void> {
+export async function runScenario(home: ModelHome, { queueTimeout, limits, commands }: Scenario): Promise<void> {
   const clock = new ManualClock(0);
   const { ferry, close } = await home.open(clock);
   // A queue of its own, so homes that keep their database between scenarios start each one empty.
@@ -196,8 +269,10 @@ export async function runScenario(home: ModelHome, { queueTimeout, commands }: S
     backoff: { type: 'fixed', delay: BACKOFF },
     timeout: queueTimeout,
     deadLetter,
+    keyConcurrency: limits.keyConcurrency,
+    keyRateLimit: limits.keyRateLimit,
   });
-  const model = new Model(queueTimeout);
+  const model = new Model({ ...limits }, queueTimeout);
   const ids: string[] = [];
   // Deliveries handed out, with the model receipt they correspond to (stale ones included).
   const deliveries: { delivery: Delivery; index: number; receipt: number }[] = [];
@@ -220,6 +295,7 @@ export async function runScenario(home: ModelHome, { queueTimeout, commands }: S
             seq: ids.length,
             priority: c.priority,
             key: c.key,
+            blocked: model.blockedAtSend(c.key),
             runAt: model.now + c.delay,
             state: 'queued',
             attempts: 0,
@@ -295,6 +371,10 @@ export async function runScenario(home: ModelHome, { queueTimeout, commands }: S
         case 'advance':
           await clock.advance(c.ms);
           break;
+        case 'keyConcurrency':
+          await ferry.configure(queue, { keyConcurrency: c.n });
+          model.setKeyConcurrency(c.n);
+          break;
       }
       // Every message agrees with the model (expiry is settled lazily by claims and sweeps, so compare
       // active-but-expired messages only after the model settles them the same way).
@@ -337,6 +417,7 @@ export function modelTest(home: ModelHome, numRuns: number): void {
       fc.asyncProperty(
         fc.record({
           queueTimeout: fc.constantFrom(null, null, 1800),
+          limits: keyLimits,
           commands: fc.array(command, { minLength: 5, maxLength: 60 }),
         }),
         (scenario) => runScenario(home, scenario),

@@ -5,12 +5,12 @@
  * send order; and every process's live reader saw the log the replay shows, in the same order.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { after, before, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { FerryEvent } from '../../src/core/types.ts';
 import { open } from '../../src/index.ts';
+import { child as spawnChild } from '../support/child.ts';
 import { testSchema } from '../support/postgres.ts';
 
 const CHILD = fileURLToPath(new URL('./multiprocess-child.ts', import.meta.url));
@@ -24,49 +24,6 @@ before(async () => {
 after(async () => {
   await schema.drop();
 });
-
-interface Child {
-  proc: ChildProcess;
-  /** The next line the child printed; rejects when it exits first. */
-  line(): Promise<string>;
-  send(line: string): void;
-}
-
-/** A child whose stdout lines are collected from the start: a fast child may finish before anyone asks. */
-function child(args: string[]): Child {
-  const proc = spawn(process.execPath, ['--import', 'tsx', CHILD, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines: string[] = [];
-  let ended = false;
-  let wake: (() => void) | undefined;
-  let buffer = '';
-  proc.stdout?.on('data', (chunk: Buffer) => {
-    buffer += chunk.toString();
-    for (let nl = buffer.indexOf('\n'); nl >= 0; nl = buffer.indexOf('\n')) {
-      lines.push(buffer.slice(0, nl));
-      buffer = buffer.slice(nl + 1);
-    }
-    wake?.();
-  });
-  // 'close', not 'exit': the last lines may still be in the pipe when the process has exited.
-  proc.once('close', () => {
-    ended = true;
-    wake?.();
-  });
-  return {
-    proc,
-    async line() {
-      for (;;) {
-        const line = lines.shift();
-        if (line !== undefined) return line;
-        if (ended) throw new Error(`child exited (code ${proc.exitCode}, signal ${proc.signalCode}) before a line`);
-        await new Promise<void>((resolve) => (wake = resolve));
-      }
-    },
-    send(line) {
-      proc.stdin?.write(`${line}\n`);
-    },
-  };
-}
 
 type Entry = [number, string, string];
 
@@ -86,7 +43,7 @@ it('four processes each sending, working and following events: exactly once, no 
   await ferry.configure(queue, { maxAttempts: 20, backoff: { type: 'fixed', delay: 5 }, lease: '20s' });
 
   const children = Array.from({ length: PROCESSES }, (_, i) =>
-    child([schema.url, queue, String(i), String(TOTAL / PROCESSES), String(TOTAL)]),
+    spawnChild(CHILD, [schema.url, queue, String(i), String(TOTAL / PROCESSES), String(TOTAL)]),
   );
   try {
     for (const c of children) assert.equal(await c.line(), 'ready');

@@ -439,6 +439,24 @@ for (const protocol of PROTOCOLS) {
       );
     });
 
+    it('a long poll whose client goes away ends there: a message sent afterwards is not taken by it', async () => {
+      const name = qname('gone');
+      const url = await create(sqs, name);
+      const abort = new AbortController();
+      const abandoned = sqs.send(new ReceiveMessageCommand({ QueueUrl: url, WaitTimeSeconds: 20 }), {
+        abortSignal: abort.signal,
+      });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      abort.abort();
+      await assert.rejects(abandoned, { name: 'AbortError' });
+      // The server hears the socket close; a poll it still ran would lease the message for 30 s.
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      await ferry.send(name, 'after the client left');
+      const got = await sqs.send(new ReceiveMessageCommand({ QueueUrl: url, WaitTimeSeconds: 5 }));
+      assert.equal(got.Messages?.[0]?.Body, 'after the client left');
+      assert.equal((await ferry.get(got.Messages?.[0]?.MessageId as string))?.attempts, 1, 'its first delivery');
+    });
+
     it('PurgeQueue removes waiting, delayed and in-flight messages', async () => {
       const name = qname('purge');
       const url = await create(sqs, name);

@@ -11,6 +11,9 @@ async function keyed(store: Store, q: string, n: number, k = 'k'): Promise<strin
   return out;
 }
 
+/** A lease no test here outlives. */
+const HOUR = 3_600_000;
+
 export function keyTests(ctx: Ctx): void {
   describe('ordering keys', () => {
     it("only a key's head is delivered; other keys and unkeyed messages go in parallel", async () => {
@@ -152,6 +155,69 @@ export function keyTests(ctx: Ctx): void {
       assert.deepEqual(await store.claim(q, 10, 1000, T0), [], 'm2 is active: m1 waits');
       await store.complete([{ id: m2, receipt: c2.receipt, result: null }], T0);
       assert.deepEqual(ids(await store.claim(q, 10, 1000, T0)), [m1]);
+    });
+
+    it('keyConcurrency 2: the two earliest unfinished of a key go; a retried one keeps its place', async () => {
+      const { store } = ctx.s;
+      const q = qname();
+      await store.configure(q, { keyConcurrency: 2 });
+      const [m1, m2, m3, m4] = (await keyed(store, q, 4)) as [string, string, string, string];
+      const first = await store.claim(q, 10, 1000, T0);
+      assert.deepEqual(ids(first), [m1, m2]);
+      const [c1, c2] = first as [Claimed, Claimed];
+      await store.fail([{ id: m1, receipt: c1.receipt, error: failure('x'), retry: true, delay: 500 }], T0);
+      assert.deepEqual(await store.claim(q, 10, 1000, T0), [], 'm1 backs off, m2 is active: m3 waits');
+      await store.complete([{ id: m2, receipt: c2.receipt, result: null }], T0);
+      assert.deepEqual(ids(await store.claim(q, 10, 1000, T0)), [m3]);
+      assert.deepEqual(ids(await store.claim(q, 10, 1000, T0 + 500)), [m1]);
+      await expectState(store, m4, 'queued');
+    });
+
+    it('keyConcurrency lowered below the active count: the key takes nothing until fewer are active', async () => {
+      const { store } = ctx.s;
+      const q = qname();
+      await store.configure(q, { keyConcurrency: 3 });
+      const all = await keyed(store, q, 5);
+      const active = await store.claim(q, 10, 1000, T0);
+      assert.deepEqual(ids(active), all.slice(0, 3));
+      await store.configure(q, { keyConcurrency: 2 });
+      const [c1, c2] = active as [Claimed, Claimed, Claimed];
+      await store.complete([{ id: c1.id, receipt: c1.receipt, result: null }], T0);
+      assert.deepEqual(await store.claim(q, 10, 1000, T0), [], 'two still active');
+      await store.complete([{ id: c2.id, receipt: c2.receipt, result: null }], T0);
+      assert.deepEqual(ids(await store.claim(q, 10, 1000, T0)), [all[3]]);
+      await store.configure(q, { keyConcurrency: 1 });
+      await store.configure(q, { keyConcurrency: 3 });
+      assert.deepEqual(ids(await store.claim(q, 10, 1000, T0)), [all[4]], 'raised again: the last one goes');
+    });
+
+    it('keyRateLimit: max deliveries per key in a window that opens at its first delivery', async () => {
+      const { store } = ctx.s;
+      const q = qname();
+      await store.configure(q, { keyConcurrency: 10, keyRateLimit: { max: 2, per: 1000 } });
+      const a = await keyed(store, q, 6, 'a');
+      const b = await keyed(store, q, 1, 'b');
+      // Leases outlive the test: no expired lease comes back to blur the count.
+      assert.deepEqual(ids(await store.claim(q, 10, HOUR, T0)), [a[0], a[1], b[0]]);
+      assert.deepEqual(await store.claim(q, 10, HOUR, T0 + 999), [], "a's window is used up until T0 + 1000");
+      assert.deepEqual(ids(await store.claim(q, 1, HOUR, T0 + 1000)), [a[2]], 'a new window');
+      assert.deepEqual(ids(await store.claim(q, 10, HOUR, T0 + 1999)), [a[3]], 'its second delivery, its last');
+      assert.deepEqual(await store.claim(q, 10, HOUR, T0 + 1999), []);
+      assert.deepEqual(ids(await store.claim(q, 10, HOUR, T0 + 2000)), [a[4], a[5]]);
+    });
+
+    it('keyRateLimit: a sweep keeps open windows and forgets closed ones', async () => {
+      const { store } = ctx.s;
+      const q = qname();
+      await store.configure(q, { keyConcurrency: 10, keyRateLimit: { max: 1, per: 1000 } });
+      const a = await keyed(store, q, 3, 'a');
+      assert.deepEqual(ids(await store.claim(q, 10, HOUR, T0)), [a[0]]);
+      await store.sweep(T0 + 500, 86_400_000);
+      assert.deepEqual(await store.claim(q, 10, HOUR, T0 + 500), [], 'the open window survived the sweep');
+      await store.sweep(T0 + 1000, 86_400_000);
+      assert.deepEqual(ids(await store.claim(q, 10, HOUR, T0 + 1000)), [a[1]]);
+      await store.configure(q, { keyRateLimit: null });
+      assert.deepEqual(ids(await store.claim(q, 10, HOUR, T0 + 1000)), [a[2]], 'removed: no window holds the key');
     });
 
     it('keys are per queue', async () => {

@@ -10,6 +10,7 @@ import Fastify, {
   type FastifyReply,
   type FastifyRequest,
   type FastifyServerOptions,
+  LogController,
 } from 'fastify';
 import type { Ferry } from '../../core/types.ts';
 import type { Metrics } from '../metrics.ts';
@@ -37,19 +38,19 @@ export interface SqsServerOptions {
 
 const HOST = /^[A-Za-z0-9.-]{1,253}(:\d{1,5})?$|^\[[0-9A-Fa-f:.]{2,45}\](:\d{1,5})?$/;
 
-function answer(reply: FastifyReply, a: Answer, requestId: string): FastifyReply {
+function answer(reply: FastifyReply, a: Answer): FastifyReply {
   return reply
     .code(a.status)
-    .headers({ ...a.headers, 'x-amzn-requestid': requestId })
+    .headers({ ...a.headers, 'x-amzn-requestid': reply.request.id })
     .send(a.body);
 }
 
 /** Any error, as an SQS error in the protocol the request spoke. */
-function fail(request: FastifyRequest, reply: FastifyReply, error: unknown, requestId: string): FastifyReply {
+function fail(request: FastifyRequest, reply: FastifyReply, error: unknown): FastifyReply {
   const e = toSqsError(error);
   if (e.kind.status >= 500) request.log.warn({ err: error }, 'SQS request failed');
   const json = request.headers['x-amz-target'] !== undefined;
-  return answer(reply, json ? jsonError(e) : queryError(e, requestId), requestId);
+  return answer(reply, json ? jsonError(e) : queryError(e, request.id));
 }
 
 export async function createSqsServer(ferry: Ferry, options: SqsServerOptions): Promise<FastifyInstance> {
@@ -67,6 +68,10 @@ export async function createSqsServer(ferry: Ferry, options: SqsServerOptions): 
     keepAliveTimeout: 72_000,
     requestTimeout: 60_000,
     return503OnClosing: false,
+    // The request id is the `x-amzn-requestid` answered (and, in the query protocol, the body's RequestId).
+    genReqId: () => randomUUID(),
+    // As on the HTTP API: no two lines per request from Fastify, one line per refused request from `handle`.
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'reqId' }),
     routerOptions: { maxParamLength: 512, ignoreTrailingSlash: true },
     // A path the router cannot decode (`/%zz`) is answered here, before any route or error handler.
     frameworkErrors: (error, request, reply) =>
@@ -74,7 +79,6 @@ export async function createSqsServer(ferry: Ferry, options: SqsServerOptions): 
         request,
         reply,
         new SqsError('InvalidAddress', `The address is not valid for this endpoint: ${error.message}`),
-        randomUUID(),
       ),
   });
   app.removeAllContentTypeParsers();
@@ -89,58 +93,57 @@ export async function createSqsServer(ferry: Ferry, options: SqsServerOptions): 
   });
 
   app.setErrorHandler((error: Error & { code?: string; statusCode?: number }, request, reply) => {
-    const requestId = randomUUID();
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       return fail(
         request,
         reply,
         new SqsError('RequestEntityTooLarge', `The request body is larger than ${app.initialConfig.bodyLimit} bytes.`),
-        requestId,
       );
     }
     if (error.statusCode !== undefined && error.statusCode < 500) {
-      return fail(
-        request,
-        reply,
-        new SqsError('MalformedQueryString', error.message || 'The request is malformed.'),
-        requestId,
-      );
+      return fail(request, reply, new SqsError('MalformedQueryString', error.message || 'The request is malformed.'));
     }
-    return fail(request, reply, error, requestId);
+    return fail(request, reply, error);
   });
   app.setNotFoundHandler((request, reply) =>
-    fail(
-      request,
-      reply,
-      new SqsError('InvalidAction', `This endpoint answers GET and POST, not ${request.method}.`),
-      randomUUID(),
-    ),
+    fail(request, reply, new SqsError('InvalidAction', `This endpoint answers GET and POST, not ${request.method}.`)),
   );
 
+  /** The action each request named, once known: for its metric and log line. */
+  const actions = new WeakMap<FastifyRequest, string>();
+  // Every answer, those refused before `handle` ran (body too large, bad address) included.
+  app.addHook('onResponse', async (request, reply) => {
+    const action = actions.get(request) ?? 'unknown';
+    const status = reply.statusCode;
+    options.metrics?.http(request.method, `sqs:${action}`, status, reply.elapsedTime / 1000);
+    // The path and action, never the query string: it can carry a presigned signature and message bodies.
+    const at = request.url.indexOf('?');
+    const line = { method: request.method, path: at < 0 ? request.url : request.url.slice(0, at), action, status };
+    if (status >= 400) request.log.info(line, 'request refused');
+    else request.log.debug(line, 'request');
+  });
+
   const handle = async (request: FastifyRequest, reply: FastifyReply) => {
-    const requestId = randomUUID();
-    let actionName = 'unknown';
-    const started = performance.now();
-    reply.raw.once('finish', () => {
-      options.metrics?.http(
-        request.method,
-        `sqs:${actionName}`,
-        reply.statusCode,
-        (performance.now() - started) / 1000,
-      );
-    });
-    // Not AbortSignal.any with the shutdown signal: on Node 20 each call leaves a listener on the long-lived one.
-    const gone = new AbortController();
-    inFlight.add(gone);
-    reply.raw.once('close', () => {
-      inFlight.delete(gone);
-      if (!reply.raw.writableFinished) gone.abort();
-    });
-    if (shutdown.signal.aborted) gone.abort();
+    const at = request.url.indexOf('?');
+    const path = at < 0 ? request.url : request.url.slice(0, at);
+    // Only a long poll needs to hear that its client went away or that the server is closing: the
+    // controller is made on first use of `context.signal`, not for every request.
+    let gone: AbortController | undefined;
+    const signal = (): AbortSignal => {
+      if (gone) return gone.signal;
+      const controller = new AbortController();
+      gone = controller;
+      // Not AbortSignal.any with the shutdown signal: on Node 20 each call leaves a listener on the long-lived one.
+      inFlight.add(controller);
+      reply.raw.once('close', () => {
+        inFlight.delete(controller);
+        if (!reply.raw.writableFinished) controller.abort();
+      });
+      if (shutdown.signal.aborted || reply.raw.destroyed || request.raw.socket?.destroyed) controller.abort();
+      return controller.signal;
+    };
     try {
       const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
-      const at = request.url.indexOf('?');
-      const path = at < 0 ? request.url : request.url.slice(0, at);
       const query = at < 0 ? '' : request.url.slice(at + 1);
       const grant = tokens.required
         ? verifySignature({ method: request.method, path, query, headers: request.headers, body }, tokens, Date.now())
@@ -158,7 +161,7 @@ export async function createSqsServer(ferry: Ferry, options: SqsServerOptions): 
         }
         throw new SqsError('InvalidAction', `The action ${action.slice(0, 64)} is not valid for this endpoint.`);
       }
-      actionName = action;
+      actions.set(request, action);
       const host = request.headers.host;
       const base = `http://${typeof host === 'string' && HOST.test(host) ? host : `${request.hostname}`}`;
       const context: ActionContext = {
@@ -167,12 +170,14 @@ export async function createSqsServer(ferry: Ferry, options: SqsServerOptions): 
         grant,
         base,
         region,
-        signal: gone.signal,
+        get signal() {
+          return signal();
+        },
       };
       const output = await run(context, input);
-      return answer(reply, json ? jsonAnswer(output) : queryAnswer(action, output, requestId), requestId);
+      return answer(reply, json ? jsonAnswer(output) : queryAnswer(action, output, request.id));
     } catch (error) {
-      return fail(request, reply, error, requestId);
+      return fail(request, reply, error);
     }
   };
   app.route({ method: ['GET', 'POST'], url: '/', handler: handle });

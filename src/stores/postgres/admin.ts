@@ -140,9 +140,7 @@ export class Admin {
   async configure(queue: string, patch: SettingsPatch): Promise<QueueSettings> {
     const { paused, ...rest } = patch;
     const row = await this.db.call<{ settings: Partial<QueueSettings>; paused: boolean }>(
-      `INSERT INTO ${this.db.s}.queues AS q (name, settings, paused) VALUES ($1, $2::jsonb, coalesce($3, false))
-       ON CONFLICT (name) DO UPDATE SET settings = q.settings || excluded.settings, paused = coalesce($3, q.paused)
-       RETURNING settings, paused`,
+      `SELECT settings, paused FROM ${this.db.s}.configure_queue($1, $2::jsonb, $3)`,
       [queue, JSON.stringify(rest), paused === undefined ? null : paused],
     );
     return mergeSettings(row.settings, row.paused);

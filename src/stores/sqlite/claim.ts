@@ -1,7 +1,8 @@
 /**
  * Claiming: the queue's expired leases settled first, then pause, concurrency and rate limit, then the
  * deliverable rows in delivery order (ordering keys keep blocked rows out of the scan), leased in one
- * statement.
+ * statement. A queue with a keyRateLimit takes a path of its own that skips the rows of keys whose window
+ * is used up; other queues never read the key windows.
  */
 import { randomBytes } from 'node:crypto';
 import type Database from 'better-sqlite3';
@@ -9,6 +10,9 @@ import type { Claimed, PendingEvent } from '../../store/store.ts';
 import type { Queues } from './admin.ts';
 import { preparer, type Stmt } from './connection.ts';
 import type { Sweep } from './sweep.ts';
+
+/** The columns of a ClaimedRow, in its order: one list for both claim paths. */
+const CLAIMED_COLUMNS = 'seq, id, payload, attempts, priority, key, headers, sent_at, lease, timeout';
 
 /** A claimable row, as an array (raw mode: no object per row on the hottest statement). */
 type ClaimedRow = [
@@ -52,6 +56,9 @@ export class Claim {
   private readonly topPriority: Stmt<{ p: number | null }>;
   private readonly nextPriority: Stmt<{ p: number | null }>;
   private readonly claimable: Stmt<ClaimedRow>;
+  private readonly claimablePage: Stmt<ClaimedRow>;
+  private readonly keyRate: Stmt<{ window_start: number; count: number }>;
+  private readonly setKeyRate: Stmt<unknown>;
   private readonly lease: Stmt<unknown>;
 
   constructor(
@@ -75,10 +82,18 @@ export class Claim {
       'SELECT max(priority) AS p FROM messages WHERE queue = ? AND state = 0 AND blocked = 0 AND priority < ?',
     );
     this.claimable = s<ClaimedRow>(
-      `SELECT seq, id, payload, attempts, priority, key, headers, sent_at, lease, timeout FROM messages
+      `SELECT ${CLAIMED_COLUMNS} FROM messages
        WHERE queue = ? AND state = 0 AND blocked = 0 AND priority = ? AND run_at <= ?
        ORDER BY run_at, seq LIMIT ?`,
     ).raw(true);
+    // Rows cannot change under a claim (one writer at a time), so paging by offset is exact.
+    this.claimablePage = s<ClaimedRow>(
+      `SELECT ${CLAIMED_COLUMNS} FROM messages
+       WHERE queue = ? AND state = 0 AND blocked = 0 AND priority = ? AND run_at <= ?
+       ORDER BY run_at, seq LIMIT ? OFFSET ?`,
+    ).raw(true);
+    this.keyRate = s('SELECT window_start, count FROM key_rates WHERE queue = ? AND key = ?');
+    this.setKeyRate = s('INSERT OR REPLACE INTO key_rates (queue, key, window_start, count) VALUES (?, ?, ?, ?)');
     // The receipt is `seq.attempt.nonce`: settling finds the row by primary key, and the nonce (one per
     // claim) makes it unguessable. The attempt's deadline (null without a timeout) caps the lease.
     this.lease = s(
@@ -114,11 +129,14 @@ export class Claim {
     }
     if (limit <= 0) return [];
     let rows: ClaimedRow[] = [];
-    for (let p = this.topPriority.get(queue)?.p ?? null; p !== null; ) {
-      const level = this.claimable.all(queue, p, now, limit - rows.length);
-      rows = rows.length === 0 ? level : rows.concat(level);
-      if (rows.length >= limit) break;
-      p = this.nextPriority.get(queue, p)?.p ?? null;
+    if (settings.keyRateLimit !== null) rows = this.pickWithKeyRate(queue, limit, now, settings.keyRateLimit);
+    else {
+      for (let p = this.topPriority.get(queue)?.p ?? null; p !== null; ) {
+        const level = this.claimable.all(queue, p, now, limit - rows.length);
+        rows = rows.length === 0 ? level : rows.concat(level);
+        if (rows.length >= limit) break;
+        p = this.nextPriority.get(queue, p)?.p ?? null;
+      }
     }
     if (rows.length === 0) return [];
     const nonce = `.${randomBytes(9).toString('base64url')}`;
@@ -159,5 +177,46 @@ export class Claim {
       events.push({ type: 'active', queue, id, at: now, attempt });
     }
     return out;
+  }
+
+  /**
+   * Up to `limit` deliverable rows in delivery order, skipping those whose key has had `rate.max` deliveries
+   * in its current window (a window opens at a key's first delivery after the last one closed), so a held
+   * key never holds back the others; the windows of the keys taken are written back.
+   */
+  private pickWithKeyRate(queue: string, limit: number, now: number, rate: { max: number; per: number }): ClaimedRow[] {
+    const rows: ClaimedRow[] = [];
+    const windows = new Map<string, { start: number; count: number; taken: boolean }>();
+    const page = Math.max(64, limit * 2);
+    levels: for (let p = this.topPriority.get(queue)?.p ?? null; p !== null; ) {
+      for (let offset = 0; ; offset += page) {
+        const batch = this.claimablePage.all(queue, p, now, page, offset);
+        for (const row of batch) {
+          const key = row[5];
+          if (key !== null) {
+            let window = windows.get(key);
+            if (!window) {
+              const stored = this.keyRate.get(queue, key);
+              window =
+                stored && now < stored.window_start + rate.per
+                  ? { start: stored.window_start, count: stored.count, taken: false }
+                  : { start: now, count: 0, taken: false };
+              windows.set(key, window);
+            }
+            if (window.count >= rate.max) continue;
+            window.count++;
+            window.taken = true;
+          }
+          rows.push(row);
+          if (rows.length >= limit) break levels;
+        }
+        if (batch.length < page) break;
+      }
+      p = this.nextPriority.get(queue, p)?.p ?? null;
+    }
+    for (const [key, window] of windows) {
+      if (window.taken) this.setKeyRate.run(queue, key, window.start, window.count);
+    }
+    return rows;
   }
 }

@@ -47,6 +47,7 @@ interface Parts {
   commit: GroupCommit;
   log: EventLog;
   queues: Queues;
+  keys: Keys;
   send: Send;
   claim: Claim;
   settle: Settle;
@@ -74,7 +75,7 @@ export class SqliteStore implements Store {
     const log = new EventLog(db, randomUUID(), (events) => context.onEvents(events), shared);
     const commit = new GroupCommit(db, log, synchronous === 'full' && this.path !== ':memory:');
     const queues = new Queues(db);
-    const keys = new Keys(db);
+    const keys = new Keys(db, queues);
     const leases = new Leases();
     const send = new Send(db, queues, keys);
     const deadLetter = new DeadLetter(queues, send);
@@ -85,6 +86,7 @@ export class SqliteStore implements Store {
       commit,
       log,
       queues,
+      keys,
       send,
       claim: new Claim(db, queues, sweep, leases),
       settle,
@@ -186,7 +188,13 @@ export class SqliteStore implements Store {
   }
 
   configure(queue: string, patch: SettingsPatch): Promise<QueueSettings> {
-    return this.p.commit.run(() => copySettings(this.p.queues.configure(queue, patch)));
+    const { queues, keys } = this.p;
+    return this.p.commit.run(() => {
+      const before = queues.settings(queue).keyConcurrency;
+      const settings = queues.configure(queue, patch);
+      if (settings.keyConcurrency !== before) keys.rebalance(queue, settings.keyConcurrency);
+      return copySettings(settings);
+    });
   }
 
   subscribe(topic: string, queue: string): Promise<void> {

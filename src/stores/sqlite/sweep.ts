@@ -1,6 +1,7 @@
 /**
  * Housekeeping: leases that ran out (settled here for the sweep, for claim and for cancel/retry), removal of
- * finished messages past their queue's current retention, and trimming of the event log.
+ * finished messages past their queue's current retention, trimming of the event log, and key rate windows
+ * that have closed.
  */
 import type Database from 'better-sqlite3';
 import {
@@ -27,6 +28,7 @@ export class Sweep {
   private readonly remove: Stmt<unknown>;
   private readonly oldestEvents: Stmt<{ seq: number; at: number }>;
   private readonly deleteEventsBefore: Stmt<unknown>;
+  private readonly closedKeyWindows: Stmt<unknown>;
   /** Per queue, the seq the last retention pass stopped at. */
   private readonly retentionCursor = new Map<string, number>();
 
@@ -51,6 +53,15 @@ export class Sweep {
     // The oldest blocks with their times; trimming deletes the leading run older than the cutoff.
     this.oldestEvents = s(`SELECT seq, at FROM events ORDER BY seq LIMIT ${SWEEP_BATCH}`);
     this.deleteEventsBefore = s('DELETE FROM events WHERE seq < ?');
+    // Among the oldest windows, those closed by their queue's current keyRateLimit (every one, when the queue
+    // has none now). A window is never longer than a day, so older rows always go.
+    this.closedKeyWindows = s(
+      `DELETE FROM key_rates WHERE (queue, key) IN (
+         SELECT k.queue, k.key FROM (SELECT queue, key, window_start FROM key_rates ORDER BY window_start
+                                      LIMIT ${SWEEP_BATCH}) k
+           LEFT JOIN queues q ON q.name = k.queue
+          WHERE k.window_start + coalesce(json_extract(q.settings, '$.keyRateLimit.per'), 0) <= ?)`,
+    );
   }
 
   /** One bounded pass of housekeeping; answers how much it did, so the caller can repeat. */
@@ -59,6 +70,7 @@ export class Sweep {
     let removed = 0;
     for (const name of this.queues.names()) removed += this.retain(name, now);
     this.trimEvents(now - eventRetention);
+    this.closedKeyWindows.run(now);
     return { expired, removed };
   }
 

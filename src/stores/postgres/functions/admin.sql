@@ -1,5 +1,24 @@
--- Administration that changes state: cancel, retry, redrive, purge. Reads (get, list, stats, settings) are
--- plain queries in admin.ts.
+-- Administration that changes state: configure, cancel, retry, redrive, purge. Reads (get, list, stats,
+-- settings) are plain queries in admin.ts.
+
+-- Merges p_settings into the queue's settings (creating the queue), and p_paused when not null. A change of
+-- keyConcurrency re-balances the queue's keys under its exclusive key lock (keys.sql).
+CREATE FUNCTION {{schema}}.configure_queue(p_queue text, p_settings jsonb, p_paused boolean,
+  OUT settings jsonb, OUT paused boolean)
+LANGUAGE plpgsql AS $$
+DECLARE v_before int;
+BEGIN
+  IF p_settings ? 'keyConcurrency' THEN
+    PERFORM {{schema}}.lock_queue_keys(p_queue);
+    SELECT coalesce((q.settings->>'keyConcurrency')::int, 1) INTO v_before FROM {{schema}}.queues q WHERE q.name = p_queue;
+  END IF;
+  INSERT INTO {{schema}}.queues AS q (name, settings, paused) VALUES (p_queue, p_settings, coalesce(p_paused, false))
+  ON CONFLICT (name) DO UPDATE SET settings = q.settings || excluded.settings, paused = coalesce(p_paused, q.paused)
+  RETURNING q.settings, q.paused INTO settings, paused;
+  IF p_settings ? 'keyConcurrency' AND (p_settings->>'keyConcurrency')::int <> coalesce(v_before, 1) THEN
+    PERFORM {{schema}}.set_key_concurrency(p_queue, (p_settings->>'keyConcurrency')::int);
+  END IF;
+END $$;
 
 -- When message p_id is active on a lease that ran out, settles that lease first (as a claim or the sweep
 -- would), so an admin action acts on the message's true state. Answers the events (comma-joined), if any.

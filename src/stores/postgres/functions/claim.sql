@@ -3,15 +3,17 @@
 
 -- Leases up to p_max deliverable messages of p_queue (expired leases of the queue settled first): queued,
 -- due, not blocked behind an earlier message of their key, queue not paused, within its concurrency and rate
--- limit; by priority, then runAt, then send order. The rows come back as a JSON array in that order, their
--- `active` events as comma-joined JSON. Each attempt's deadline is p_now plus the timeout (p_timeout, else the
--- message's, else the queue's; none: null), and caps the lease.
+-- limit and, with a keyRateLimit, the windows of their keys (a held key's messages are passed over, so they
+-- never hold back other keys); by priority, then runAt, then send order. The rows come back as a JSON array
+-- in that order, their `active` events as comma-joined JSON. Each attempt's deadline is p_now plus the timeout
+-- (p_timeout, else the message's, else the queue's; none: null), and caps the lease.
 CREATE FUNCTION {{schema}}.claim_items(p_queue text, p_max int, p_lease int, p_timeout int, p_now bigint, p_at text,
   p_default_lease int, p_max_attempts int, OUT n int, OUT events text, OUT claimed text, OUT expired int)
 LANGUAGE plpgsql AS $$
 DECLARE
   v_settings jsonb; v_paused boolean; v_limit int := p_max; v_conc int; v_rmax int; v_rper bigint;
   v_window bigint := 0; v_count int := 0; v_active int; v_n int; v_events text;
+  v_kmax int; v_kper bigint; v_ids text[]; v_kstart bigint; v_kcount int; r record;
 BEGIN
   n := 0;
   expired := 0;
@@ -24,7 +26,9 @@ BEGIN
   v_conc := (v_settings->>'concurrency')::int;
   v_rmax := (v_settings->'rateLimit'->>'max')::int;
   v_rper := (v_settings->'rateLimit'->>'per')::bigint;
-  IF v_conc IS NOT NULL OR v_rmax IS NOT NULL THEN
+  v_kmax := (v_settings->'keyRateLimit'->>'max')::int;
+  v_kper := (v_settings->'keyRateLimit'->>'per')::bigint;
+  IF v_conc IS NOT NULL OR v_rmax IS NOT NULL OR v_kmax IS NOT NULL THEN
     -- Limits hold across processes: claimers of a limited queue serialize on its row.
     SELECT q.rate_window, q.rate_count INTO v_window, v_count FROM {{schema}}.queues q WHERE q.name = p_queue FOR UPDATE;
     IF v_conc IS NOT NULL THEN
@@ -37,9 +41,30 @@ BEGIN
     END IF;
   END IF;
   IF v_limit <= 0 THEN RETURN; END IF;
+  IF v_kmax IS NOT NULL THEN
+    -- Walks the deliverable rows in delivery order, passing over those of keys whose window is used up; each
+    -- key's window opens at its first delivery after the last one closed.
+    v_ids := ARRAY[]::text[];
+    FOR r IN SELECT m.id, m.key FROM {{schema}}.messages m
+              WHERE m.queue = p_queue AND m.state = 0 AND NOT m.blocked AND m.run_at <= p_now
+              ORDER BY m.priority DESC, m.run_at, m.seq FOR UPDATE SKIP LOCKED LOOP
+      IF r.key IS NOT NULL THEN
+        SELECT k.window_start, k.count INTO v_kstart, v_kcount
+          FROM {{schema}}.key_rates k WHERE k.queue = p_queue AND k.key = r.key;
+        IF NOT FOUND OR p_now >= v_kstart + v_kper THEN v_kstart := p_now; v_kcount := 0; END IF;
+        CONTINUE WHEN v_kcount >= v_kmax;
+        INSERT INTO {{schema}}.key_rates (queue, key, window_start, count) VALUES (p_queue, r.key, v_kstart, v_kcount + 1)
+        ON CONFLICT (queue, key) DO UPDATE SET window_start = excluded.window_start, count = excluded.count;
+      END IF;
+      v_ids := v_ids || r.id;
+      EXIT WHEN cardinality(v_ids) >= v_limit;
+    END LOOP;
+    IF cardinality(v_ids) = 0 THEN RETURN; END IF;
+  END IF;
+  -- Without a keyRateLimit (v_ids null) the rows are picked here; with one, the walk above picked them.
   WITH picked AS (
     SELECT m.id FROM {{schema}}.messages m
-     WHERE m.queue = p_queue AND m.state = 0 AND NOT m.blocked AND m.run_at <= p_now
+     WHERE v_ids IS NULL AND m.queue = p_queue AND m.state = 0 AND NOT m.blocked AND m.run_at <= p_now
      ORDER BY m.priority DESC, m.run_at, m.seq
      LIMIT v_limit FOR UPDATE SKIP LOCKED),
   u AS (
@@ -48,7 +73,7 @@ BEGIN
            deadline = p_now + coalesce(p_timeout, m.timeout, (v_settings->>'timeout')::int),
            lease_until = least(p_now + coalesce(p_lease, m.lease, (v_settings->>'lease')::int, p_default_lease),
                                p_now + coalesce(p_timeout, m.timeout, (v_settings->>'timeout')::int))
-      FROM picked WHERE m.id = picked.id
+      FROM (SELECT picked.id FROM picked UNION ALL SELECT unnest(v_ids)) p WHERE m.id = p.id
     RETURNING m.seq, m.id, m.payload, m.attempts, m.receipt, m.priority, m.run_at, m.key, m.headers, m.sent_at,
               m.lease_until, m.deadline,
               coalesce(p_lease, m.lease, (v_settings->>'lease')::int, p_default_lease) AS lease)

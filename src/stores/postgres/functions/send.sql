@@ -16,16 +16,23 @@ BEGIN
   IF EXISTS (SELECT 1 FROM unnest(p_keys) k WHERE k IS NOT NULL) THEN
     PERFORM {{schema}}.lock_keys(p_queues, p_keys);
   END IF;
-  -- A keyed message is blocked when its key has an unfinished message, or an earlier one in this batch.
+  -- A keyed message is blocked when its queue's keyConcurrency (default 1) unfinished messages of its key
+  -- exist before it: in the table, or earlier in this batch.
   WITH ins AS (
     INSERT INTO {{schema}}.messages (id, seq, queue, state, blocked, priority, run_at, payload, headers, key,
       dedupe_id, max_attempts, backoff, lease, timeout, sent_at)
     SELECT u.id, nextval('{{schema}}.messages_seq'), u.queue, 0,
-           u.key IS NOT NULL AND (u.first < u.ord OR EXISTS (SELECT 1 FROM {{schema}}.messages x
-             WHERE x.queue = u.queue AND x.key = u.key AND x.state <= 1)),
+           CASE WHEN u.key IS NULL THEN false
+                WHEN u.n = 1 THEN u.before > 0 OR EXISTS (SELECT 1 FROM {{schema}}.messages x
+                  WHERE x.queue = u.queue AND x.key = u.key AND x.state <= 1)
+                ELSE u.before + (SELECT count(*) FROM (SELECT 1 FROM {{schema}}.messages x
+                  WHERE x.queue = u.queue AND x.key = u.key AND x.state <= 1 LIMIT u.n) c) >= u.n END,
            u.priority, u.run_at, u.payload, u.headers, u.key, u.dedupe_id, u.max_attempts, u.backoff, u.lease,
            u.timeout, p_now
-      FROM (SELECT t.*, min(t.ord) OVER (PARTITION BY t.queue, t.key) AS first
+      FROM (SELECT t.*, row_number() OVER (PARTITION BY t.queue, t.key ORDER BY t.ord) - 1 AS before,
+                   CASE WHEN t.key IS NULL THEN 1
+                        ELSE coalesce((SELECT (q.settings->>'keyConcurrency')::int FROM {{schema}}.queues q
+                                        WHERE q.name = t.queue), 1) END AS n
               FROM unnest(p_ids, p_queues, p_priorities, p_run_ats, p_payloads, p_headers, p_keys, p_dedupes,
                           p_max_attempts, p_backoffs, p_leases, p_timeouts) WITH ORDINALITY
                    AS t(id, queue, priority, run_at, payload, headers, key, dedupe_id, max_attempts, backoff, lease,

@@ -1,4 +1,5 @@
--- Housekeeping: leases that ran out, finished messages past their queue's retention, old events.
+-- Housekeeping: leases that ran out, finished messages past their queue's retention, old events, closed key
+-- rate windows.
 
 -- The effective maxAttempts and retention of a message's queue (the queue's setting, else the default).
 CREATE FUNCTION {{schema}}.queue_setting(p_queue text, p_name text) RETURNS text LANGUAGE sql STABLE AS $$
@@ -102,6 +103,14 @@ BEGIN
          ORDER BY m.finished_at LIMIT 1000) f
      LIMIT 1000);
   GET DIAGNOSTICS removed = ROW_COUNT;
+  -- Among the oldest key rate windows, those closed by their queue's current keyRateLimit (every one, when the
+  -- queue has none now). A window is never longer than a day, so older rows always go.
+  DELETE FROM {{schema}}.key_rates d USING (
+    SELECT k.queue, k.key FROM (SELECT w.queue, w.key, w.window_start FROM {{schema}}.key_rates w
+                                 ORDER BY w.window_start LIMIT 1000) k
+      LEFT JOIN {{schema}}.queues q ON q.name = k.queue
+     WHERE k.window_start + coalesce((q.settings->'keyRateLimit'->>'per')::bigint, 0) <= p_now) c
+   WHERE d.queue = c.queue AND d.key = c.key;
   -- Only the oldest blocks are looked at: `at` grows with seq (nearly), so this never scans the whole log.
   DELETE FROM {{schema}}.events WHERE seq IN (
     SELECT o.seq FROM (SELECT e.seq, e.at FROM {{schema}}.events e ORDER BY e.seq LIMIT 1000) o
