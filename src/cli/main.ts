@@ -24,6 +24,7 @@ import { schedulesCommand } from './commands/schedules.ts';
 import { sendCommand } from './commands/send.ts';
 import { serveCommand } from './commands/serve.ts';
 import { topicsCommand } from './commands/topics.ts';
+import { webhooksCommand } from './commands/webhooks.ts';
 import { workCommand } from './commands/work.ts';
 import { EXIT, EXIT_HELP } from './context.ts';
 
@@ -63,6 +64,7 @@ for (const command of [
   eventsCommand,
   topicsCommand,
   schedulesCommand,
+  webhooksCommand,
   workCommand,
   benchCommand,
 ]) {

@@ -1,0 +1,64 @@
+/**
+ * One webhook request: a POST over an undici `Agent` whose connections resolve through the SSRF guard (unless
+ * private addresses are allowed), bounded at 10 s from start to the end of the answer, redirects not
+ * followed, the answer's body read and dropped (at most 64 KiB).
+ */
+import { Agent, request } from 'undici';
+import { checkLiteral, guardedLookup } from './guard.ts';
+
+/** A webhook that does not answer within this is a failed attempt. */
+export const WEBHOOK_TIMEOUT = 10_000;
+
+export interface PostResult {
+  /** The HTTP status, or null when none came. */
+  status: number | null;
+  error: string | null;
+}
+
+export class WebhookClient {
+  private readonly agent: Agent;
+
+  constructor(private readonly allowPrivate: boolean) {
+    this.agent = new Agent({
+      connect: { timeout: WEBHOOK_TIMEOUT, ...(allowPrivate ? {} : { lookup: guardedLookup }) },
+      headersTimeout: WEBHOOK_TIMEOUT,
+      bodyTimeout: WEBHOOK_TIMEOUT,
+    });
+  }
+
+  /** POSTs `body`; never throws: a failure is an answer with its reason. */
+  async post(url: string, headers: Record<string, string>, body: string, signal: AbortSignal): Promise<PostResult> {
+    const timeout = AbortSignal.timeout(WEBHOOK_TIMEOUT);
+    try {
+      const target = new URL(url);
+      if (!this.allowPrivate) checkLiteral(target);
+      const answer = await request(target, {
+        method: 'POST',
+        headers,
+        body,
+        dispatcher: this.agent,
+        signal: AbortSignal.any([signal, timeout]),
+      });
+      await answer.body.dump({ limit: 65_536 }).catch(() => {});
+      const status = answer.statusCode;
+      if (status >= 200 && status < 300) return { status, error: null };
+      const redirect = status >= 300 && status < 400 ? ' (redirects are not followed)' : '';
+      return { status, error: `HTTP ${status}${redirect}` };
+    } catch (error) {
+      if (timeout.aborted) return { status: null, error: `no answer within ${WEBHOOK_TIMEOUT / 1000} s` };
+      return { status: null, error: describe(error) };
+    }
+  }
+
+  close(): Promise<void> {
+    return this.agent.destroy();
+  }
+}
+
+/** A network error as a short line: the innermost cause (undici wraps the socket's error). */
+function describe(error: unknown): string {
+  let e = error as { message?: string; code?: string; cause?: unknown } | undefined;
+  while (e?.cause && typeof e.cause === 'object') e = e.cause as typeof e;
+  const message = e?.message || String(error);
+  return e?.code && !message.includes(e.code) ? `${e.code}: ${message}` : message;
+}
