@@ -155,7 +155,9 @@ export class Engine implements Ferry {
         store,
         clock: this.clock,
         allowPrivate: this.webhookAllowPrivate,
-        startWorker: (queue, handler, o) => this.startWorker(queue, handler, o),
+        receive: (queue, o) => this.claim(queue, o),
+        ack: (d) => this.ack(d),
+        nack: (d, o) => this.nack(d, o),
         wake: (queue) => this.bus.wake(queue),
       });
     }
@@ -447,11 +449,6 @@ export class Engine implements Ferry {
     if (this.closing) throw new UnavailableError('this Ferry is closing: no new worker can start');
     checkQueueName(queue);
     if (typeof handler !== 'function') throw new InvalidRequestError('handler must be a function');
-    return this.startWorker(queue, handler, options);
-  }
-
-  /** A worker on any queue, the internal ones included; closed with the engine. */
-  private startWorker<P, R>(queue: string, handler: Handler<P, R>, options: WorkOptions): Worker {
     const worker = new WorkerLoop<P, R>(
       {
         receive: (q, o) => {

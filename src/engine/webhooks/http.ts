@@ -46,6 +46,7 @@ export class WebhookClient {
       return { status, error: `HTTP ${status}${redirect}` };
     } catch (error) {
       if (timeout.aborted) return { status: null, error: `no answer within ${WEBHOOK_TIMEOUT / 1000} s` };
+      if (signal.aborted) return { status: null, error: 'cut short: this process is closing' };
       return { status: null, error: describe(error) };
     }
   }

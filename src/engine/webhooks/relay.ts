@@ -6,17 +6,16 @@
  * - **Fan-out.** After events commit (and on a 1 s timer), the events after the stored webhook cursor become
  *   one delivery message per event and matching endpoint, and the cursor moves, in one store transaction
  *   with a compare-and-set on the cursor: however many processes try, each event fans out once.
- * - **Delivery.** A worker on the internal queue POSTs each delivery (SSRF-guarded, 10 s bound, bounded
- *   concurrency, no prefetch so idle processes share the work). A lease means one process at a time; a
- *   failed attempt is retried with exponential backoff until 24 h after the event, then given up. Every
- *   attempt goes to the deliveries log.
+ * - **Delivery.** A loop on the internal queue POSTs each delivery (SSRF-guarded, 10 s bound): at most 16
+ *   at once per process and 4 per endpoint, so an endpoint that hangs holds 4 slots, never all of them (a
+ *   delivery to an endpoint at its limit is put back for a few seconds). A lease means one process at a
+ *   time; a failed attempt is retried with exponential backoff until 24 h after the event, then given up.
+ *   Every attempt goes to the deliveries log.
  *
  * The internal queue's name cannot be a user's (names start with a letter or digit), is left out of
  * `queues()` and of event streams, and its events never fan out, so deliveries never beget deliveries.
  */
-
-import { UnrecoverableError } from '../../core/errors.ts';
-import type { EventType, FerryEvent, Handler, Job, Worker, WorkOptions } from '../../core/types.ts';
+import type { Delivery, DeliveryRef, Duration, EventType, FerryEvent, NackOptions } from '../../core/types.ts';
 import type { NewMessage, Store, WebhookRecord } from '../../store/store.ts';
 import type { Clock } from '../clock.ts';
 import { newId } from '../ids.ts';
@@ -31,6 +30,12 @@ export const GIVE_UP_AFTER = 24 * 3_600_000;
 export const ATTEMPTS_KEPT = 100;
 /** Deliveries in flight per process. */
 const CONCURRENCY = 16;
+/** Deliveries in flight per endpoint and process. */
+const PER_ENDPOINT = 4;
+/** A delivery to an endpoint at its limit waits this long before it is claimed again. */
+const DEFER = 5000;
+/** The lease of a delivery: longer than a request may take, so it is never renewed. */
+const LEASE = 60_000;
 /** Events read per fan-out step. */
 const FAN_OUT_BATCH = 500;
 /** How often a process looks for endpoints and events when nothing woke it. */
@@ -49,8 +54,13 @@ export interface RelayOptions {
   store: Store;
   clock: Clock;
   allowPrivate: boolean;
-  /** Starts a worker on the internal queue (the engine's worker loop, without the user-queue name check). */
-  startWorker: (queue: string, handler: Handler<DeliveryPayload, void>, options: WorkOptions) => Worker;
+  /** The engine's calls on the internal queue (no user-queue name check). */
+  receive(
+    queue: string,
+    options: { max: number; wait: Duration; lease: Duration; signal: AbortSignal },
+  ): Promise<Delivery[]>;
+  ack(delivery: DeliveryRef): Promise<void>;
+  nack(delivery: DeliveryRef, options: NackOptions): Promise<unknown>;
   /** Wakes the consumers waiting on a queue of this process. */
   wake: (queue: string) => void;
 }
@@ -63,7 +73,13 @@ export class WebhookRelay {
   private timer: ReturnType<Clock['setTimeout']> | undefined;
   private running: Promise<void> | undefined;
   private again = false;
-  private worker: Worker | undefined;
+  private looping: Promise<void> | undefined;
+  private readonly stop = new AbortController();
+  /** Deliveries in flight, in all and per endpoint. */
+  private inFlight = 0;
+  private readonly perEndpoint = new Map<string, number>();
+  private readonly settling = new Set<Promise<void>>();
+  private slotFreed: (() => void) | undefined;
   private closed = false;
 
   constructor(private readonly options: RelayOptions) {
@@ -143,46 +159,100 @@ export class WebhookRelay {
   }
 
   private startWorker(): void {
-    if (this.worker || this.closed) return;
+    if (this.looping || this.closed) return;
     // Finished deliveries are not what users read (the deliveries log is): keep them an hour.
     void this.store.configure(WEBHOOK_QUEUE, { retention: RETENTION }).catch(() => {});
-    this.worker = this.options.startWorker(WEBHOOK_QUEUE, (job) => this.deliver(job), {
-      concurrency: CONCURRENCY,
-      prefetch: 0,
-      onError: () => {},
-    });
+    this.looping = this.loop();
   }
 
-  private async deliver(job: Job<DeliveryPayload>): Promise<void> {
-    const { webhook, event } = job.payload;
+  /** Claims deliveries for free slots and runs them; an endpoint at its limit gets its deliveries back later. */
+  private async loop(): Promise<void> {
+    while (!this.closed) {
+      if (this.inFlight >= CONCURRENCY) {
+        await new Promise<void>((resolve) => {
+          this.slotFreed = resolve;
+        });
+        continue;
+      }
+      let claimed: Delivery[];
+      try {
+        claimed = await this.options.receive(WEBHOOK_QUEUE, {
+          max: CONCURRENCY - this.inFlight,
+          wait: 30_000,
+          lease: LEASE,
+          signal: this.stop.signal,
+        });
+      } catch {
+        if (this.closed) return;
+        await new Promise((resolve) => setTimeout(resolve, 1000)); // store unavailable: try again soon
+        continue;
+      }
+      for (const delivery of claimed) this.dispatch(delivery);
+    }
+  }
+
+  private dispatch(delivery: Delivery): void {
+    const { webhook } = delivery.payload as DeliveryPayload;
+    const busy = this.perEndpoint.get(webhook) ?? 0;
+    if (busy >= PER_ENDPOINT) {
+      const error = { message: `deferred: ${PER_ENDPOINT} deliveries to this endpoint are in flight` };
+      this.track(this.options.nack(delivery, { delay: DEFER, error }));
+      return;
+    }
+    this.inFlight++;
+    this.perEndpoint.set(webhook, busy + 1);
+    this.track(
+      this.run(delivery).finally(() => {
+        this.inFlight--;
+        const left = (this.perEndpoint.get(webhook) ?? 1) - 1;
+        if (left === 0) this.perEndpoint.delete(webhook);
+        else this.perEndpoint.set(webhook, left);
+        this.slotFreed?.();
+        this.slotFreed = undefined;
+      }),
+    );
+  }
+
+  /** Settles are awaited on close; their failures (a lapsed lease, a store gone) leave the retry to the lease. */
+  private track(work: Promise<unknown>): void {
+    const done = work.then(
+      () => {},
+      () => {},
+    );
+    this.settling.add(done);
+    void done.finally(() => this.settling.delete(done));
+  }
+
+  /** One attempt, logged; then the delivery is acked, retried after its backoff, or given up. */
+  private async run(delivery: Delivery): Promise<void> {
+    const { webhook, event } = delivery.payload as DeliveryPayload;
     let hook = this.hooks.get(webhook);
     if (!hook) {
       // Put in another process since the last refresh, or deleted: look once more.
       hook = (await this.store.listWebhooks()).find((h) => h.name === webhook);
-      if (!hook) return; // deleted: nothing to deliver
+      if (!hook) return this.options.ack(delivery); // deleted: nothing to deliver
     }
     const body = JSON.stringify(event);
     const started = this.clock.now();
-    const headers = signedHeaders(secretKey(hook.secret), job.id, Math.floor(started / 1000), body);
+    const headers = signedHeaders(secretKey(hook.secret), delivery.id, Math.floor(started / 1000), body);
     const t0 = performance.now();
-    const { status, error } = await this.client.post(hook.url, headers, body, job.signal);
+    const { status, error } = await this.client.post(hook.url, headers, body, this.stop.signal);
     const durationMs = Math.round(performance.now() - t0);
-    const ok = error === null;
-    const givingUp = !ok && this.clock.now() - Date.parse(job.sentAt) >= GIVE_UP_AFTER;
+    const givingUp = error !== null && this.clock.now() - Date.parse(delivery.sentAt) >= GIVE_UP_AFTER;
     await this.store
       .recordWebhookAttempts(
         [
           {
             webhook,
-            deliveryId: job.id,
+            deliveryId: delivery.id,
             seq: event.seq,
             type: event.type as EventType,
             queue: event.queue,
             messageId: event.id,
-            attempt: job.attempt,
+            attempt: delivery.attempt,
             status,
             error,
-            outcome: ok ? 'delivered' : givingUp ? 'gave_up' : 'retrying',
+            outcome: error === null ? 'delivered' : givingUp ? 'gave_up' : 'retrying',
             at: started,
             durationMs,
           },
@@ -190,16 +260,19 @@ export class WebhookRelay {
         ATTEMPTS_KEPT,
       )
       .catch(() => {});
-    if (ok) return;
-    if (givingUp) throw new UnrecoverableError(`gave up after 24 h: ${error}`);
-    throw new Error(error ?? 'delivery failed');
+    if (error === null) return this.options.ack(delivery);
+    // retry false: dead at once; otherwise the delivery's backoff sets the next attempt.
+    await this.options.nack(delivery, { error: { message: error }, retry: !givingUp });
   }
 
   async close(): Promise<void> {
     this.closed = true;
     if (this.timer) this.clock.clearTimeout(this.timer);
+    this.stop.abort(); // requests in flight end now, as failed attempts retried later
+    this.slotFreed?.();
     await this.running;
-    await this.worker?.close({ timeout: 5000 });
+    await this.looping;
+    while (this.settling.size > 0) await Promise.all(this.settling);
     await this.client.close();
   }
 }
@@ -222,7 +295,7 @@ function delivery(hook: WebhookRecord, event: FerryEvent, now: number): NewMessa
     dedupeId: null,
     maxAttempts: 1000,
     backoff: BACKOFF,
-    lease: 60_000,
+    lease: LEASE,
     headers: null,
     runAt: now,
   };
