@@ -5,6 +5,7 @@
  */
 import type { EventType } from '../../core/types.ts';
 import type { NewMessage, WebhookAttemptRecord, WebhookRecord } from '../../store/store.ts';
+import { toWebhookAttempt, type WebhookAttemptRow } from '../../store/webhook-rows.ts';
 import type { Database } from './connection.ts';
 import type { EventLog } from './events.ts';
 import { iso, messageColumns } from './rows.ts';
@@ -19,21 +20,6 @@ interface WebhookRow {
   updated_at: string;
 }
 
-interface AttemptRow {
-  webhook: string;
-  delivery_id: string;
-  seq: string;
-  type: string;
-  queue: string;
-  message_id: string;
-  attempt: number;
-  status: number | null;
-  error: string | null;
-  outcome: string;
-  at: string;
-  duration_ms: number;
-}
-
 const toWebhook = (r: WebhookRow): WebhookRecord => ({
   name: r.name,
   url: r.url,
@@ -42,21 +28,6 @@ const toWebhook = (r: WebhookRow): WebhookRecord => ({
   secret: r.secret,
   createdAt: Number(r.created_at),
   updatedAt: Number(r.updated_at),
-});
-
-const toAttempt = (r: AttemptRow): WebhookAttemptRecord => ({
-  webhook: r.webhook,
-  deliveryId: r.delivery_id,
-  seq: Number(r.seq),
-  type: r.type as EventType,
-  queue: r.queue,
-  messageId: r.message_id,
-  attempt: r.attempt,
-  status: r.status,
-  error: r.error,
-  outcome: r.outcome as WebhookAttemptRecord['outcome'],
-  at: Number(r.at),
-  durationMs: r.duration_ms,
 });
 
 export async function putWebhook(db: Database, w: WebhookRecord): Promise<WebhookRecord> {
@@ -129,9 +100,9 @@ export async function recordWebhookAttempts(
 }
 
 export async function webhookAttempts(db: Database, name: string, limit: number): Promise<WebhookAttemptRecord[]> {
-  const r = await db.query<AttemptRow>(
+  const r = await db.query<WebhookAttemptRow>(
     `SELECT * FROM ${db.s}.webhook_attempts WHERE webhook = $1 ORDER BY id DESC LIMIT $2`,
     [name, limit],
   );
-  return r.rows.map(toAttempt);
+  return r.rows.map(toWebhookAttempt);
 }

@@ -5,6 +5,7 @@
 import type Database from 'better-sqlite3';
 import type { EventType } from '../../core/types.ts';
 import type { NewMessage, PendingEvent, WebhookAttemptRecord, WebhookRecord } from '../../store/store.ts';
+import { toWebhookAttempt, type WebhookAttemptRow } from '../../store/webhook-rows.ts';
 import type { Queues } from './admin.ts';
 import { preparer, type Stmt } from './connection.ts';
 import type { EventLog } from './events.ts';
@@ -20,21 +21,6 @@ interface WebhookRow {
   updated_at: number;
 }
 
-interface AttemptRow {
-  webhook: string;
-  delivery_id: string;
-  seq: number;
-  type: string;
-  queue: string;
-  message_id: string;
-  attempt: number;
-  status: number | null;
-  error: string | null;
-  outcome: string;
-  at: number;
-  duration_ms: number;
-}
-
 const toWebhook = (r: WebhookRow): WebhookRecord => ({
   name: r.name,
   url: r.url,
@@ -43,21 +29,6 @@ const toWebhook = (r: WebhookRow): WebhookRecord => ({
   secret: r.secret,
   createdAt: r.created_at,
   updatedAt: r.updated_at,
-});
-
-const toAttempt = (r: AttemptRow): WebhookAttemptRecord => ({
-  webhook: r.webhook,
-  deliveryId: r.delivery_id,
-  seq: r.seq,
-  type: r.type as EventType,
-  queue: r.queue,
-  messageId: r.message_id,
-  attempt: r.attempt,
-  status: r.status,
-  error: r.error,
-  outcome: r.outcome as WebhookAttemptRecord['outcome'],
-  at: r.at,
-  durationMs: r.duration_ms,
 });
 
 export class Webhooks {
@@ -71,7 +42,7 @@ export class Webhooks {
   private readonly startCursor: Stmt<unknown>;
   private readonly addAttempt: Stmt<unknown>;
   private readonly trimAttempts: Stmt<unknown>;
-  private readonly attempts: Stmt<AttemptRow>;
+  private readonly attempts: Stmt<WebhookAttemptRow>;
 
   constructor(
     db: Database.Database,
@@ -151,6 +122,6 @@ export class Webhooks {
   }
 
   recent(name: string, limit: number): WebhookAttemptRecord[] {
-    return this.attempts.all(name, limit).map(toAttempt);
+    return this.attempts.all(name, limit).map(toWebhookAttempt);
   }
 }
