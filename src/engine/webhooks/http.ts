@@ -1,9 +1,10 @@
 /**
  * One webhook request: a POST over an undici `Agent` whose connections resolve through the SSRF guard (unless
  * private addresses are allowed), bounded at 10 s from start to the end of the answer, redirects not
- * followed, the answer's body read and dropped (at most 64 KiB).
+ * followed, the answer's body read and dropped (at most 64 KiB). undici is loaded at the first request: it
+ * costs every `open()` tens of milliseconds (seconds on a loaded machine), and most processes never deliver.
  */
-import { Agent, request } from 'undici';
+import type { Agent } from 'undici';
 import { checkLiteral, guardedLookup } from './guard.ts';
 
 /** A webhook that does not answer within this is a failed attempt. */
@@ -16,14 +17,20 @@ export interface PostResult {
 }
 
 export class WebhookClient {
-  private readonly agent: Agent;
+  private undici: Promise<{ agent: Agent; request: typeof import('undici').request }> | undefined;
 
-  constructor(private readonly allowPrivate: boolean) {
-    this.agent = new Agent({
-      connect: { timeout: WEBHOOK_TIMEOUT, ...(allowPrivate ? {} : { lookup: guardedLookup }) },
-      headersTimeout: WEBHOOK_TIMEOUT,
-      bodyTimeout: WEBHOOK_TIMEOUT,
-    });
+  constructor(private readonly allowPrivate: boolean) {}
+
+  private load(): Promise<{ agent: Agent; request: typeof import('undici').request }> {
+    this.undici ??= import('undici').then(({ Agent, request }) => ({
+      agent: new Agent({
+        connect: { timeout: WEBHOOK_TIMEOUT, ...(this.allowPrivate ? {} : { lookup: guardedLookup }) },
+        headersTimeout: WEBHOOK_TIMEOUT,
+        bodyTimeout: WEBHOOK_TIMEOUT,
+      }),
+      request,
+    }));
+    return this.undici;
   }
 
   /** POSTs `body`; never throws: a failure is an answer with its reason. */
@@ -32,11 +39,12 @@ export class WebhookClient {
     try {
       const target = new URL(url);
       if (!this.allowPrivate) checkLiteral(target);
+      const { agent, request } = await this.load();
       const answer = await request(target, {
         method: 'POST',
         headers,
         body,
-        dispatcher: this.agent,
+        dispatcher: agent,
         signal: AbortSignal.any([signal, timeout]),
       });
       await answer.body.dump({ limit: 65_536 }).catch(() => {});
@@ -51,8 +59,8 @@ export class WebhookClient {
     }
   }
 
-  close(): Promise<void> {
-    return this.agent.destroy();
+  async close(): Promise<void> {
+    if (this.undici) await (await this.undici).agent.destroy();
   }
 }
 
