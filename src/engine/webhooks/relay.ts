@@ -7,8 +7,9 @@
  *   one delivery message per event and matching endpoint, and the cursor moves, in one store transaction
  *   with a compare-and-set on the cursor: however many processes try, each event fans out once.
  * - **Delivery.** A loop on the internal queue POSTs each delivery (SSRF-guarded, 10 s bound): at most 16
- *   at once per process and 4 per endpoint, so an endpoint that hangs holds 4 slots, never all of them (a
- *   delivery to an endpoint at its limit is put back for a few seconds). A lease means one process at a
+ *   at once per process and 8 per endpoint, so an endpoint that hangs holds 8 slots, never all of them (a
+ *   delivery to an endpoint at its limit is put back for a second, and the loop claims again only once a
+ *   slot frees, so a backlog for a hanging endpoint is not churned). A lease means one process at a
  *   time; a failed attempt is retried with exponential backoff until 24 h after the event, then given up.
  *   Every attempt goes to the deliveries log.
  *
@@ -31,9 +32,9 @@ export const ATTEMPTS_KEPT = 100;
 /** Deliveries in flight per process. */
 const CONCURRENCY = 16;
 /** Deliveries in flight per endpoint and process. */
-const PER_ENDPOINT = 4;
+const PER_ENDPOINT = 8;
 /** A delivery to an endpoint at its limit waits this long before it is claimed again. */
-const DEFER = 5000;
+const DEFER = 1000;
 /** The lease of a delivery: longer than a request may take, so it is never renewed. */
 const LEASE = 60_000;
 /** Events read per fan-out step. */
@@ -187,17 +188,24 @@ export class WebhookRelay {
         await new Promise((resolve) => setTimeout(resolve, 1000)); // store unavailable: try again soon
         continue;
       }
-      for (const delivery of claimed) this.dispatch(delivery);
+      let deferred = false;
+      for (const delivery of claimed) deferred = !this.dispatch(delivery) || deferred;
+      if (deferred && this.inFlight > 0) {
+        await new Promise<void>((resolve) => {
+          this.slotFreed = resolve;
+        });
+      }
     }
   }
 
-  private dispatch(delivery: Delivery): void {
+  /** Starts a delivery; false when its endpoint is at its limit and it was put back for later. */
+  private dispatch(delivery: Delivery): boolean {
     const { webhook } = delivery.payload as DeliveryPayload;
     const busy = this.perEndpoint.get(webhook) ?? 0;
     if (busy >= PER_ENDPOINT) {
       const error = { message: `deferred: ${PER_ENDPOINT} deliveries to this endpoint are in flight` };
       this.track(this.options.nack(delivery, { delay: DEFER, error }));
-      return;
+      return false;
     }
     this.inFlight++;
     this.perEndpoint.set(webhook, busy + 1);
@@ -211,6 +219,7 @@ export class WebhookRelay {
         this.slotFreed = undefined;
       }),
     );
+    return true;
   }
 
   /** Settles are awaited on close; their failures (a lapsed lease, a store gone) leave the retry to the lease. */
