@@ -43,6 +43,11 @@ const FAN_OUT_BATCH = 500;
 const REFRESH = 1000;
 /** Backoff between attempts: 5 s doubling to 1 h, with jitter (about 30 attempts in 24 h). */
 const BACKOFF = Object.freeze({ type: 'exponential', delay: 5000, max: 3_600_000, jitter: true } as const);
+/**
+ * An endpoint receives events from its registration on, give or take this much: the clocks that stamp
+ * events and registrations may be corrected (PostgreSQL's measured offset) or belong to other processes.
+ */
+const CLOCK_GRACE = 5000;
 /** Finished deliveries are kept this long (the deliveries log is what users read). */
 const RETENTION = 3_600_000;
 
@@ -290,7 +295,7 @@ function matches(hook: WebhookRecord, event: FerryEvent): boolean {
   return (
     hook.types.includes(event.type) &&
     (hook.queues === null || hook.queues.includes(event.queue)) &&
-    Date.parse(event.at) >= hook.createdAt
+    Date.parse(event.at) >= hook.createdAt - CLOCK_GRACE
   );
 }
 
