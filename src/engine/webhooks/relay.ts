@@ -310,6 +310,7 @@ function delivery(hook: WebhookRecord, event: FerryEvent, now: number): NewMessa
     maxAttempts: 1000,
     backoff: BACKOFF,
     lease: LEASE,
+    timeout: null,
     headers: null,
     runAt: now,
   };

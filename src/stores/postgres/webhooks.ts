@@ -64,7 +64,7 @@ export async function advanceWebhooks(
   const row = await db.call<{ advanced: boolean; data: string | null }>(
     `SELECT advanced, data FROM ${db.s}.advance_webhooks($1::int8, $2::int8,
       $3::text[], $4::text[], $5::int[], $6::int8[], $7::text[], $8::text[], $9::text[], $10::text[], $11::int[],
-      $12::text[], $13::int[], $14::int8, $15::text, $16::text)`,
+      $12::text[], $13::int[], $14::int[], $15::int8, $16::text, $17::text)`,
     [from, to, ...messageColumns(deliveries), now, iso(now), log.origin],
   );
   log.committed(row.data);

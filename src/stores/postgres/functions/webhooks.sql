@@ -33,7 +33,7 @@ END $$;
 -- A concurrent step waits on the cursor row, then finds it moved: each event fans out once.
 CREATE FUNCTION {{schema}}.advance_webhooks(p_from bigint, p_to bigint,
   p_ids text[], p_queues text[], p_priorities int[], p_run_ats bigint[], p_payloads text[], p_headers text[],
-  p_keys text[], p_dedupes text[], p_max_attempts int[], p_backoffs text[], p_leases int[],
+  p_keys text[], p_dedupes text[], p_max_attempts int[], p_backoffs text[], p_leases int[], p_timeouts int[],
   p_now bigint, p_at text, p_origin text, OUT advanced boolean, OUT data text)
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -42,7 +42,7 @@ BEGIN
   IF NOT advanced OR cardinality(p_ids) = 0 THEN RETURN; END IF;
   SELECT s.data INTO data
     FROM {{schema}}.send(p_ids, p_queues, p_priorities, p_run_ats, p_payloads, p_headers, p_keys, p_dedupes,
-                         p_max_attempts, p_backoffs, p_leases, p_now, p_at,
+                         p_max_attempts, p_backoffs, p_leases, p_timeouts, p_now, p_at,
                          ARRAY(SELECT DISTINCT unnest(p_queues)), p_origin, true) s;
 END $$;
 
