@@ -29,6 +29,8 @@ export class Bus {
   private readonly cancelWatchers = new Map<string, () => void>();
   private readonly listeners = new Set<Listener>();
   private readonly dueTimers = new Map<string, { at: number; handle: TimerHandle }>();
+  /** Queues with a claim in flight (see `watch`): how many, and the wakes seen meanwhile. */
+  private readonly claiming = new Map<string, { claims: number; wakes: number }>();
 
   constructor(private readonly clock: Clock) {}
 
@@ -56,7 +58,7 @@ export class Bus {
         }
       } else if (type === 'completed' || type === 'dead' || type === 'cancelled') {
         // A finished message may unblock the next of its key or free a concurrency slot.
-        if (queue !== lastQueue && this.queueWaiters.has(queue)) {
+        if (queue !== lastQueue && (this.queueWaiters.has(queue) || this.claiming.has(queue))) {
           this.wake(queue);
           lastQueue = queue;
         }
@@ -68,11 +70,13 @@ export class Bus {
 
   /** Wakes the consumers waiting on `queues` (null: on every queue). */
   wakeQueues(queues: readonly string[] | null): void {
-    for (const queue of queues ?? [...this.queueWaiters.keys()]) this.wake(queue);
+    for (const queue of queues ?? new Set([...this.queueWaiters.keys(), ...this.claiming.keys()])) this.wake(queue);
   }
 
   /** Wakes everyone waiting for messages on `queue`. */
   wake(queue: string): void {
+    const claiming = this.claiming.get(queue);
+    if (claiming) claiming.wakes++;
     const waiters = this.queueWaiters.get(queue);
     if (!waiters) return;
     this.queueWaiters.delete(queue);
@@ -93,6 +97,27 @@ export class Bus {
     );
     if (typeof (handle as { unref?: () => void }).unref === 'function') (handle as { unref: () => void }).unref();
     this.dueTimers.set(queue, { at, handle });
+  }
+
+  /**
+   * Called as a claim of `queue` starts; the function it answers, called once the claim is done, tells
+   * whether `queue` was woken meanwhile. A claim that found nothing must not then wait: the wake it would
+   * wait for may be the one it missed (a send committed in the same group commit as the claim wakes before
+   * the claim's caller runs again).
+   */
+  watch(queue: string): () => boolean {
+    let entry = this.claiming.get(queue);
+    if (!entry) {
+      entry = { claims: 0, wakes: 0 };
+      this.claiming.set(queue, entry);
+    }
+    entry.claims++;
+    const watched = entry;
+    const start = watched.wakes;
+    return () => {
+      if (--watched.claims === 0 && this.claiming.get(queue) === watched) this.claiming.delete(queue);
+      return watched.wakes !== start;
+    };
   }
 
   /** Resolves when `queue` may have a deliverable message, after `ms` at the latest, or when `signal` aborts. */

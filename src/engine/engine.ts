@@ -369,11 +369,19 @@ export class Engine implements Ferry {
     const timeout = o.timeout === undefined ? null : checkTimeout(o.timeout);
     const deadline = this.clock.now() + wait;
     for (;;) {
-      const claimed = await this.store.claim(queue, max, lease, this.clock.now(), timeout);
+      const woken = this.bus.watch(queue);
+      let claimed: Claimed[];
+      let missed: boolean;
+      try {
+        claimed = await this.store.claim(queue, max, lease, this.clock.now(), timeout);
+      } finally {
+        missed = woken();
+      }
       if (claimed.length > 0) return claimed.map(toDelivery);
       const left = deadline - this.clock.now();
       if (left <= 0 || o.signal?.aborted || this.closed) return [];
-      await this.bus.waitForQueue(queue, Math.min(left, this.pollInterval), o.signal);
+      // Woken while claiming: what woke it may have committed after the claim looked, so look again now.
+      if (!missed) await this.bus.waitForQueue(queue, Math.min(left, this.pollInterval), o.signal);
     }
   }
 

@@ -35,4 +35,22 @@ describe('Bus', () => {
     assert.equal(warning.code, 'FERRY_LISTENER_ERROR');
     assert.match(warning.message, /listener bug|waiter bug/);
   });
+
+  it('a claim in flight learns of the wakes of its queue meanwhile, whatever wakes it, and of no other queue', () => {
+    const bus = new Bus(systemClock);
+    const quiet = bus.watch('q');
+    bus.wake('other');
+    assert.equal(quiet(), false, 'another queue woke');
+    const sent = bus.watch('q');
+    bus.wakeFor([event(1, 'sent')]);
+    assert.equal(sent(), true, 'a send woke it');
+    const finished = bus.watch('q');
+    bus.wakeFor([event(2, 'completed')]);
+    assert.equal(finished(), true, 'a finished message may free a key or a slot');
+    const hinted = bus.watch('q');
+    bus.wakeQueues(null);
+    assert.equal(hinted(), true, 'another process hinted at every queue');
+    const after = bus.watch('q');
+    assert.equal(after(), false, 'wakes before the claim started do not count');
+  });
 });
