@@ -1,7 +1,7 @@
 /**
  * Serves the page of this example, as your own web site would, on an origin of its own: the HTML, its script
  * and stylesheet from `public/`, `/config.json` (where the Ferry server is), and Ferry's browser client under
- * `/ferry/`.
+ * `/ferry/` (with its one dependency, `@opentelemetry/api`, under `/ferry/otel/`).
  *
  * The browser client is `src/client/index.ts` and the few modules it imports. A bundler would normally make
  * one file of it; to keep this example free of a build step, each module is compiled to JavaScript when the
@@ -30,27 +30,42 @@ function inside(dir: string, rest: string): string | null {
 }
 
 const compiled = new Map<string, string>();
+/** The ES modules of `@opentelemetry/api` (the client's one dependency), served under `/ferry/otel/`. */
+const OTEL = fileURLToPath(new URL('../../node_modules/@opentelemetry/api/build/esm/', import.meta.url));
 
 async function clientModule(rest: string): Promise<string | null> {
-  // Only what the browser client imports: src/client, src/core, and the worker loop it shares with the engine.
-  if (!/^(client\/[a-z-]+|core\/[a-z-]+|engine\/worker)\.js$/.test(rest)) return null;
+  // Only what the browser client imports: src/client, src/core, and the worker loop and tracing helpers it
+  // shares with the engine.
+  if (!/^(client\/[a-z-]+|core\/[a-z-]+|engine\/(worker|tracing))\.js$/.test(rest)) return null;
   const path = inside(SOURCES, rest.replace(/\.js$/, '.ts'));
   if (!path) return null;
   let code = compiled.get(path);
   if (code === undefined) {
     const source = await readFile(path, 'utf8');
-    code = ts.transpileModule(source, {
-      fileName: path,
-      compilerOptions: {
-        target: ts.ScriptTarget.ES2022,
-        module: ts.ModuleKind.ESNext,
-        verbatimModuleSyntax: true,
-        rewriteRelativeImportExtensions: true,
-      },
-    }).outputText;
+    code = ts
+      .transpileModule(source, {
+        fileName: path,
+        compilerOptions: {
+          target: ts.ScriptTarget.ES2022,
+          module: ts.ModuleKind.ESNext,
+          verbatimModuleSyntax: true,
+          rewriteRelativeImportExtensions: true,
+        },
+      })
+      .outputText.replaceAll("from '@opentelemetry/api'", "from '/ferry/otel/index.js'");
     compiled.set(path, code);
   }
   return code;
+}
+
+/**
+ * A module of `@opentelemetry/api`'s ES build. Its imports name files without `.js` (`./context-api`), as
+ * bundlers accept and browsers do not: such a path is answered with the file it names.
+ */
+async function otelModule(rest: string): Promise<string | null> {
+  if (!/^[A-Za-z0-9_/-]+(\.js)?$/.test(rest)) return null;
+  const path = inside(OTEL, rest.endsWith('.js') ? rest : `${rest}.js`);
+  return path ? readFile(path, 'utf8').catch(() => null) : null;
 }
 
 export interface PageServer {
@@ -75,6 +90,8 @@ export async function startPageServer(port: number, ferryUrl: () => string): Pro
       if (pathname === '/config.json') {
         body = JSON.stringify({ ferryUrl: ferryUrl() });
         type = 'application/json';
+      } else if (pathname.startsWith('/ferry/otel/')) {
+        body = await otelModule(pathname.slice('/ferry/otel/'.length));
       } else if (pathname.startsWith('/ferry/')) {
         body = await clientModule(pathname.slice('/ferry/'.length));
       } else {
