@@ -14,6 +14,7 @@ import { adminTests } from './admin.ts';
 import { edgeTests } from './edge.ts';
 import { eventTests } from './events.ts';
 import { failureTests } from './failures.ts';
+import { flowTests } from './flows.ts';
 import { type Ctx, expectError, type Factory, type FerryHandle, qname } from './helpers.ts';
 import { keyLimitTests } from './key-limits.ts';
 import { loadTests } from './load.ts';
@@ -56,6 +57,7 @@ export function conformance(name: string, factory: Factory): void {
     eventTests(ctx);
     scheduleTests(ctx);
     releaseTests(ctx);
+    flowTests(ctx);
     edgeTests(ctx);
     loadTests(ctx);
     tracingTests(ctx);

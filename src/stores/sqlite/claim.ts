@@ -22,22 +22,31 @@ type ClaimedRow = [
   headers: string | null,
   sentAt: number,
   lease: number | null,
+  parentId: string | null,
 ];
 
 /**
  * What this process knows of the deliveries it made (by seq), so the common ack needs no read-back. Only a
  * hint: the ack statement still checks receipt, lease and state; a stale or missing entry takes the slow path.
  */
-export class Leases {
-  private readonly bySeq = new Map<number, { queue: string; key: string | null; attempt: number }>();
+export interface LeaseHint {
+  queue: string;
+  key: string | null;
+  attempt: number;
+  /** The flow parent, whose count of unfinished children the ack brings down. */
+  parentId: string | null;
+}
 
-  get(seq: number): { queue: string; key: string | null; attempt: number } | undefined {
+export class Leases {
+  private readonly bySeq = new Map<number, LeaseHint>();
+
+  get(seq: number): LeaseHint | undefined {
     return this.bySeq.get(seq);
   }
 
-  set(seq: number, queue: string, key: string | null, attempt: number): void {
+  set(seq: number, hint: LeaseHint): void {
     if (this.bySeq.size >= 100_000) this.bySeq.clear(); // a hint, bounded: never a leak
-    this.bySeq.set(seq, { queue, key, attempt });
+    this.bySeq.set(seq, hint);
   }
 
   delete(seq: number): void {
@@ -78,7 +87,7 @@ export class Claim {
       'SELECT max(priority) AS p FROM messages WHERE queue = ? AND state = 0 AND blocked = 0 AND priority < ?',
     );
     this.claimable = s<ClaimedRow>(
-      `SELECT seq, id, payload, attempts, priority, key, headers, sent_at, lease FROM messages
+      `SELECT seq, id, payload, attempts, priority, key, headers, sent_at, lease, parent_id FROM messages
        WHERE queue = ? AND state = 0 AND blocked = 0 AND priority = ? AND run_at <= ?
        ORDER BY run_at, seq LIMIT ?`,
     ).raw(true);
@@ -133,7 +142,7 @@ export class Claim {
     if (rate) this.setRate.run(rate.window, rate.count + rows.length, queue);
     const out: Claimed[] = new Array(rows.length);
     for (let i = 0; i < rows.length; i++) {
-      const [seq, id, payload, attempts, priority, key, headers, sentAt, ownLease] = rows[i] as ClaimedRow;
+      const [seq, id, payload, attempts, priority, key, headers, sentAt, ownLease, parentId] = rows[i] as ClaimedRow;
       const attempt = attempts + 1;
       const length = lease ?? ownLease ?? settings.lease;
       out[i] = {
@@ -149,7 +158,7 @@ export class Claim {
         leaseUntil: now + length,
         lease: length,
       };
-      this.leases.set(seq, queue, key, attempt);
+      this.leases.set(seq, { queue, key, attempt, parentId });
       events.push({ type: 'active', queue, id, at: now, attempt });
     }
     return out;
