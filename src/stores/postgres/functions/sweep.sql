@@ -11,7 +11,7 @@ $$;
 -- the events (comma-joined).
 CREATE FUNCTION {{schema}}.expire_leases(p_now bigint, p_at text, p_queue text, p_max_attempts int,
   OUT n int, OUT events text) LANGUAGE plpgsql AS $$
-DECLARE kq text[]; kk text[];
+DECLARE kq text[]; kk text[]; e_ids text[]; e_queues text[]; e_parents text[]; e_states int[]; e_n int; e_events text;
   v_error constant text := '{"message":"lease expired","name":"LeaseExpired"}';
 BEGIN
   WITH x AS (
@@ -28,16 +28,25 @@ BEGIN
            finished_at = CASE WHEN x.cancel_requested OR x.used_up THEN p_now END,
            error = v_error, receipt = NULL, lease_until = NULL, blocked = false
       FROM x WHERE m.id = x.id
-    RETURNING m.id, m.queue, m.key, m.state, m.attempts, m.seq)
+    RETURNING m.id, m.queue, m.key, m.state, m.attempts, m.seq, m.parent_id)
   SELECT count(*)::int,
          string_agg({{schema}}.event(CASE u.state WHEN 0 THEN 'retrying' WHEN 3 THEN 'dead' ELSE 'cancelled' END,
                       u.queue, u.id, p_at, u.attempts,
                       ',"error":' || v_error || CASE WHEN u.state = 0 THEN ',"runAt":' || p_now ELSE '' END),
                     ',' ORDER BY u.seq),
          array_agg(u.queue) FILTER (WHERE u.key IS NOT NULL AND u.state >= 2),
-         array_agg(u.key) FILTER (WHERE u.key IS NOT NULL AND u.state >= 2)
-    INTO n, events, kq, kk FROM u;
+         array_agg(u.key) FILTER (WHERE u.key IS NOT NULL AND u.state >= 2),
+         array_agg(u.id) FILTER (WHERE u.parent_id IS NOT NULL AND u.state >= 2),
+         array_agg(u.queue) FILTER (WHERE u.parent_id IS NOT NULL AND u.state >= 2),
+         array_agg(u.parent_id) FILTER (WHERE u.parent_id IS NOT NULL AND u.state >= 2),
+         array_agg(u.state::int) FILTER (WHERE u.parent_id IS NOT NULL AND u.state >= 2)
+    INTO n, events, kq, kk, e_ids, e_queues, e_parents, e_states FROM u;
   PERFORM {{schema}}.release_keys(kq, kk);
+  IF e_ids IS NOT NULL THEN
+    SELECT x.n, x.events INTO e_n, e_events FROM {{schema}}.children_ended(e_ids, e_queues, e_parents, e_states, p_now, p_at) x;
+    n := n + e_n;
+    events := concat_ws(',', events, e_events);
+  END IF;
 END $$;
 
 -- One housekeeping pass, bounded: expired leases, then finished messages whose queue's current retention has
