@@ -550,7 +550,7 @@ export class Engine implements Ferry {
     const given = checkOptions(options, ['state']).state;
     const states: MessageState[] =
       given === undefined
-        ? ['waiting', 'delayed', 'completed', 'dead', 'cancelled']
+        ? ['pending', 'waiting', 'delayed', 'completed', 'dead', 'cancelled']
         : (Array.isArray(given) ? given : [given]).map((s) => checkState(s));
     return { purged: await this.store.purge(queue, [...new Set(states)], this.clock.now()) };
   }

@@ -14,7 +14,7 @@ const LEASE = 1000;
 const BACKOFF = 500;
 const MAX_ATTEMPTS = 3;
 
-type State = 'waiting' | 'delayed' | 'active' | 'completed' | 'dead' | 'cancelled';
+type State = 'pending' | 'waiting' | 'delayed' | 'active' | 'completed' | 'dead' | 'cancelled';
 interface ModelMessage {
   seq: number;
   priority: number;
@@ -22,11 +22,37 @@ interface ModelMessage {
   /** Not deliverable: its key already has `keyConcurrency` unblocked unfinished messages. */
   blocked: boolean;
   runAt: number;
-  state: 'queued' | 'active' | 'completed' | 'dead' | 'cancelled';
+  state: 'pending' | 'queued' | 'active' | 'completed' | 'dead' | 'cancelled';
   attempts: number;
   leaseUntil: number;
   receipt: number;
   cancelRequested: boolean;
+  /** A flow child's parent (its seq), else null. */
+  parent: number | null;
+  /** A flow parent's unfinished children. */
+  childrenLeft: number;
+  /** The parent's `children: 'ignore-failures'`. */
+  ignoreFailures: boolean;
+}
+
+/** A message as `send` makes it. */
+function fresh(seq: number, runAt: number, over: Partial<ModelMessage> = {}): ModelMessage {
+  return {
+    seq,
+    priority: 0,
+    key: null,
+    blocked: false,
+    runAt,
+    state: 'queued',
+    attempts: 0,
+    leaseUntil: 0,
+    receipt: 0,
+    cancelRequested: false,
+    parent: null,
+    childrenLeft: 0,
+    ignoreFailures: false,
+    ...over,
+  };
 }
 
 /** A scenario's key limits (SPEC §6); keyConcurrency may change during it. */
@@ -96,8 +122,8 @@ class Model {
   expire(only?: ModelMessage): void {
     for (const m of only ? [only] : this.messages) {
       if (m.state === 'active' && m.leaseUntil <= this.now) {
-        if (m.cancelRequested) this.finish(m, 'cancelled');
-        else if (m.attempts >= MAX_ATTEMPTS) this.finish(m, 'dead');
+        if (m.cancelRequested) this.end(m, 'cancelled');
+        else if (m.attempts >= MAX_ATTEMPTS) this.end(m, 'dead');
         else {
           m.state = 'queued';
           m.runAt = this.now;
@@ -144,12 +170,12 @@ class Model {
   }
 
   ack(m: ModelMessage): void {
-    this.finish(m, m.cancelRequested ? 'cancelled' : 'completed');
+    this.end(m, m.cancelRequested ? 'cancelled' : 'completed');
   }
 
   nack(m: ModelMessage): void {
-    if (m.cancelRequested) this.finish(m, 'cancelled');
-    else if (m.attempts >= MAX_ATTEMPTS) this.finish(m, 'dead');
+    if (m.cancelRequested) this.end(m, 'cancelled');
+    else if (m.attempts >= MAX_ATTEMPTS) this.end(m, 'dead');
     else {
       m.state = 'queued';
       m.runAt = this.now + BACKOFF;
@@ -157,13 +183,47 @@ class Model {
   }
 
   cancel(m: ModelMessage): void {
-    if (m.state === 'queued') this.finish(m, 'cancelled');
+    if (m.state === 'queued' || m.state === 'pending') this.end(m, 'cancelled');
     else if (m.state === 'active') m.cancelRequested = true;
+    else return;
+    this.cancelBelow(m);
+  }
+
+  /**
+   * `m` ends in `state`; its pending parent counts it, or dies of it (a child dead or cancelled, unless the
+   * parent ignores failures), cancelling its other unfinished children, and so on up the tree.
+   */
+  private end(m: ModelMessage, state: 'completed' | 'dead' | 'cancelled'): void {
+    this.finish(m, state);
+    let child = m;
+    while (child.parent !== null) {
+      const parent = this.messages[child.parent] as ModelMessage;
+      if (parent.state !== 'pending') return;
+      if (child.state !== 'completed' && !parent.ignoreFailures) {
+        this.finish(parent, 'dead');
+        this.cancelBelow(parent);
+        child = parent;
+        continue;
+      }
+      if (--parent.childrenLeft === 0) parent.state = 'queued';
+      return;
+    }
+  }
+
+  private cancelBelow(parent: ModelMessage): void {
+    for (const m of this.messages) {
+      if (m.parent !== parent.seq) continue;
+      if (m.state === 'queued' || m.state === 'pending') {
+        this.finish(m, 'cancelled');
+        this.cancelBelow(m);
+      } else if (m.state === 'active') m.cancelRequested = true;
+    }
   }
 }
 
 type Command =
   | { kind: 'send'; priority: number; key: string | null; delay: number }
+  | { kind: 'flow'; children: number[]; ignoreFailures: boolean }
   | { kind: 'receive'; max: number }
   | { kind: 'ack'; pick: number }
   | { kind: 'nack'; pick: number }
@@ -177,6 +237,12 @@ const command: fc.Arbitrary<Command> = fc.oneof(
     priority: fc.integer({ min: -1, max: 1 }),
     key: fc.option(fc.constantFrom('a', 'b'), { nil: null }),
     delay: fc.constantFrom(0, 0, 300, 2000),
+  }),
+  // A parent with 1-3 children, each with 0-2 children of its own.
+  fc.record({
+    kind: fc.constant('flow' as const),
+    children: fc.array(fc.integer({ min: 0, max: 2 }), { minLength: 1, maxLength: 3 }),
+    ignoreFailures: fc.boolean(),
   }),
   fc.record({ kind: fc.constant('receive' as const), max: fc.integer({ min: 1, max: 3 }) }),
   fc.record({ kind: fc.constant('ack' as const), pick: fc.nat() }),
@@ -238,19 +304,56 @@ export async function runScenario(home: ModelHome, commands: Command[], limits: 
               ...(c.key === null ? {} : { key: c.key }),
             },
           );
-          model.messages.push({
-            seq: ids.length,
-            priority: c.priority,
-            key: c.key,
-            blocked: model.blockedAtSend(c.key),
-            runAt: model.now + c.delay,
-            state: 'queued',
-            attempts: 0,
-            leaseUntil: 0,
-            receipt: 0,
-            cancelRequested: false,
-          });
+          model.messages.push(
+            fresh(ids.length, model.now + c.delay, {
+              priority: c.priority,
+              key: c.key,
+              blocked: model.blockedAtSend(c.key),
+            }),
+          );
           ids.push(sent.id);
+          break;
+        }
+        case 'flow': {
+          const policy = c.ignoreFailures ? { options: { children: 'ignore-failures' as const } } : {};
+          const sent = await ferry.sendFlow({
+            queue,
+            payload: 'parent',
+            ...policy,
+            children: c.children.map((n) => ({
+              queue,
+              payload: 'child',
+              ...(n > 0
+                ? { ...policy, children: Array.from({ length: n }, () => ({ queue, payload: 'grandchild' })) }
+                : {}),
+            })),
+          });
+          // Pre-order, as the tree is inserted: the parent, then each child followed by its children.
+          const root = ids.length;
+          model.messages.push(
+            fresh(root, model.now, {
+              state: 'pending',
+              childrenLeft: c.children.length,
+              ignoreFailures: c.ignoreFailures,
+            }),
+          );
+          ids.push(sent.id);
+          c.children.forEach((n, i) => {
+            const child = sent.children?.[i];
+            assert.ok(child, 'the answer has every child');
+            const seq = ids.length;
+            model.messages.push(
+              fresh(seq, model.now, {
+                parent: root,
+                ...(n > 0 ? { state: 'pending', childrenLeft: n, ignoreFailures: c.ignoreFailures } : {}),
+              }),
+            );
+            ids.push(child.id);
+            for (const grandchild of child.children ?? []) {
+              model.messages.push(fresh(ids.length, model.now, { parent: seq }));
+              ids.push(grandchild.id);
+            }
+          });
           break;
         }
         case 'receive': {

@@ -136,7 +136,9 @@ export class Sender {
     this.log.committed(row.data);
     for (const node of nodes) this.knownQueues.add(node.queue);
     return nodes.map((_, i) =>
-      row.skipped[i] ? null : { id: row.ids?.[i] ?? (nodes[i] as FlowMessage).id, deduplicated: row.deduplicated?.[i] === true },
+      row.skipped[i]
+        ? null
+        : { id: row.ids?.[i] ?? (nodes[i] as FlowMessage).id, deduplicated: row.deduplicated?.[i] === true },
     );
   }
 
