@@ -61,6 +61,9 @@ CREATE TABLE ferry.messages (
   sent_at bigint NOT NULL,
   started_at bigint,
   finished_at bigint,
+  parent_id text,
+  children_left integer NOT NULL DEFAULT 0,
+  ignore_child_failures boolean NOT NULL DEFAULT false,
   PRIMARY KEY (id)
 ) WITH (fillfactor=80);
 
@@ -71,6 +74,8 @@ CREATE INDEX messages_finished ON ferry.messages USING btree (queue, finished_at
 CREATE INDEX messages_key ON ferry.messages USING btree (queue, key, seq) WHERE ((key IS NOT NULL) AND (state <= 1));
 
 CREATE INDEX messages_lease ON ferry.messages USING btree (lease_until) WHERE (state = 1);
+
+CREATE INDEX messages_parent ON ferry.messages USING btree (parent_id, seq) WHERE (parent_id IS NOT NULL);
 
 CREATE INDEX messages_ready ON ferry.messages USING btree (queue, priority DESC, run_at, seq) WHERE ((state = 0) AND (NOT blocked));
 
@@ -116,7 +121,10 @@ CREATE SEQUENCE ferry.event_inbox_id_seq;
 CREATE SEQUENCE ferry.messages_seq;
 
 -- Functions (their text: src/stores/postgres/functions/*.sql)
+-- ferry.cancel_below(p_id text, p_now bigint, p_at text, OUT n integer, OUT events text) -> record
 -- ferry.cancel_message(p_id text, p_now bigint, p_at text, p_max_attempts integer, p_origin text, OUT data text) -> text
+-- ferry.children_ended(p_ids text[], p_queues text[], p_parents text[], p_states integer[], p_now bigint, p_at text, OUT n integer, OUT events text) -> record
+-- ferry.children_revived(p_parents text[]) -> void
 -- ferry.claim_items(p_queue text, p_max integer, p_lease integer, p_now bigint, p_at text, p_default_lease integer, p_max_attempts integer, OUT n integer, OUT events text, OUT claimed text, OUT expired integer) -> record
 -- ferry.complete_items(p_ids text[], p_receipts text[], p_results text[], p_nows bigint[], p_ats text[], OUT n integer, OUT events text, OUT ords integer[], OUT states integer[]) -> record
 -- ferry.configure_queue(p_queue text, p_settings jsonb, p_paused boolean, OUT settings jsonb, OUT paused boolean) -> record
@@ -124,12 +132,12 @@ CREATE SEQUENCE ferry.messages_seq;
 -- ferry.expire_leases(p_now bigint, p_at text, p_queue text, p_max_attempts integer, OUT n integer, OUT events text) -> record
 -- ferry.extend_lease(p_id text, p_receipt text, p_now bigint, p_until bigint) -> bigint
 -- ferry.fail_items(p_ids text[], p_receipts text[], p_errors text[], p_retry boolean[], p_run_ats bigint[], p_nows bigint[], p_ats text[], p_max_attempts integer, p_origin text, OUT data text, OUT ords integer[], OUT states integer[]) -> record
--- ferry.insert_messages(p_ids text[], p_queues text[], p_priorities integer[], p_run_ats bigint[], p_payloads text[], p_headers text[], p_keys text[], p_dedupes text[], p_max_attempts integer[], p_backoffs text[], p_leases integer[], p_now bigint, p_at text, OUT n integer, OUT events text, OUT ids text[], OUT deduplicated boolean[]) -> record
+-- ferry.insert_messages(p_ids text[], p_queues text[], p_priorities integer[], p_run_ats bigint[], p_payloads text[], p_headers text[], p_keys text[], p_dedupes text[], p_max_attempts integer[], p_backoffs text[], p_leases integer[], p_now bigint, p_at text, p_parents text[], p_children integer[], p_ignore boolean[], p_seqs bigint[], OUT n integer, OUT events text, OUT ids text[], OUT deduplicated boolean[]) -> record
 -- ferry.lock_keys(p_queues text[], p_keys text[]) -> void
 -- ferry.lock_queue_keys(p_queue text) -> void
 -- ferry.number_blocks(p_max integer, p_data text, p_n integer, p_at bigint, p_origin text, OUT first_own bigint, OUT last_seq bigint, OUT seqs bigint[], OUT origins text[], OUT blocks text[]) -> record
 -- ferry.progress_item(p_id text, p_receipt text, p_value text, p_now bigint, p_at text, p_origin text, OUT ok boolean, OUT data text) -> record
--- ferry.purge_queue(p_queue text, p_states integer[], p_waiting boolean, p_delayed boolean, p_now bigint) -> integer
+-- ferry.purge_queue(p_queue text, p_states integer[], p_waiting boolean, p_delayed boolean, p_now bigint, p_at text, p_origin text, OUT purged integer, OUT data text) -> record
 -- ferry.queue_setting(p_queue text, p_name text) -> text
 -- ferry.redrive_queue(p_queue text, p_now bigint, p_at text, p_origin text, OUT moved integer, OUT data text) -> record
 -- ferry.release_items(p_ids text[], p_receipts text[], p_now bigint, p_at text, p_origin text, OUT data text, OUT ords integer[], OUT states integer[]) -> record
@@ -137,6 +145,7 @@ CREATE SEQUENCE ferry.messages_seq;
 -- ferry.retry_message(p_id text, p_now bigint, p_at text, p_max_attempts integer, p_origin text, OUT data text) -> text
 -- ferry.revive(p_ids text[], p_from integer[], p_now bigint, p_at text, OUT n integer, OUT events text) -> record
 -- ferry.send(p_ids text[], p_queues text[], p_priorities integer[], p_run_ats bigint[], p_payloads text[], p_headers text[], p_keys text[], p_dedupes text[], p_max_attempts integer[], p_backoffs text[], p_leases integer[], p_now bigint, p_at text, p_new_queues text[], p_origin text, p_inline boolean, OUT data text, OUT ids text[], OUT deduplicated boolean[]) -> record
+-- ferry.send_flow(p_ids text[], p_queues text[], p_priorities integer[], p_run_ats bigint[], p_payloads text[], p_headers text[], p_keys text[], p_dedupes text[], p_max_attempts integer[], p_backoffs text[], p_leases integer[], p_parents integer[], p_children integer[], p_ignore boolean[], p_levels integer[], p_now bigint, p_at text, p_origin text, OUT data text, OUT ids text[], OUT deduplicated boolean[], OUT skipped boolean[]) -> record
 -- ferry.sequence_events(p_max integer, OUT got boolean, OUT last_seq bigint, OUT seqs bigint[], OUT origins text[], OUT blocks text[]) -> record
 -- ferry.set_key_concurrency(p_queue text, p_n integer) -> void
 -- ferry.settle_lapsed(p_id text, p_now bigint, p_at text, p_max_attempts integer, OUT n integer, OUT events text) -> record

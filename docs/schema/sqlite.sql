@@ -46,7 +46,7 @@ CREATE TABLE messages (
   sent_at INTEGER NOT NULL,
   started_at INTEGER,
   finished_at INTEGER
-);
+, parent_id TEXT, children_left INTEGER NOT NULL DEFAULT 0, ignore_child_failures INTEGER NOT NULL DEFAULT 0);
 
 CREATE INDEX messages_cancelled ON messages (queue, seq) WHERE state = 4;
 
@@ -57,6 +57,10 @@ CREATE UNIQUE INDEX messages_dedupe ON messages (queue, dedupe_id) WHERE dedupe_
 CREATE INDEX messages_key ON messages (queue, key, seq) WHERE key IS NOT NULL AND state <= 1;
 
 CREATE INDEX messages_leases ON messages (queue, lease_until) WHERE state = 1;
+
+CREATE INDEX messages_parent ON messages (parent_id, seq) WHERE parent_id IS NOT NULL;
+
+CREATE INDEX messages_pending ON messages (queue, seq) WHERE state = 5;
 
 CREATE INDEX messages_queue ON messages (queue, seq);
 
