@@ -123,7 +123,8 @@ CREATE SEQUENCE ferry.messages_seq;
 -- Functions (their text: src/stores/postgres/functions/*.sql)
 -- ferry.cancel_below(p_id text, p_now bigint, p_at text, OUT n integer, OUT events text) -> record
 -- ferry.cancel_message(p_id text, p_now bigint, p_at text, p_max_attempts integer, p_origin text, OUT data text) -> text
--- ferry.children_ended(p_ids text[], p_queues text[], p_parents text[], p_states integer[], p_now bigint, p_at text, OUT n integer, OUT events text) -> record
+-- ferry.children_ended(p_ids text[], p_now bigint, p_at text, OUT n integer, OUT events text) -> record
+-- ferry.children_report(p_ids text[], p_queues text[], p_parents text[], p_states integer[], p_now bigint, p_at text, OUT n integer, OUT events text) -> record
 -- ferry.children_revived(p_parents text[]) -> void
 -- ferry.claim_items(p_queue text, p_max integer, p_lease integer, p_now bigint, p_at text, p_default_lease integer, p_max_attempts integer, OUT n integer, OUT events text, OUT claimed text, OUT expired integer) -> record
 -- ferry.complete_items(p_ids text[], p_receipts text[], p_results text[], p_nows bigint[], p_ats text[], OUT n integer, OUT events text, OUT ords integer[], OUT states integer[]) -> record

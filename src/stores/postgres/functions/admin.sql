@@ -50,20 +50,17 @@ BEGIN
     v_events := concat_ws(',', v_events, {{schema}}.event('cancelled', v_queue, p_id, p_at, v_attempts, NULL));
     v_n := v_n + 1;
     SELECT c.n, c.events INTO x FROM {{schema}}.cancel_below(p_id, p_now, p_at) c;
-    v_events := concat_ws(',', v_events, x.events);
-    v_n := v_n + x.n;
+    IF x.n > 0 THEN v_events := concat_ws(',', v_events, x.events); v_n := v_n + x.n; END IF;
     IF v_parent IS NOT NULL THEN
       SELECT c.n, c.events INTO x
-        FROM {{schema}}.children_ended(ARRAY[p_id], ARRAY[v_queue], ARRAY[v_parent], ARRAY[4], p_now, p_at) c;
-      v_events := concat_ws(',', v_events, x.events);
-      v_n := v_n + x.n;
+        FROM {{schema}}.children_report(ARRAY[p_id], ARRAY[v_queue], ARRAY[v_parent], ARRAY[4], p_now, p_at) c;
+      IF x.n > 0 THEN v_events := concat_ws(',', v_events, x.events); v_n := v_n + x.n; END IF;
     END IF;
   ELSE
     UPDATE {{schema}}.messages SET cancel_requested = true WHERE id = p_id AND state = 1;
     IF FOUND THEN
       SELECT c.n, c.events INTO x FROM {{schema}}.cancel_below(p_id, p_now, p_at) c;
-      v_events := concat_ws(',', v_events, x.events);
-      v_n := v_n + x.n;
+      IF x.n > 0 THEN v_events := concat_ws(',', v_events, x.events); v_n := v_n + x.n; END IF;
     END IF;
   END IF;
   data := {{schema}}.stage_events(v_events, v_n, p_now, p_origin);
@@ -147,7 +144,7 @@ BEGIN
   END IF;
   IF e_ids IS NOT NULL THEN
     SELECT x.n, x.events INTO v_n, v_events
-      FROM {{schema}}.children_ended(e_ids, array_fill(p_queue, ARRAY[cardinality(e_ids)]), e_parents,
+      FROM {{schema}}.children_report(e_ids, array_fill(p_queue, ARRAY[cardinality(e_ids)]), e_parents,
                                      array_fill(4, ARRAY[cardinality(e_ids)]), p_now, p_at) x;
   END IF;
   data := {{schema}}.stage_events(v_events, v_n, p_now, p_origin);

@@ -27,11 +27,27 @@ BEGIN
   PERFORM {{schema}}.release_keys(kq, kk);
 END $$;
 
--- Messages that just ended (p_states: 2 completed, 3 dead, 4 cancelled), with their parents (null: none):
+-- Messages p_ids (flow children) just ended in this transaction: their parents learn it (children_report).
+-- Null: none. Every function that ends a message calls this with the ended rows that have a parent.
+CREATE FUNCTION {{schema}}.children_ended(p_ids text[], p_now bigint, p_at text, OUT n int, OUT events text)
+LANGUAGE plpgsql AS $$
+DECLARE v_queues text[]; v_parents text[]; v_states int[]; v_ids text[];
+BEGIN
+  n := 0;
+  IF p_ids IS NULL THEN RETURN; END IF;
+  SELECT array_agg(m.id ORDER BY u.ord), array_agg(m.queue ORDER BY u.ord), array_agg(m.parent_id ORDER BY u.ord),
+         array_agg(m.state::int ORDER BY u.ord)
+    INTO v_ids, v_queues, v_parents, v_states
+    FROM unnest(p_ids) WITH ORDINALITY AS u(id, ord) JOIN {{schema}}.messages m ON m.id = u.id;
+  SELECT x.n, x.events INTO n, events
+    FROM {{schema}}.children_report(v_ids, v_queues, v_parents, v_states, p_now, p_at) x;
+END $$;
+
+-- Messages that ended (p_states: 2 completed, 3 dead, 4 cancelled), with their parents (null: none):
 -- each pending parent counts its child down, and is queued when none is left (event `waiting`); a child dead
 -- or cancelled makes a fail-parent parent dead (error ChildFailedError) and cancels its other unfinished
 -- descendants, and that parent's end counts for its own parent in turn. Answers the events (comma-joined).
-CREATE FUNCTION {{schema}}.children_ended(p_ids text[], p_queues text[], p_parents text[], p_states int[],
+CREATE FUNCTION {{schema}}.children_report(p_ids text[], p_queues text[], p_parents text[], p_states int[],
   p_now bigint, p_at text, OUT n int, OUT events text)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -59,8 +75,7 @@ BEGIN
         events := concat_ws(',', events, {{schema}}.event('dead', r.queue, r.id, p_at, r.attempts, ',"error":' || v_error));
         n := n + 1;
         SELECT x.n, x.events INTO c FROM {{schema}}.cancel_below(r.id, p_now, p_at) x;
-        events := concat_ws(',', events, c.events);
-        n := n + c.n;
+        IF c.n > 0 THEN events := concat_ws(',', events, c.events); n := n + c.n; END IF;
         IF r.parent_id IS NOT NULL THEN
           w_ids := w_ids || r.id; w_queues := w_queues || r.queue;
           w_parents := w_parents || r.parent_id; w_states := w_states || 3;
@@ -138,8 +153,7 @@ BEGIN
         (SELECT array_agg(p_children[t.o] ORDER BY t.k) FROM unnest(l) WITH ORDINALITY AS t(o, k)),
         (SELECT array_agg(p_ignore[t.o] ORDER BY t.k) FROM unnest(l) WITH ORDINALITY AS t(o, k)),
         (SELECT array_agg(v_seqs[t.o] ORDER BY t.k) FROM unnest(l) WITH ORDINALITY AS t(o, k))) i;
-    v_n := v_n + x.n;
-    v_events := concat_ws(',', v_events, x.events);
+    IF x.n > 0 THEN v_n := v_n + x.n; v_events := concat_ws(',', v_events, x.events); END IF;
     IF x.ids IS NOT NULL THEN
       FOR k IN 1..cardinality(l) LOOP
         o := l[k];

@@ -6,8 +6,7 @@
 CREATE FUNCTION {{schema}}.complete_items(p_ids text[], p_receipts text[], p_results text[], p_nows bigint[],
   p_ats text[], OUT n int, OUT events text, OUT ords int[], OUT states int[])
 LANGUAGE plpgsql AS $$
-DECLARE kq text[]; kk text[]; e_ids text[]; e_queues text[]; e_parents text[]; e_states int[]; e_now bigint;
-  e_at text; e_n int; e_events text;
+DECLARE kq text[]; kk text[]; e_ids text[]; e_now bigint; e_at text; e_n int; e_events text;
 BEGIN
   WITH u AS (
     UPDATE {{schema}}.messages m
@@ -24,16 +23,13 @@ BEGIN
                     ',' ORDER BY u.ord),
          array_agg(u.ord::int ORDER BY u.ord), array_agg(u.state::int ORDER BY u.ord),
          array_agg(u.queue) FILTER (WHERE u.key IS NOT NULL), array_agg(u.key) FILTER (WHERE u.key IS NOT NULL),
-         array_agg(u.id) FILTER (WHERE u.parent_id IS NOT NULL), array_agg(u.queue) FILTER (WHERE u.parent_id IS NOT NULL),
-         array_agg(u.parent_id) FILTER (WHERE u.parent_id IS NOT NULL),
-         array_agg(u.state::int) FILTER (WHERE u.parent_id IS NOT NULL), max(u.now), max(u.at)
-    INTO n, events, ords, states, kq, kk, e_ids, e_queues, e_parents, e_states, e_now, e_at FROM u;
+         array_agg(u.id) FILTER (WHERE u.parent_id IS NOT NULL), max(u.now), max(u.at)
+    INTO n, events, ords, states, kq, kk, e_ids, e_now, e_at FROM u;
   PERFORM {{schema}}.release_keys(kq, kk);
+  -- The hot path (every ack): no call at all when no completed message has a parent.
   IF e_ids IS NOT NULL THEN
-    SELECT x.n, x.events INTO e_n, e_events
-      FROM {{schema}}.children_ended(e_ids, e_queues, e_parents, e_states, e_now, e_at) x;
-    n := n + e_n;
-    events := concat_ws(',', events, e_events);
+    SELECT x.n, x.events INTO e_n, e_events FROM {{schema}}.children_ended(e_ids, e_now, e_at) x;
+    IF e_n > 0 THEN n := n + e_n; events := concat_ws(',', events, e_events); END IF;
   END IF;
 END $$;
 
@@ -44,7 +40,7 @@ CREATE FUNCTION {{schema}}.fail_items(p_ids text[], p_receipts text[], p_errors 
   p_run_ats bigint[], p_nows bigint[], p_ats text[], p_max_attempts int, p_origin text,
   OUT data text, OUT ords int[], OUT states int[])
 LANGUAGE plpgsql AS $$
-DECLARE kq text[]; kk text[]; v_n int; v_events text; e_ids text[]; e_queues text[]; e_parents text[]; e_states int[]; e_n int; e_events text;
+DECLARE kq text[]; kk text[]; v_n int; v_events text; e_ids text[]; e_n int; e_events text;
 BEGIN
   WITH x AS (
     SELECT i.ord, i.at, i.error, i.run_at, i.now, m.id,
@@ -70,17 +66,11 @@ BEGIN
          array_agg(u.ord::int ORDER BY u.ord), array_agg(u.state::int ORDER BY u.ord),
          array_agg(u.queue) FILTER (WHERE u.key IS NOT NULL AND u.state >= 2),
          array_agg(u.key) FILTER (WHERE u.key IS NOT NULL AND u.state >= 2),
-         array_agg(u.id) FILTER (WHERE u.parent_id IS NOT NULL AND u.state >= 2),
-         array_agg(u.queue) FILTER (WHERE u.parent_id IS NOT NULL AND u.state >= 2),
-         array_agg(u.parent_id) FILTER (WHERE u.parent_id IS NOT NULL AND u.state >= 2),
-         array_agg(u.state::int) FILTER (WHERE u.parent_id IS NOT NULL AND u.state >= 2)
-    INTO v_n, v_events, ords, states, kq, kk, e_ids, e_queues, e_parents, e_states FROM u;
+         array_agg(u.id) FILTER (WHERE u.parent_id IS NOT NULL AND u.state >= 2)
+    INTO v_n, v_events, ords, states, kq, kk, e_ids FROM u;
   PERFORM {{schema}}.release_keys(kq, kk);
-  IF e_ids IS NOT NULL THEN
-    SELECT x.n, x.events INTO e_n, e_events FROM {{schema}}.children_ended(e_ids, e_queues, e_parents, e_states, p_nows[1], p_ats[1]) x;
-    v_n := v_n + e_n;
-    v_events := concat_ws(',', v_events, e_events);
-  END IF;
+  SELECT x.n, x.events INTO e_n, e_events FROM {{schema}}.children_ended(e_ids, p_nows[1], p_ats[1]) x;
+  IF e_n > 0 THEN v_n := v_n + e_n; v_events := concat_ws(',', v_events, e_events); END IF;
   data := {{schema}}.stage_events(v_events, v_n, p_nows[1], p_origin);
 END $$;
 
@@ -89,7 +79,7 @@ END $$;
 CREATE FUNCTION {{schema}}.release_items(p_ids text[], p_receipts text[], p_now bigint, p_at text, p_origin text,
   OUT data text, OUT ords int[], OUT states int[])
 LANGUAGE plpgsql AS $$
-DECLARE kq text[]; kk text[]; v_n int; v_events text; e_ids text[]; e_queues text[]; e_parents text[]; e_states int[]; e_n int; e_events text;
+DECLARE kq text[]; kk text[]; v_n int; v_events text; e_ids text[]; e_n int; e_events text;
 BEGIN
   WITH u AS (
     UPDATE {{schema}}.messages m
@@ -109,17 +99,11 @@ BEGIN
          array_agg(u.ord::int ORDER BY u.ord), array_agg(u.state::int ORDER BY u.ord),
          array_agg(u.queue) FILTER (WHERE u.key IS NOT NULL AND u.state >= 2),
          array_agg(u.key) FILTER (WHERE u.key IS NOT NULL AND u.state >= 2),
-         array_agg(u.id) FILTER (WHERE u.parent_id IS NOT NULL AND u.state >= 2),
-         array_agg(u.queue) FILTER (WHERE u.parent_id IS NOT NULL AND u.state >= 2),
-         array_agg(u.parent_id) FILTER (WHERE u.parent_id IS NOT NULL AND u.state >= 2),
-         array_agg(u.state::int) FILTER (WHERE u.parent_id IS NOT NULL AND u.state >= 2)
-    INTO v_n, v_events, ords, states, kq, kk, e_ids, e_queues, e_parents, e_states FROM u;
+         array_agg(u.id) FILTER (WHERE u.parent_id IS NOT NULL AND u.state >= 2)
+    INTO v_n, v_events, ords, states, kq, kk, e_ids FROM u;
   PERFORM {{schema}}.release_keys(kq, kk);
-  IF e_ids IS NOT NULL THEN
-    SELECT x.n, x.events INTO e_n, e_events FROM {{schema}}.children_ended(e_ids, e_queues, e_parents, e_states, p_now, p_at) x;
-    v_n := v_n + e_n;
-    v_events := concat_ws(',', v_events, e_events);
-  END IF;
+  SELECT x.n, x.events INTO e_n, e_events FROM {{schema}}.children_ended(e_ids, p_now, p_at) x;
+  IF e_n > 0 THEN v_n := v_n + e_n; v_events := concat_ws(',', v_events, e_events); END IF;
   data := {{schema}}.stage_events(v_events, v_n, p_now, p_origin);
 END $$;
 

@@ -11,7 +11,7 @@ $$;
 -- the events (comma-joined).
 CREATE FUNCTION {{schema}}.expire_leases(p_now bigint, p_at text, p_queue text, p_max_attempts int,
   OUT n int, OUT events text) LANGUAGE plpgsql AS $$
-DECLARE kq text[]; kk text[]; e_ids text[]; e_queues text[]; e_parents text[]; e_states int[]; e_n int; e_events text;
+DECLARE kq text[]; kk text[]; e_ids text[]; e_n int; e_events text;
   v_error constant text := '{"message":"lease expired","name":"LeaseExpired"}';
 BEGIN
   WITH x AS (
@@ -36,17 +36,11 @@ BEGIN
                     ',' ORDER BY u.seq),
          array_agg(u.queue) FILTER (WHERE u.key IS NOT NULL AND u.state >= 2),
          array_agg(u.key) FILTER (WHERE u.key IS NOT NULL AND u.state >= 2),
-         array_agg(u.id) FILTER (WHERE u.parent_id IS NOT NULL AND u.state >= 2),
-         array_agg(u.queue) FILTER (WHERE u.parent_id IS NOT NULL AND u.state >= 2),
-         array_agg(u.parent_id) FILTER (WHERE u.parent_id IS NOT NULL AND u.state >= 2),
-         array_agg(u.state::int) FILTER (WHERE u.parent_id IS NOT NULL AND u.state >= 2)
-    INTO n, events, kq, kk, e_ids, e_queues, e_parents, e_states FROM u;
+         array_agg(u.id) FILTER (WHERE u.parent_id IS NOT NULL AND u.state >= 2)
+    INTO n, events, kq, kk, e_ids FROM u;
   PERFORM {{schema}}.release_keys(kq, kk);
-  IF e_ids IS NOT NULL THEN
-    SELECT x.n, x.events INTO e_n, e_events FROM {{schema}}.children_ended(e_ids, e_queues, e_parents, e_states, p_now, p_at) x;
-    n := n + e_n;
-    events := concat_ws(',', events, e_events);
-  END IF;
+  SELECT x.n, x.events INTO e_n, e_events FROM {{schema}}.children_ended(e_ids, p_now, p_at) x;
+  IF e_n > 0 THEN n := n + e_n; events := concat_ws(',', events, e_events); END IF;
 END $$;
 
 -- One housekeeping pass, bounded: expired leases, then finished messages whose queue's current retention has
