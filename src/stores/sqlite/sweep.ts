@@ -4,7 +4,7 @@
  * that have closed.
  */
 import type Database from 'better-sqlite3';
-import { CANCELLED, COMPLETED, DEAD, EXPIRE_BATCH, LEASE_EXPIRED, SWEEP_BATCH } from '../../store/constants.ts';
+import { ACTIVE, CANCELLED, COMPLETED, DEAD, EXPIRE_BATCH, LEASE_EXPIRED, SWEEP_BATCH } from '../../store/constants.ts';
 import type { PendingEvent } from '../../store/store.ts';
 import type { Queues } from './admin.ts';
 import type { Leases } from './claim.ts';
@@ -18,6 +18,7 @@ export class Sweep {
   private readonly expiredAll: Stmt<Row>;
   private readonly finishedAfter: Stmt<{ seq: number; state: number; finished_at: number | null }>;
   private readonly remove: Stmt<unknown>;
+  private readonly bySeq: Stmt<Row>;
   private readonly oldestEvents: Stmt<{ seq: number; at: number }>;
   private readonly deleteEventsBefore: Stmt<unknown>;
   private readonly closedKeyWindows: Stmt<unknown>;
@@ -42,6 +43,7 @@ export class Sweep {
       `SELECT seq, state, finished_at FROM messages WHERE queue = ? AND seq > ? ORDER BY seq LIMIT ${SWEEP_BATCH}`,
     );
     this.remove = s('DELETE FROM messages WHERE seq = ?');
+    this.bySeq = s('SELECT * FROM messages WHERE seq = ?');
     // The oldest blocks with their times; trimming deletes the leading run older than the cutoff.
     this.oldestEvents = s(`SELECT seq, at FROM events ORDER BY seq LIMIT ${SWEEP_BATCH}`);
     this.deleteEventsBefore = s('DELETE FROM events WHERE seq < ?');
@@ -69,7 +71,11 @@ export class Sweep {
   /** Settles leases that ran out (of `queue`, or of all): a failed attempt, redelivered at once, or dead when attempts are used up. */
   expire(now: number, events: PendingEvent[], queue?: string): number {
     const rows = queue === undefined ? this.expiredAll.all(now) : this.expiredIn.all(now, queue);
-    for (const row of rows) {
+    for (const read of rows) {
+      // A flow child may have been flagged or cancelled by an earlier row's end in this loop (its parent
+      // died of it): act on the row as it is now.
+      const row = read.parent_id === null ? read : this.bySeq.get(read.seq);
+      if (row?.state !== ACTIVE) continue;
       this.leases.delete(row.seq);
       if (row.cancel_requested === 1) this.settle.finish(row, CANCELLED, LEASE_EXPIRED, now, events);
       else if (row.attempts >= this.queues.maxAttempts(row)) this.settle.finish(row, DEAD, LEASE_EXPIRED, now, events);
