@@ -57,13 +57,14 @@ export class Flows {
       `UPDATE messages SET children_left = @left, state = CASE @left WHEN 0 THEN ${QUEUED} ELSE ${PENDING} END
        WHERE id = @id RETURNING queue, run_at`,
     );
+    // CROSS JOIN keeps `below` outside: the planner otherwise scanned every message to join it.
     this.unfinishedBelow = s(
       `WITH RECURSIVE below(id) AS (
          SELECT id FROM messages WHERE parent_id = ? AND state IN (${QUEUED}, ${ACTIVE}, ${PENDING})
          UNION ALL
          SELECT m.id FROM messages m JOIN below b ON m.parent_id = b.id
           WHERE m.state IN (${QUEUED}, ${ACTIVE}, ${PENDING}))
-       SELECT m.* FROM messages m JOIN below b ON m.id = b.id ORDER BY m.seq`,
+       SELECT m.* FROM below b CROSS JOIN messages m ON m.id = b.id ORDER BY m.seq`,
     );
     this.flagCancel = s('UPDATE messages SET cancel_requested = 1 WHERE seq = ?');
     this.childRows = s('SELECT * FROM messages WHERE parent_id = ? ORDER BY seq');
