@@ -93,7 +93,7 @@ export class Claim {
     ).raw(true);
     // Rows cannot change under a claim (one writer at a time), so paging by offset is exact.
     this.claimablePage = s<ClaimedRow>(
-      `SELECT seq, id, payload, attempts, priority, key, headers, sent_at, lease FROM messages
+      `SELECT seq, id, payload, attempts, priority, key, headers, sent_at, lease, parent_id FROM messages
        WHERE queue = ? AND state = 0 AND blocked = 0 AND priority = ? AND run_at <= ?
        ORDER BY run_at, seq LIMIT ? OFFSET ?`,
     ).raw(true);
