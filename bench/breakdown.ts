@@ -105,6 +105,7 @@ const instant = {
         sentAt: now,
         leaseUntil: now + 30_000,
         lease: 30_000,
+        deadline: null,
       });
     }
     return out;

@@ -53,6 +53,7 @@ import {
   checkQueueConfig,
   checkQueueName,
   checkState,
+  checkTimeout,
   MAX_RECEIVE,
 } from '../core/validate.ts';
 import { ferryTracer, hasTraceContext, producerSpan, receiveSpan, withTraceOptions } from '../engine/tracing.ts';
@@ -212,20 +213,23 @@ export class HttpFerry implements Ferry {
   async #receive(path: string, options: ReceiveOptions): Promise<Delivery[]> {
     const o = checkObject(options ?? {}, 'options') as ReceiveOptions;
     for (const key of Object.keys(o)) {
-      if (!['max', 'wait', 'lease', 'signal'].includes(key)) {
-        throw new InvalidRequestError(`options has an unknown field ${JSON.stringify(key)}; allowed: max, wait, lease`);
+      if (!['max', 'wait', 'lease', 'timeout', 'signal'].includes(key)) {
+        throw new InvalidRequestError(
+          `options has an unknown field ${JSON.stringify(key)}; allowed: max, wait, lease, timeout`,
+        );
       }
     }
     const max = o.max === undefined ? undefined : checkInteger(o.max, 'max', 1, MAX_RECEIVE);
     const wait = o.wait === undefined ? 0 : parseDuration(o.wait, 'wait', 0, MAX_WAIT);
     const lease = o.lease === undefined ? undefined : checkLease(o.lease);
+    const timeout = o.timeout === undefined ? undefined : checkTimeout(o.timeout);
     const deadline = Date.now() + wait;
     this.#guard();
     for (;;) {
       const left = Math.max(0, Math.min(POLL_MS, deadline - Date.now()));
       let answer: { messages: Delivery[] };
       try {
-        answer = await this.#call('POST', path, { body: { max, wait: left, lease }, signal: o.signal });
+        answer = await this.#call('POST', path, { body: { max, wait: left, lease, timeout }, signal: o.signal });
       } catch (error) {
         // Aborted by the caller (or by close, as the embedded Ferry does): nothing was leased.
         if (o.signal?.aborted || this.#closing.signal.aborted) return [];
@@ -371,7 +375,7 @@ export class HttpFerry implements Ferry {
 
   async configure(queue: string, config?: QueueConfig): Promise<QueueSettings> {
     const path = `/v1/queues/${q(queue)}`;
-    if (config !== undefined) checkQueueConfig(config);
+    if (config !== undefined) checkQueueConfig(config, queue);
     const answer = await this.#call<{ settings: QueueSettings }>(config === undefined ? 'GET' : 'PATCH', path, {
       ...(config === undefined ? {} : { body: config }),
     });

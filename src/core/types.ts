@@ -58,6 +58,11 @@ export interface SendOptions {
   backoff?: Backoff;
   /** How long each delivery is leased. Default: the queue's, else 30s. */
   lease?: Duration;
+  /**
+   * The longest one attempt may run, counted from its delivery: then the attempt fails with a `TimeoutError`
+   * (retried by the backoff) and no `extend` moves its lease further. Default: the queue's, else none.
+   */
+  timeout?: Duration;
   /** String metadata that travels with the message (e.g. `traceparent`). */
   headers?: Record<string, string>;
   /**
@@ -139,6 +144,11 @@ export interface Delivery {
   sentAt: string;
   /** When this lease ends unless extended. */
   leaseUntil: string;
+  /**
+   * When this attempt times out (its timeout counted from delivery), or null when it has none. No lease
+   * outlives it: `extend` answers a `leaseUntil` capped here.
+   */
+  deadline: string | null;
 }
 
 /** What ack, nack, extend and progress need of a delivery. */
@@ -154,6 +164,8 @@ export interface ReceiveOptions {
   wait?: Duration;
   /** Lease length. Default: the message's, else the queue's, else 30s. */
   lease?: Duration;
+  /** Timeout of each attempt received, counted from delivery. Default: the message's, else the queue's, else none. */
+  timeout?: Duration;
   signal?: AbortSignal;
 }
 
@@ -176,8 +188,13 @@ export interface Job<P = unknown> {
   headers: Record<string, string>;
   sentAt: string;
   receipt: string;
-  /** Fires when the message is cancelled or the lease is lost, and when the worker closes past its bound. */
+  /**
+   * Fires when the message is cancelled or the lease is lost, at the attempt's deadline (with a
+   * `TimeoutError` reason), and when the worker closes past its bound.
+   */
   signal: AbortSignal;
+  /** When this attempt times out, or null when it has no timeout. */
+  deadline: string | null;
   progress(value: unknown): Promise<void>;
   extend(lease: Duration): Promise<void>;
   /** This message's flow children, oldest first, each with its state and its `result` or `error`. */
@@ -198,6 +215,12 @@ export interface WorkOptions {
   prefetch?: number;
   /** Lease per delivery; renewed while the handler runs. Default: the message's, else the queue's, else 30s. */
   lease?: Duration;
+  /**
+   * The longest one attempt may run, counted from its delivery; overrides the message's and the queue's.
+   * Enforced by the store: at the deadline the attempt fails with a `TimeoutError`, the job's signal fires,
+   * and a late ack is refused.
+   */
+  timeout?: Duration;
   /** Called with errors the worker cannot hand to a handler (store unavailable, …). */
   onError?: (error: unknown) => void;
 }
@@ -250,6 +273,13 @@ export interface QueueConfig {
   concurrency?: number | null;
   /** Most deliveries per window, across every consumer. */
   rateLimit?: { max: number; per: Duration } | null;
+  /** Default timeout of each attempt (see {@link SendOptions.timeout}); null removes it. */
+  timeout?: Duration | null;
+  /**
+   * A queue that receives a copy of every message that becomes dead in this one (same payload and headers,
+   * plus `ferry-dead-letter-from: <queue>/<id>`), in the transaction that makes it dead; null removes it.
+   */
+  deadLetter?: string | null;
   /**
    * Most messages of one ordering key active at once, across every consumer (default 1: one at a time, in
    * send order). Above 1, a key's messages start in send order but may finish in any order.
@@ -272,6 +302,9 @@ export interface QueueSettings {
   retention: number;
   concurrency: number | null;
   rateLimit: { max: number; per: number } | null;
+  /** Milliseconds, or null: no timeout. */
+  timeout: number | null;
+  deadLetter: string | null;
   keyConcurrency: number;
   keyRateLimit: { max: number; per: number } | null;
   metadata: Record<string, string>;

@@ -29,6 +29,8 @@ export const DEFAULT_SETTINGS: Readonly<QueueSettings> = Object.freeze({
   retention: 7 * 86_400_000,
   concurrency: null,
   rateLimit: null,
+  timeout: null,
+  deadLetter: null,
   keyConcurrency: 1,
   keyRateLimit: null,
   metadata: {},
@@ -108,6 +110,14 @@ export function checkLease(value: Duration, what = 'lease'): number {
   return parseDuration(value, what, LEASE_MIN, LEASE_MAX);
 }
 
+/** An attempt's timeout: from 100 ms to 7 days. */
+export const TIMEOUT_MIN = 100;
+export const TIMEOUT_MAX = 7 * 86_400_000;
+
+export function checkTimeout(value: Duration, what = 'timeout'): number {
+  return parseDuration(value, what, TIMEOUT_MIN, TIMEOUT_MAX);
+}
+
 /** Serializes a JSON value and checks its size. `undefined` is stored as null. */
 export function serialize(value: unknown, what: string, maxBytes: number): string {
   let text: string | undefined;
@@ -169,6 +179,7 @@ export interface CheckedSend {
   maxAttempts: number | null;
   backoff: QueueSettings['backoff'] | null;
   lease: number | null;
+  timeout: number | null;
   headers: string | null;
   runAt: number;
 }
@@ -182,6 +193,7 @@ const SEND_FIELDS = [
   'maxAttempts',
   'backoff',
   'lease',
+  'timeout',
   'headers',
   'transaction',
 ];
@@ -200,6 +212,7 @@ export function checkSendOptions(
       maxAttempts: null,
       backoff: null,
       lease: null,
+      timeout: null,
       headers: null,
       runAt: now,
     };
@@ -218,6 +231,7 @@ export function checkSendOptions(
     maxAttempts: o.maxAttempts === undefined ? null : checkInteger(o.maxAttempts, 'maxAttempts', 1, 1000),
     backoff: o.backoff === undefined ? null : checkBackoff(o.backoff),
     lease: o.lease === undefined ? null : checkLease(o.lease),
+    timeout: o.timeout === undefined ? null : checkTimeout(o.timeout),
     headers: o.headers === undefined ? null : checkHeaders(o.headers),
     runAt,
   };
@@ -262,8 +276,8 @@ export function checkId(value: unknown, what = 'id'): string {
   return value;
 }
 
-/** Checks a configure() patch and turns it into stored settings. */
-export function checkQueueConfig(config: QueueConfig): Partial<QueueSettings> {
+/** Checks a configure() patch of `queue` and turns it into stored settings. */
+export function checkQueueConfig(config: QueueConfig, queue?: string): Partial<QueueSettings> {
   const c = checkObject(config, 'config') as QueueConfig;
   checkKeys(
     c as Record<string, unknown>,
@@ -274,6 +288,8 @@ export function checkQueueConfig(config: QueueConfig): Partial<QueueSettings> {
       'retention',
       'concurrency',
       'rateLimit',
+      'timeout',
+      'deadLetter',
       'keyConcurrency',
       'keyRateLimit',
       'metadata',
@@ -291,6 +307,13 @@ export function checkQueueConfig(config: QueueConfig): Partial<QueueSettings> {
   if (c.rateLimit !== undefined) patch.rateLimit = checkRateLimit(c.rateLimit, 'rateLimit');
   if (c.keyConcurrency !== undefined) {
     patch.keyConcurrency = checkInteger(c.keyConcurrency, 'keyConcurrency', 1, 100_000);
+  }
+  if (c.timeout !== undefined) patch.timeout = c.timeout === null ? null : checkTimeout(c.timeout);
+  if (c.deadLetter !== undefined) {
+    patch.deadLetter = c.deadLetter === null ? null : checkQueueName(c.deadLetter, 'deadLetter');
+    if (patch.deadLetter !== null && patch.deadLetter === queue) {
+      throw new InvalidRequestError(`deadLetter must name another queue than ${show(queue)} itself`);
+    }
   }
   if (c.keyRateLimit !== undefined) patch.keyRateLimit = checkRateLimit(c.keyRateLimit, 'keyRateLimit');
   if (c.metadata !== undefined) patch.metadata = checkMetadata(c.metadata);

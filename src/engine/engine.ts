@@ -56,6 +56,7 @@ import {
   checkQueueName,
   checkSendOptions,
   checkState,
+  checkTimeout,
   copySettings,
   DEFAULT_MAX_PAYLOAD,
   MAX_RECEIPT,
@@ -345,13 +346,14 @@ export class Engine implements Ferry {
 
   /** receive() without a span: work() polls through it, and traces each attempt instead. */
   private async claim(queue: string, options: ReceiveOptions): Promise<Delivery[]> {
-    const o = checkOptions(options, ['max', 'wait', 'lease', 'signal']);
+    const o = checkOptions(options, ['max', 'wait', 'lease', 'timeout', 'signal']);
     const max = o.max === undefined ? 1 : checkInteger(o.max, 'max', 1, MAX_RECEIVE);
     const wait = o.wait === undefined ? 0 : parseDuration(o.wait, 'wait', 0, MAX_WAIT);
     const lease = o.lease === undefined ? null : checkLease(o.lease);
+    const timeout = o.timeout === undefined ? null : checkTimeout(o.timeout);
     const deadline = this.clock.now() + wait;
     for (;;) {
-      const claimed = await this.store.claim(queue, max, lease, this.clock.now());
+      const claimed = await this.store.claim(queue, max, lease, this.clock.now(), timeout);
       if (claimed.length > 0) return claimed.map(toDelivery);
       const left = deadline - this.clock.now();
       if (left <= 0 || o.signal?.aborted || this.closed) return [];
@@ -444,6 +446,7 @@ export class Engine implements Ferry {
         release: (d) => this.release(d),
         children: (id) => this.children(id),
         onCancel: (id, abort) => this.bus.onCancel(id, abort),
+        expire: (q) => this.store.expire(q, this.clock.now()),
         now: () => this.clock.now(),
         idleWait: 30_000,
       },
@@ -522,7 +525,7 @@ export class Engine implements Ferry {
     checkQueueName(queue);
     // A copy: the store's answer may be its cache (or the shared defaults), which callers must not reach.
     if (config === undefined) return copySettings(await this.store.settings(queue));
-    return copySettings(await this.store.configure(queue, checkQueueConfig(config)));
+    return copySettings(await this.store.configure(queue, checkQueueConfig(config, queue)));
   }
 
   async pause(queue: string): Promise<void> {
@@ -692,6 +695,7 @@ function toDelivery(c: Claimed): Delivery {
     headers: c.headers === null ? {} : JSON.parse(c.headers),
     sentAt: new Date(c.sentAt).toISOString(),
     leaseUntil: new Date(c.leaseUntil).toISOString(),
+    deadline: c.deadline === null ? null : new Date(c.deadline).toISOString(),
   };
   delivery[LEASE_UNTIL_MS] = c.leaseUntil;
   return delivery;

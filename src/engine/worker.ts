@@ -12,6 +12,7 @@ import {
   InvalidRequestError,
   LeaseLostError,
   PayloadTooLargeError,
+  TimeoutError,
   toFailure,
   UnavailableError,
   UnrecoverableError,
@@ -27,7 +28,7 @@ import type {
   Worker,
   WorkOptions,
 } from '../core/types.ts';
-import { checkInteger, checkLease, checkOptions, MAX_RECEIVE } from '../core/validate.ts';
+import { checkInteger, checkLease, checkOptions, checkTimeout, MAX_RECEIVE } from '../core/validate.ts';
 import { ferryTracer, recordFailure, startProcessSpan } from './tracing.ts';
 
 /**
@@ -40,7 +41,7 @@ export const LEASE_UNTIL_MS: unique symbol = Symbol('ferry.leaseUntilMs');
 export interface WorkerHost {
   receive(
     queue: string,
-    options: { max: number; wait: Duration; lease?: Duration; signal?: AbortSignal },
+    options: { max: number; wait: Duration; lease?: Duration; timeout?: Duration; signal?: AbortSignal },
   ): Promise<Delivery[]>;
   ack(delivery: DeliveryRef, result?: unknown): Promise<void>;
   nack(delivery: DeliveryRef, options?: NackOptions): Promise<unknown>;
@@ -51,6 +52,11 @@ export interface WorkerHost {
   children(id: string): Promise<MessageInfo[]>;
   /** Calls `abort` when message `id` is cancelled while it runs; returns an unsubscribe. */
   onCancel?(id: string, abort: () => void): () => void;
+  /**
+   * Settles the queue's expired leases now: called at an attempt's deadline, so a timeout is recorded then
+   * rather than at the next sweep. Absent (over HTTP): the server's sweep and claims settle it.
+   */
+  expire?(queue: string): Promise<unknown>;
   now(): number;
   /** How long one receive waits for work before the loop asks again. */
   idleWait: number;
@@ -63,6 +69,8 @@ export interface Running {
   abortReason?: unknown;
   lease: number;
   leaseUntil: number;
+  /** When the attempt times out (epoch ms), or null. */
+  deadline: number | null;
   renewing: boolean;
   unwatch?: () => void;
   /** The attempt's trace context, while a tracer is registered: its lease renewals run in it. */
@@ -73,6 +81,7 @@ export class WorkerLoop<P, R> implements Worker {
   readonly queue: string;
   private readonly concurrency: number;
   private readonly lease: Duration | undefined;
+  private readonly timeout: Duration | undefined;
   private readonly onError: (error: unknown) => void;
   /** The `prefetch` option, when given; else the loop sizes `prefetch` by itself (see `adapt`). */
   private readonly fixedPrefetch: number | undefined;
@@ -96,6 +105,8 @@ export class WorkerLoop<P, R> implements Worker {
   private readonly receives = new Set<Promise<void>>();
   private asking = 0;
   private failures = 0;
+  private expiring = false;
+  private expireAgain = false;
   private drained: (() => void) | undefined;
   private renewTimer: ReturnType<typeof setInterval> | undefined;
   private renewEvery = Number.POSITIVE_INFINITY;
@@ -109,7 +120,7 @@ export class WorkerLoop<P, R> implements Worker {
     options: WorkOptions = {},
   ) {
     this.queue = queue;
-    checkOptions(options, ['concurrency', 'prefetch', 'lease', 'onError']);
+    checkOptions(options, ['concurrency', 'prefetch', 'lease', 'timeout', 'onError']);
     this.concurrency =
       options.concurrency === undefined ? 1 : checkInteger(options.concurrency, 'concurrency', 1, 10_000);
     this.fixedPrefetch =
@@ -117,6 +128,8 @@ export class WorkerLoop<P, R> implements Worker {
     this.prefetch = this.fixedPrefetch ?? this.concurrency;
     if (options.lease !== undefined) checkLease(options.lease);
     this.lease = options.lease;
+    if (options.timeout !== undefined) checkTimeout(options.timeout);
+    this.timeout = options.timeout;
     this.onError = options.onError ?? ((error) => console.error(`ferry worker (${queue}):`, error));
     // The loop's polls belong to no caller's trace: work() called inside a span must not parent them all.
     this.loopDone = context.with(ROOT_CONTEXT, () => this.loop());
@@ -160,6 +173,7 @@ export class WorkerLoop<P, R> implements Worker {
         wait: this.host.idleWait,
         signal: this.stop.signal,
         ...(this.lease === undefined ? {} : { lease: this.lease }),
+        ...(this.timeout === undefined ? {} : { timeout: this.timeout }),
       });
       this.failures = 0;
       if (deliveries.length > 0) this.adapt(performance.now() - started);
@@ -205,11 +219,13 @@ export class WorkerLoop<P, R> implements Worker {
   private hold(delivery: Delivery): void {
     const leaseUntil =
       (delivery as Delivery & { [LEASE_UNTIL_MS]?: number })[LEASE_UNTIL_MS] ?? Date.parse(delivery.leaseUntil);
+    const deadline = delivery.deadline ? Date.parse(delivery.deadline) : null;
     const running: Running = {
       delivery,
       controller: undefined,
       lease: Math.max(100, leaseUntil - this.host.now()),
       leaseUntil,
+      deadline,
       renewing: false,
     };
     this.buffered.set(delivery.receipt, running);
@@ -220,7 +236,57 @@ export class WorkerLoop<P, R> implements Worker {
         else abort(running, new Error('message cancelled'));
       });
     }
+    if (deadline !== null) this.watchDeadline(running, deadline);
     this.scheduleRenewal(running.lease);
+  }
+
+  /**
+   * At the attempt's deadline the store fails it (a TimeoutError): the handler's signal fires, a delivery
+   * still waiting for a slot is dropped, and the host is asked to settle the queue's expired leases at once.
+   */
+  private watchDeadline(running: Running, deadline: number): void {
+    const timer = setTimeout(
+      () => {
+        const unwatch = running.unwatch;
+        running.unwatch = undefined;
+        unwatch?.();
+        if (this.buffered.delete(running.delivery.receipt)) {
+          // Never started: nothing to tell.
+        } else {
+          abort(running, new TimeoutError(`the attempt ran past its deadline (${running.delivery.deadline})`));
+        }
+        this.expire();
+      },
+      // One ms past the deadline: leases end at it, and the store settles those that ended by `now`.
+      Math.max(0, deadline - this.host.now() + 1),
+    );
+    const unwatch = running.unwatch;
+    running.unwatch = () => {
+      clearTimeout(timer);
+      unwatch?.();
+    };
+  }
+
+  /**
+   * Asks the host to settle the queue's expired leases. Deadlines of one claim fall together: while one
+   * call is in flight, the others make one more call after it, not one each.
+   */
+  private expire(): void {
+    if (!this.host.expire) return;
+    if (this.expiring) {
+      this.expireAgain = true;
+      return;
+    }
+    this.expiring = true;
+    this.host
+      .expire(this.queue)
+      .catch(this.onError)
+      .finally(() => {
+        this.expiring = false;
+        if (!this.expireAgain) return;
+        this.expireAgain = false;
+        this.expire();
+      });
   }
 
   /** Starts buffered deliveries while handler slots are free. */
@@ -369,6 +435,8 @@ export class WorkerLoop<P, R> implements Worker {
     const now = this.host.now();
     for (const running of [...this.jobs.values(), ...this.buffered.values()]) {
       if (running.renewing || running.leaseUntil - now > (running.lease * 2) / 3) continue;
+      // A lease that reached the attempt's deadline cannot be moved further.
+      if (running.deadline !== null && running.leaseUntil >= running.deadline) continue;
       running.renewing = true;
       const extending = running.trace
         ? context.with(running.trace, () => this.host.extend(running.delivery, running.lease))
@@ -412,7 +480,12 @@ export class WorkerLoop<P, R> implements Worker {
         }),
       ]);
       clearTimeout(timer);
-      for (const running of this.jobs.values()) abort(running, new Error('worker closed'));
+      for (const running of this.jobs.values()) {
+        abort(running, new Error('worker closed'));
+        // No deadline or cancel watch outlives the worker: the store settles what is left in hand.
+        running.unwatch?.();
+        running.unwatch = undefined;
+      }
     }
     if (this.renewTimer) clearInterval(this.renewTimer);
   }
@@ -450,6 +523,7 @@ class RunningJob<P> implements Job<P> {
   readonly headers: Record<string, string>;
   readonly sentAt: string;
   readonly receipt: string;
+  readonly deadline: string | null;
 
   constructor(
     private readonly worker: WorkerLoop<P, unknown>,
@@ -465,6 +539,7 @@ class RunningJob<P> implements Job<P> {
     this.headers = d.headers;
     this.sentAt = d.sentAt;
     this.receipt = d.receipt;
+    this.deadline = d.deadline;
   }
 
   get signal(): AbortSignal {

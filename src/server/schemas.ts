@@ -52,6 +52,7 @@ const sendFields = {
   maxAttempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
   backoff: Type.Optional(Backoff),
   lease: Type.Optional(Duration),
+  timeout: Type.Optional(Duration),
   headers: Type.Optional(Headers),
 };
 
@@ -135,6 +136,7 @@ export const ReceiveBody = Type.Object(
     max: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_RECEIVE })),
     wait: Type.Optional(Duration),
     lease: Type.Optional(Duration),
+    timeout: Type.Optional(Duration),
   },
   { additionalProperties: false },
 );
@@ -218,6 +220,10 @@ export const QueuePatch = Type.Object(
         maximum: 100_000,
         description: 'most messages of one ordering key active at once (default 1: one at a time, in send order)',
       }),
+    ),
+    timeout: Type.Optional(Type.Union([Duration, Type.Null()])),
+    deadLetter: Type.Optional(
+      Type.Union([Type.String({ pattern: QUEUE_NAME.source, description: 'a queue name' }), Type.Null()]),
     ),
     keyRateLimit: Type.Optional(WindowLimit('most deliveries of one ordering key per window')),
     metadata: Type.Optional(
@@ -320,6 +326,7 @@ export const Delivery = Type.Object({
   headers: Headers,
   sentAt: Iso,
   leaseUntil: Iso,
+  deadline: NullableIso,
 });
 export const Deliveries = Type.Object({ messages: Type.Array(Delivery) });
 export const StateReply = Type.Object({ state: State });
@@ -349,6 +356,8 @@ export const QueueSettings = Type.Object({
   retention: Type.Integer({ description: 'milliseconds' }),
   concurrency: Type.Union([Type.Integer(), Type.Null()]),
   rateLimit: Type.Union([Type.Object({ max: Type.Integer(), per: Type.Integer() }), Type.Null()]),
+  timeout: Type.Union([Type.Integer({ description: 'milliseconds' }), Type.Null()]),
+  deadLetter: Type.Union([Type.String(), Type.Null()]),
   keyConcurrency: Type.Integer(),
   keyRateLimit: Type.Union([Type.Object({ max: Type.Integer(), per: Type.Integer() }), Type.Null()]),
   metadata: Type.Record(Type.String(), Type.String()),

@@ -39,6 +39,14 @@ export function childFailed(child: { id: string; queue: string; state: 'dead' | 
   });
 }
 
+/** The error recorded when an attempt runs past its deadline: `TimeoutError`, with the timeout it had. */
+export function timeoutError(ms: number): string {
+  return JSON.stringify({ message: `the attempt ran past its timeout of ${ms} ms`, name: 'TimeoutError' });
+}
+
+/** The header a dead-letter copy carries: `<queue>/<id>` of the message that died. */
+export const DEAD_LETTER_HEADER = 'ferry-dead-letter-from';
+
 /** At most this many expired leases are settled per sweep or claim statement. */
 export const EXPIRE_BATCH = 1000;
 

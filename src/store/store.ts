@@ -59,6 +59,8 @@ export interface NewMessage {
   maxAttempts: number | null;
   backoff: BackoffSettings | null;
   lease: number | null;
+  /** The attempt timeout (ms); null: the claim's, else the queue's, else none. */
+  timeout: number | null;
   headers: string | null;
   runAt: number;
 }
@@ -122,6 +124,8 @@ export interface Claimed {
   leaseUntil: number;
   /** The lease length used, so a worker can renew by the same amount. */
   lease: number;
+  /** When this attempt times out (epoch ms), or null; `leaseUntil` never passes it. */
+  deadline: number | null;
 }
 
 export interface Completion {
@@ -198,13 +202,17 @@ export interface Store {
    * Leases up to `max` deliverable messages of `queue`: queued, due, not behind an earlier message of their
    * key, queue not paused, within the queue's concurrency and rate limit; by priority, then runAt, then send
    * order. Expired leases of the queue are settled first. `lease` null: the message's, else the queue's.
+   * Each attempt gets a deadline `now + timeout` (`timeout` null: the message's, else the queue's, else
+   * none); the lease given, and every extension, is capped by it. When the deadline passes, the attempt
+   * fails with a TimeoutError (retried by the backoff, or dead when its attempts are spent), settled like an
+   * expired lease by whoever comes first: a claim of the queue, `expire`, the sweep.
    */
-  claim(queue: string, max: number, lease: number | null, now: number): Promise<Claimed[]>;
+  claim(queue: string, max: number, lease: number | null, now: number, timeout?: number | null): Promise<Claimed[]>;
   complete(items: Completion[], now: number): Promise<Settled[]>;
   fail(items: Failure[], now: number): Promise<Settled[]>;
   /** Puts leased messages back, the attempt not counted; null for a stale receipt. */
   release(items: DeliveryRefItem[], now: number): Promise<Settled[]>;
-  /** The new lease end, or null when the receipt is stale. */
+  /** The new lease end (never past the attempt's deadline), or null when the receipt is stale. */
   extend(id: string, receipt: string, lease: number, now: number): Promise<number | null>;
   /** False when the receipt is stale. */
   progress(id: string, receipt: string, value: string, now: number): Promise<boolean>;
@@ -218,6 +226,10 @@ export interface Store {
   /** Stats of one queue, or of every known queue when `queue` is null. */
   stats(queue: string | null, now: number): Promise<QueueStats[]>;
   settings(queue: string): Promise<QueueSettings>;
+  /**
+   * A queue whose `deadLetter` is set: a message that becomes dead in it, by any path (a failed or expired
+   * attempt, a timeout), gets a copy in that queue in the same transaction (see `deadLetterCopy`).
+   */
   configure(queue: string, patch: SettingsPatch): Promise<QueueSettings>;
   redrive(queue: string, now: number): Promise<number>;
   purge(queue: string, states: MessageState[], now: number): Promise<number>;
@@ -241,6 +253,9 @@ export interface Store {
     next: (schedule: ScheduleRecord, after: number) => number,
     message: (schedule: ScheduleRecord, tick: number) => NewMessage,
   ): Promise<number>;
+
+  /** Settles the expired leases of `queue` (lapsed, or past their attempt's deadline); answers how many. */
+  expire(queue: string, now: number): Promise<number>;
 
   /**
    * Housekeeping, bounded per call: settles expired leases (redelivery or dead), removes finished messages

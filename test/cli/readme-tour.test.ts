@@ -130,8 +130,10 @@ const checks: Record<string, (line: Line, ferry: () => Promise<Ferry>) => Promis
   async configure(line, ferry) {
     assert.equal(await line.end(), 0, line.stderr);
     assert.match(line.stdout, /keyConcurrency\s+2/);
+    assert.match(line.stdout, /timeout\s+300000 ms/);
     const settings = await (await ferry()).configure('demo');
     assert.deepEqual([settings.keyConcurrency, settings.keyRateLimit], [2, { max: 3, per: 1000 }]);
+    assert.deepEqual([settings.timeout, settings.deadLetter], [300_000, 'demo.dead']);
   },
   async flow(line, ferry) {
     assert.equal(await line.end(), 0, line.stderr);

@@ -33,6 +33,34 @@ describe('ferry CLI against --store', () => {
     assert.match(send.stdout, /--store/);
   });
 
+  it('configure sets and clears a queue’s timeout and dead-letter queue; send --timeout; bad values exit 2', async () => {
+    const set = json<{ timeout: number; deadLetter: string }>(
+      await run(['configure', 'cfg', '--timeout', '5m', '--dead-letter', 'cfg.dead', '--json']),
+    );
+    assert.deepEqual([set.timeout, set.deadLetter], [300_000, 'cfg.dead']);
+    const shown = await run(['configure', 'cfg']);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, /timeout\s+300000 ms/);
+    assert.match(shown.stdout, /deadLetter\s+cfg\.dead/);
+    const cleared = json<{ timeout: null; deadLetter: null }>(
+      await run(['configure', 'cfg', '--timeout', 'none', '--dead-letter', 'none', '--json']),
+    );
+    assert.deepEqual([cleared.timeout, cleared.deadLetter], [null, null]);
+    const sent = await run(['send', 'cfg', '1', '--timeout', '2m']);
+    assert.equal(sent.code, 0, sent.stderr);
+    const [delivery] = json<Delivery[]>(await run(['receive', 'cfg', '--json']));
+    const left = Date.parse(delivery?.deadline as string) - Date.now();
+    assert.ok(left > 60_000 && left <= 120_000, `the message's timeout: ${left} ms left`);
+    for (const args of [
+      ['configure', 'cfg', '--dead-letter', 'cfg'],
+      ['configure', 'cfg', '--timeout', 'soon'],
+      ['send', 'cfg', '1', '--timeout', '1ms'],
+    ]) {
+      const bad = await run(args);
+      assert.equal(bad.code, 2, `${args.join(' ')}: ${bad.stderr}`);
+    }
+  });
+
   it('send, get, ls, stats, receive and ack: the whole flow, in human and JSON output', async () => {
     const sent = await run(['send', 'flow', '{"hello":1}']);
     assert.equal(sent.code, 0, sent.stderr);

@@ -14,6 +14,7 @@ import { adminTests } from './admin.ts';
 import { edgeTests } from './edge.ts';
 import { eventTests } from './events.ts';
 import { failureTests } from './failures.ts';
+import { flowControlTests } from './flow-control.ts';
 import { flowTests } from './flows.ts';
 import { type Ctx, expectError, type Factory, type FerryHandle, qname } from './helpers.ts';
 import { keyLimitTests } from './key-limits.ts';
@@ -61,6 +62,7 @@ export function conformance(name: string, factory: Factory): void {
     edgeTests(ctx);
     loadTests(ctx);
     tracingTests(ctx);
+    flowControlTests(ctx);
   });
 
   describe(`conformance: ${name} close()`, () => {

@@ -1,8 +1,9 @@
 /**
  * Model-based test: fast-check drives the engine (with a manual clock) and a small reference model with the
- * same random commands, and after each command every message's state, attempts and each delivery must
- * agree. The model is the rules of SPEC §1 (and the key limits of §6: each scenario draws a keyConcurrency and
- * a keyRateLimit, and may change keyConcurrency on the way) written as plainly as possible. It runs on every home (memory:,
+ * same random commands, and after each command every message's state, attempts, error and each delivery
+ * must agree, and the dead-letter queue holds one copy per death. The model is the rules of SPEC §1 and, of
+ * §6, the job timeout, the dead-letter queue and the key limits (each scenario draws a keyConcurrency and a
+ * keyRateLimit, and may change keyConcurrency on the way), written as plainly as possible. It runs on every home (memory:,
  * an SQLite file, PostgreSQL, and over HTTP): `modelTest(home, runs)` registers it for one.
  */
 import assert from 'node:assert/strict';
@@ -14,6 +15,15 @@ const LEASE = 1000;
 const BACKOFF = 500;
 const MAX_ATTEMPTS = 3;
 
+/** How the last failed attempt of a message failed, as its kept error says. */
+type Failure = 'nack' | 'lease' | 'timeout' | 'child' | null;
+const FAILURE_NAMES: Record<Exclude<Failure, null>, string | undefined> = {
+  nack: undefined,
+  lease: 'LeaseExpired',
+  timeout: 'TimeoutError',
+  child: 'ChildFailedError',
+};
+
 type State = 'pending' | 'waiting' | 'delayed' | 'active' | 'completed' | 'dead' | 'cancelled';
 interface ModelMessage {
   seq: number;
@@ -24,9 +34,16 @@ interface ModelMessage {
   runAt: number;
   state: 'pending' | 'queued' | 'active' | 'completed' | 'dead' | 'cancelled';
   attempts: number;
+  /** The message's own timeout (ms), or null. */
+  timeout: number | null;
   leaseUntil: number;
+  /** The current attempt's deadline, or null. */
+  deadline: number | null;
   receipt: number;
   cancelRequested: boolean;
+  error: Failure;
+  /** Copies made in the dead-letter queue: one per time the message became dead. */
+  deaths: number;
   /** A flow child's parent (its seq), else null. */
   parent: number | null;
   /** A flow parent's unfinished children. */
@@ -45,9 +62,13 @@ function fresh(seq: number, runAt: number, over: Partial<ModelMessage> = {}): Mo
     runAt,
     state: 'queued',
     attempts: 0,
+    timeout: null,
     leaseUntil: 0,
+    deadline: null,
     receipt: 0,
     cancelRequested: false,
+    error: null,
+    deaths: 0,
     parent: null,
     childrenLeft: 0,
     ignoreFailures: false,
@@ -68,7 +89,10 @@ class Model {
   /** Per key, the window its deliveries are counted in (keyRateLimit). */
   windows = new Map<string, { start: number; count: number }>();
 
-  constructor(public limits: KeyLimits) {}
+  constructor(
+    public limits: KeyLimits,
+    readonly queueTimeout: number | null,
+  ) {}
 
   private unfinished(key: string): ModelMessage[] {
     return this.messages.filter((o) => o.key === key && (o.state === 'queued' || o.state === 'active'));
@@ -107,9 +131,11 @@ class Model {
     }
   }
 
+  /** A message ends: its key's next go; a death makes one copy in the dead-letter queue. */
   private finish(m: ModelMessage, state: 'completed' | 'dead' | 'cancelled'): void {
     m.state = state;
     m.blocked = false;
+    if (state === 'dead') m.deaths++;
     this.release(m.key);
   }
 
@@ -118,15 +144,20 @@ class Model {
     return m.state;
   }
 
-  /** Expired leases become failed attempts: redelivered at once, or dead/cancelled. */
+  /**
+   * Expired leases become failed attempts: redelivered at once, or dead/cancelled. A lease that reached its
+   * attempt's deadline is a timeout, retried after the backoff.
+   */
   expire(only?: ModelMessage): void {
     for (const m of only ? [only] : this.messages) {
       if (m.state === 'active' && m.leaseUntil <= this.now) {
+        const timedOut = m.deadline !== null && m.leaseUntil >= m.deadline;
+        m.error = timedOut ? 'timeout' : 'lease';
         if (m.cancelRequested) this.end(m, 'cancelled');
         else if (m.attempts >= MAX_ATTEMPTS) this.end(m, 'dead');
         else {
           m.state = 'queued';
-          m.runAt = this.now;
+          m.runAt = timedOut ? this.now + BACKOFF : this.now;
         }
       }
     }
@@ -147,7 +178,7 @@ class Model {
     return true;
   }
 
-  receive(max: number): ModelMessage[] {
+  receive(max: number, timeout: number | null): ModelMessage[] {
     this.expire();
     const ready: ModelMessage[] = [];
     for (const m of this.messages
@@ -159,7 +190,9 @@ class Model {
     for (const m of ready) {
       m.state = 'active';
       m.attempts++;
-      m.leaseUntil = this.now + LEASE;
+      const limit = timeout ?? m.timeout ?? this.queueTimeout;
+      m.deadline = limit === null ? null : this.now + limit;
+      m.leaseUntil = Math.min(this.now + LEASE, m.deadline ?? Number.POSITIVE_INFINITY);
       m.receipt = ++this.receipts;
     }
     return ready;
@@ -173,7 +206,14 @@ class Model {
     this.end(m, m.cancelRequested ? 'cancelled' : 'completed');
   }
 
+  /** Extends the lease, never past the attempt's deadline. */
+  extend(m: ModelMessage, lease: number): number {
+    m.leaseUntil = Math.min(this.now + lease, m.deadline ?? Number.POSITIVE_INFINITY);
+    return m.leaseUntil;
+  }
+
   nack(m: ModelMessage): void {
+    m.error = 'nack';
     if (m.cancelRequested) this.end(m, 'cancelled');
     else if (m.attempts >= MAX_ATTEMPTS) this.end(m, 'dead');
     else {
@@ -200,6 +240,7 @@ class Model {
       const parent = this.messages[child.parent] as ModelMessage;
       if (parent.state !== 'pending') return;
       if (child.state !== 'completed' && !parent.ignoreFailures) {
+        parent.error = 'child';
         this.finish(parent, 'dead');
         this.cancelBelow(parent);
         child = parent;
@@ -222,10 +263,11 @@ class Model {
 }
 
 type Command =
-  | { kind: 'send'; priority: number; key: string | null; delay: number }
+  | { kind: 'send'; priority: number; key: string | null; delay: number; timeout: number | null }
   | { kind: 'flow'; children: number[]; ignoreFailures: boolean }
-  | { kind: 'receive'; max: number }
+  | { kind: 'receive'; max: number; timeout: number | null }
   | { kind: 'ack'; pick: number }
+  | { kind: 'extend'; pick: number; lease: number }
   | { kind: 'nack'; pick: number }
   | { kind: 'cancel'; pick: number }
   | { kind: 'advance'; ms: number }
@@ -237,6 +279,12 @@ const command: fc.Arbitrary<Command> = fc.oneof(
     priority: fc.integer({ min: -1, max: 1 }),
     key: fc.option(fc.constantFrom('a', 'b'), { nil: null }),
     delay: fc.constantFrom(0, 0, 300, 2000),
+    timeout: fc.constantFrom(null, null, 700, 2500),
+  }),
+  fc.record({
+    kind: fc.constant('receive' as const),
+    max: fc.integer({ min: 1, max: 3 }),
+    timeout: fc.constantFrom(null, null, null, 600),
   }),
   // A parent with 1-3 children, each with 0-2 children of its own.
   fc.record({
@@ -244,8 +292,8 @@ const command: fc.Arbitrary<Command> = fc.oneof(
     children: fc.array(fc.integer({ min: 0, max: 2 }), { minLength: 1, maxLength: 3 }),
     ignoreFailures: fc.boolean(),
   }),
-  fc.record({ kind: fc.constant('receive' as const), max: fc.integer({ min: 1, max: 3 }) }),
   fc.record({ kind: fc.constant('ack' as const), pick: fc.nat() }),
+  fc.record({ kind: fc.constant('extend' as const), pick: fc.nat(), lease: fc.constantFrom(800, 3000) }),
   fc.record({ kind: fc.constant('nack' as const), pick: fc.nat() }),
   fc.record({ kind: fc.constant('cancel' as const), pick: fc.nat() }),
   fc.record({ kind: fc.constant('advance' as const), ms: fc.constantFrom(100, 400, 1000, 1500) }),
@@ -274,19 +322,29 @@ export const MODEL_ENGINE = { sweepInterval: 3_600_000 } as const;
 
 let scenarios = 0;
 
-export async function runScenario(home: ModelHome, commands: Command[], limits: KeyLimits): Promise<void> {
+/** A scenario: the queue's timeout (null: none), its key limits and the commands. */
+export interface Scenario {
+  queueTimeout: number | null;
+  limits: KeyLimits;
+  commands: Command[];
+}
+
+export async function runScenario(home: ModelHome, { queueTimeout, limits, commands }: Scenario): Promise<void> {
   const clock = new ManualClock(0);
   const { ferry, close } = await home.open(clock);
   // A queue of its own, so homes that keep their database between scenarios start each one empty.
   const queue = `model-${process.pid}-${++scenarios}`;
+  const deadLetter = `${queue}-dead`;
   await ferry.configure(queue, {
     maxAttempts: MAX_ATTEMPTS,
     lease: LEASE,
     backoff: { type: 'fixed', delay: BACKOFF },
+    timeout: queueTimeout,
+    deadLetter,
     keyConcurrency: limits.keyConcurrency,
     keyRateLimit: limits.keyRateLimit,
   });
-  const model = new Model({ ...limits });
+  const model = new Model({ ...limits }, queueTimeout);
   const ids: string[] = [];
   // Deliveries handed out, with the model receipt they correspond to (stale ones included).
   const deliveries: { delivery: Delivery; index: number; receipt: number }[] = [];
@@ -302,6 +360,7 @@ export async function runScenario(home: ModelHome, commands: Command[], limits: 
               priority: c.priority,
               delay: c.delay,
               ...(c.key === null ? {} : { key: c.key }),
+              ...(c.timeout === null ? {} : { timeout: c.timeout }),
             },
           );
           model.messages.push(
@@ -309,6 +368,7 @@ export async function runScenario(home: ModelHome, commands: Command[], limits: 
               priority: c.priority,
               key: c.key,
               blocked: model.blockedAtSend(c.key),
+              timeout: c.timeout,
             }),
           );
           ids.push(sent.id);
@@ -357,8 +417,8 @@ export async function runScenario(home: ModelHome, commands: Command[], limits: 
           break;
         }
         case 'receive': {
-          const got = await ferry.receive(queue, { max: c.max });
-          const expected = model.receive(c.max);
+          const got = await ferry.receive(queue, { max: c.max, ...(c.timeout === null ? {} : { timeout: c.timeout }) });
+          const expected = model.receive(c.max, c.timeout);
           assert.deepEqual(
             got.map((d) => d.id),
             expected.map((m) => ids[m.seq]),
@@ -367,6 +427,8 @@ export async function runScenario(home: ModelHome, commands: Command[], limits: 
           for (const [i, d] of got.entries()) {
             const m = expected[i] as ModelMessage;
             assert.equal(d.attempt, m.attempts);
+            assert.equal(d.deadline === null ? null : Date.parse(d.deadline), m.deadline, 'the attempt’s deadline');
+            assert.equal(Date.parse(d.leaseUntil), m.leaseUntil, 'the lease, capped by the deadline');
             deliveries.push({ delivery: d, index: m.seq, receipt: m.receipt });
           }
           break;
@@ -386,6 +448,20 @@ export async function runScenario(home: ModelHome, commands: Command[], limits: 
             else model.nack(m);
           } else {
             await assert.rejects(call, LeaseLostError, 'a stale receipt is refused');
+          }
+          break;
+        }
+        case 'extend': {
+          if (deliveries.length === 0) break;
+          const { delivery, index, receipt } =
+            deliveries[deliveries.length - 1 - (c.pick % Math.min(3, deliveries.length))]!;
+          const m = model.messages[index] as ModelMessage;
+          // Like ack, extend needs a live lease that no cancel is pending on.
+          if (model.valid(m, receipt) && !m.cancelRequested) {
+            const { leaseUntil } = await ferry.extend(delivery, c.lease);
+            assert.equal(Date.parse(leaseUntil), model.extend(m, c.lease), 'extend is capped by the deadline');
+          } else {
+            await assert.rejects(ferry.extend(delivery, c.lease), LeaseLostError, 'a stale or cancelled lease');
           }
           break;
         }
@@ -417,7 +493,22 @@ export async function runScenario(home: ModelHome, commands: Command[], limits: 
         if (!expiredActive) {
           assert.equal(info.state, model.publicState(m), `message ${i} state`);
           assert.equal(info.attempts, m.attempts, `message ${i} attempts`);
+          if (m.error === null) assert.equal(info.error, null, `message ${i} error`);
+          else assert.equal(info.error?.name, FAILURE_NAMES[m.error], `message ${i} error`);
         }
+      }
+      // Each death so far has its copy in the dead-letter queue, made with it.
+      const copies = new Map<string, number>();
+      const page = await ferry.list(deadLetter, { limit: 1000 });
+      for (const copy of page.messages) {
+        const from = copy.headers['ferry-dead-letter-from'] as string;
+        copies.set(from, (copies.get(from) ?? 0) + 1);
+      }
+      for (const [i, id] of ids.entries()) {
+        const m = model.messages[i] as ModelMessage;
+        const expiredActive = m.state === 'active' && m.leaseUntil <= model.now;
+        if (!expiredActive)
+          assert.equal(copies.get(`${queue}/${id}`) ?? 0, m.deaths, `message ${i} dead-letter copies`);
       }
     }
   } finally {
@@ -429,8 +520,13 @@ export async function runScenario(home: ModelHome, commands: Command[], limits: 
 export function modelTest(home: ModelHome, numRuns: number): void {
   test(`${home.name}: the engine agrees with the reference model on random command sequences`, async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(command, { minLength: 5, maxLength: 60 }), keyLimits, (commands, limits) =>
-        runScenario(home, commands, limits),
+      fc.asyncProperty(
+        fc.record({
+          queueTimeout: fc.constantFrom(null, null, 1800),
+          limits: keyLimits,
+          commands: fc.array(command, { minLength: 5, maxLength: 60 }),
+        }),
+        (scenario) => runScenario(home, scenario),
       ),
       { numRuns },
     );

@@ -37,6 +37,7 @@ async function run(total: number, handlerMs: number, options: WorkOptions, round
           headers: {},
           sentAt: new Date().toISOString(),
           leaseUntil: new Date(Date.now() + 30_000).toISOString(),
+          deadline: null,
         });
       }
       if (deliveries.length === 0) await sleep(20);

@@ -20,6 +20,7 @@ function message(queue: string, fields: Partial<NewMessage> = {}): NewMessage {
     maxAttempts: null,
     backoff: null,
     lease: null,
+    timeout: null,
     headers: null,
     runAt: Date.now(),
     ...fields,

@@ -37,6 +37,39 @@ describe('HTTP routes', () => {
     assert.equal(stats.body.settings.maxAttempts, 3);
   });
 
+  it('timeout and deadLetter: PATCH sets them, send and receive take timeout, deliveries carry deadline; bad values are 400', async () => {
+    const q = qname();
+    const dlq = qname('dlq');
+    const patched = await call('PATCH', `/v1/queues/${q}`, { timeout: '2m', deadLetter: dlq });
+    assert.equal(patched.status, 200);
+    assert.deepEqual([patched.body.settings.timeout, patched.body.settings.deadLetter], [120_000, dlq]);
+    await call('POST', `/v1/queues/${q}/messages`, { payload: 1, timeout: '1m' });
+    const got = await call('POST', `/v1/queues/${q}/receive`, { lease: '5m', timeout: '30s' });
+    const [d] = got.body.messages;
+    const left = Date.parse(d.deadline) - Date.now();
+    assert.ok(left > 20_000 && left <= 30_000, `the receive's timeout wins: ${left} ms left`);
+    assert.equal(d.leaseUntil, d.deadline, 'the 5m lease is capped at the deadline');
+    const nack = await call('POST', `/v1/messages/${d.id}/nack`, { receipt: d.receipt, retry: false });
+    assert.equal(nack.body.state, 'dead');
+    const copies = await call('GET', `/v1/queues/${dlq}/messages`);
+    assert.equal(copies.body.messages[0].headers['ferry-dead-letter-from'], `${q}/${d.id}`);
+    const cleared = await call('PATCH', `/v1/queues/${q}`, { timeout: null, deadLetter: null });
+    assert.deepEqual([cleared.body.settings.timeout, cleared.body.settings.deadLetter], [null, null]);
+    for (const [method, url, body] of [
+      ['PATCH', `/v1/queues/${q}`, { deadLetter: q }],
+      ['PATCH', `/v1/queues/${q}`, { deadLetter: 'bad name' }],
+      ['PATCH', `/v1/queues/${q}`, { timeout: '10ms' }],
+      ['PATCH', `/v1/queues/${q}`, { timeout: 'soon' }],
+      ['POST', `/v1/queues/${q}/messages`, { payload: 1, timeout: -1 }],
+      ['POST', `/v1/queues/${q}/receive`, { timeout: '9d' }],
+    ] as const) {
+      const r = await call(method, url, body);
+      assert.equal(r.status, 400, `${method} ${JSON.stringify(body)}: ${JSON.stringify(r.body)}`);
+      assert.match(r.body.type, /invalid_request/);
+    }
+    assert.equal((await call('GET', `/v1/queues/${q}`)).body.waiting, 0, 'the refused send sent nothing');
+  });
+
   it('receive, progress, extend, ack; GET shows the result; a stale receipt is 409 lease_lost', async () => {
     const q = qname();
     const sent = await call('POST', `/v1/queues/${q}/messages`, { payload: 'job' });
@@ -244,7 +277,7 @@ describe('HTTP routes', () => {
     assert.equal(top.status, 400);
     assert.equal(
       top.body.detail,
-      'body has an unknown field "priorty" (did you mean "priority"?); allowed: payload, delay, runAt, priority, key, dedupeId, maxAttempts, backoff, lease, headers',
+      'body has an unknown field "priorty" (did you mean "priority"?); allowed: payload, delay, runAt, priority, key, dedupeId, maxAttempts, backoff, lease, timeout, headers',
     );
     const nested = await call('POST', `/v1/queues/${q}/messages`, { payload: 1, backoff: { type: 'fixed', zzz: 1 } });
     assert.match(nested.body.detail, /^body\.backoff has an unknown field "zzz"; allowed: type, delay, /);

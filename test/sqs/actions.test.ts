@@ -536,6 +536,11 @@ for (const protocol of PROTOCOLS) {
         );
       }
       assert.equal((await ferry.get(sent.MessageId as string))?.state, 'dead', 'dead after maxReceiveCount receives');
+      // The copy is made in the transaction that made the message dead: it is there as soon as the death is.
+      const inDlq = (await ferry.list(dlqName)).messages;
+      assert.equal(inDlq.length, 1, 'the copy exists as soon as the original is dead');
+      assert.equal(inDlq[0]?.headers['ferry-dead-letter-from'], `${name}/${sent.MessageId}`);
+      assert.equal((await ferry.configure(name)).deadLetter, dlqName, 'RedrivePolicy sets the queue’s deadLetter');
       const copied = (
         await sqs.send(
           new ReceiveMessageCommand({
@@ -552,6 +557,7 @@ for (const protocol of PROTOCOLS) {
 
       await sqs.send(new SetQueueAttributesCommand({ QueueUrl: url, Attributes: { RedrivePolicy: '' } }));
       assert.equal((await ferry.configure(name)).maxAttempts, 1000, 'no policy: receives are not limited');
+      assert.equal((await ferry.configure(name)).deadLetter, null, 'no policy: no dead-letter queue');
       assert.equal(
         (await sqs.send(new ListDeadLetterSourceQueuesCommand({ QueueUrl: dlq }))).queueUrls?.length ?? 0,
         0,

@@ -182,6 +182,23 @@ describe('SQS port under hostile input', () => {
       ),
       { numRuns: 300 },
     );
+    // Names every object has (fast-check found `__proto__` answering 500): unknown actions, in both protocols.
+    for (const action of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) {
+      const query = await fetch(`${bench.endpoint}/`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: `Action=${action}`,
+      });
+      assert.equal(query.status, 400, action);
+      await check(query, false);
+      const json = await fetch(`${bench.endpoint}/`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-amz-json-1.0', 'x-amz-target': `AmazonSQS.${action}` },
+        body: '{}',
+      });
+      assert.equal(json.status, 400, action);
+      await check(json, true);
+    }
     const still = await bench.client('query').send(new ListQueuesCommand({}));
     // The fuzz may have deleted the queues (DeleteQueue with a valid URL): the answer is what matters.
     assert.equal(still.$metadata.httpStatusCode, 200, 'the server still answers');

@@ -105,6 +105,7 @@ export function eventTests(ctx: Ctx): void {
           maxAttempts: null,
           backoff: null,
           lease: null,
+          timeout: null,
           headers: null,
           runAt: T0 + 1003,
         },

@@ -141,6 +141,7 @@ export function msg(queue: string, over: Partial<NewMessage> = {}): NewMessage {
     maxAttempts: null,
     backoff: null,
     lease: null,
+    timeout: null,
     headers: null,
     runAt: T0,
     ...over,

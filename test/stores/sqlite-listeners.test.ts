@@ -33,6 +33,7 @@ describe('sqlite store: a throwing onEvents', () => {
         maxAttempts: null,
         backoff: null,
         lease: null,
+        timeout: null,
         headers: null,
         runAt: 0,
       };

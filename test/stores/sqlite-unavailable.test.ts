@@ -46,6 +46,7 @@ function message(queue: string, payload: string): NewMessage {
     maxAttempts: null,
     backoff: null,
     lease: null,
+    timeout: null,
     headers: null,
     runAt: 0,
   };

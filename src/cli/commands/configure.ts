@@ -12,6 +12,8 @@ interface Flags {
   rateLimit?: string;
   keyConcurrency?: string;
   keyRateLimit?: string;
+  timeout?: string;
+  deadLetter?: string;
   json?: boolean;
 }
 
@@ -44,6 +46,8 @@ function patchOf(flags: Flags): QueueConfig {
   if (flags.rateLimit !== undefined) patch.rateLimit = windowLimit(flags.rateLimit, '--rate-limit');
   if (flags.keyConcurrency !== undefined) patch.keyConcurrency = whole(flags.keyConcurrency, '--key-concurrency');
   if (flags.keyRateLimit !== undefined) patch.keyRateLimit = windowLimit(flags.keyRateLimit, '--key-rate-limit');
+  if (flags.timeout !== undefined) patch.timeout = flags.timeout === 'none' ? null : duration(flags.timeout);
+  if (flags.deadLetter !== undefined) patch.deadLetter = flags.deadLetter === 'none' ? null : flags.deadLetter;
   return patch;
 }
 
@@ -63,6 +67,8 @@ function settingsTable(queue: string, s: QueueSettings): string {
       ['rateLimit', window(s.rateLimit)],
       ['keyConcurrency', s.keyConcurrency],
       ['keyRateLimit', window(s.keyRateLimit)],
+      ['timeout', s.timeout === null ? 'none' : `${s.timeout} ms`],
+      ['deadLetter', s.deadLetter ?? 'none'],
       ['paused', s.paused ? 'yes' : 'no'],
     ],
   );
@@ -78,7 +84,9 @@ export const configureCommand = withConnection(
     .option('--concurrency <n>', 'most messages active at once in the queue, or none')
     .option('--rate-limit <max/per>', 'most deliveries per window, e.g. 100/1s, or none')
     .option('--key-concurrency <n>', 'most messages of one ordering key active at once (default 1)')
-    .option('--key-rate-limit <max/per>', 'most deliveries of one ordering key per window, e.g. 3/1s, or none'),
+    .option('--key-rate-limit <max/per>', 'most deliveries of one ordering key per window, e.g. 3/1s, or none')
+    .option('--timeout <duration>', 'longest one attempt may run, from its delivery, or none')
+    .option('--dead-letter <queue>', 'queue that gets a copy of each message that dies here, or none'),
 ).action(
   action(async (queue: string, flags: Flags) => {
     const patch = patchOf(flags);

@@ -19,6 +19,7 @@ interface SendFlags {
   dedupeId?: string;
   maxAttempts?: string;
   lease?: string;
+  timeout?: string;
   header?: string[];
   wait?: string | true;
   json?: boolean;
@@ -36,6 +37,7 @@ function sendOptions(flags: SendFlags): SendOptions {
   if (flags.dedupeId !== undefined) options.dedupeId = flags.dedupeId;
   if (flags.maxAttempts !== undefined) options.maxAttempts = parseIntOption(flags.maxAttempts, '--max-attempts', 1);
   if (flags.lease !== undefined) options.lease = flags.lease;
+  if (flags.timeout !== undefined) options.timeout = flags.timeout;
   if (flags.header && flags.header.length > 0) {
     options.headers = {};
     for (const pair of flags.header) {
@@ -121,6 +123,7 @@ export const sendCommand = withConnection(
     .option('--dedupe-id <id>', 'a second send with this id creates nothing')
     .option('--max-attempts <n>', 'attempts before the message is dead')
     .option('--lease <duration>', 'lease of each delivery, e.g. 1m')
+    .option('--timeout <duration>', 'longest one attempt may run, from its delivery, e.g. 5m')
     .option('--header <name=value>', 'a header that travels with the message (repeatable)', collect, [])
     .option('--wait [duration]', 'wait for the result and print it (optionally at most this long)'),
 ).action(

@@ -60,12 +60,12 @@ export async function deliveryRoutes(app: App, deps: RouteDeps): Promise<void> {
       },
     },
     async (request, reply) => {
-      const { max, lease } = request.body;
+      const { max, lease, timeout } = request.body;
       const wait = parseWait(request.body.wait);
       const signal = wait > 0 ? requestSignal(request, reply, deps.shutdown) : undefined;
       let messages: Delivery[];
       try {
-        messages = await ferry.receive(request.params.queue, { max, wait, lease, signal });
+        messages = await ferry.receive(request.params.queue, { max, wait, lease, timeout, signal });
       } catch (error) {
         // The client left or the server is closing: nothing was leased by this call.
         if (signal?.aborted) return { messages: [] };

@@ -5,6 +5,7 @@
  * are kept in one header, `ferry-sqs-types`; the other `ferry-sqs-*` headers hold what SQS keeps beside the
  * body (deduplication id, message group of a standard queue, the X-Ray trace header).
  */
+import { DEAD_LETTER_HEADER } from '../../store/constants.ts';
 import type { AttributeValue } from './digest.ts';
 import { invalidValue, SqsError } from './errors.ts';
 
@@ -12,8 +13,9 @@ export const TYPES_HEADER = 'ferry-sqs-types';
 export const DEDUPE_HEADER = 'ferry-sqs-deduplication-id';
 export const GROUP_HEADER = 'ferry-sqs-group-id';
 export const TRACE_HEADER = 'ferry-sqs-aws-trace-header';
-/** Set by Ferry's dead-letter copy (SPEC §6): `<queue>/<id>` of the message that died. */
-export const DEAD_LETTER_HEADER = 'ferry-dead-letter-from';
+// Set by Ferry's dead-letter copy (SPEC §6): `<queue>/<id>` of the message that died.
+export { DEAD_LETTER_HEADER };
+
 const RESERVED = 'ferry-sqs-';
 
 const MAX_ATTRIBUTES = 10;

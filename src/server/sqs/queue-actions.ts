@@ -5,11 +5,10 @@ import { invalidValue, SqsError } from './errors.ts';
 import { type Input, optionalInteger, optionalString, requiredString, stringList, stringMap } from './input.ts';
 import {
   answerAttributes,
-  arnQueue,
   checkQueueAttributes,
+  type DerivedSettings,
   differ,
   ferrySettings,
-  redrivePolicy,
 } from './queue-attributes.ts';
 import { checkNewQueueName, checkTags, type SqsQueue } from './queues.ts';
 
@@ -79,14 +78,12 @@ export async function listQueues(context: ActionContext, input: Input): Promise<
   return page(context, input, queues, 'QueueUrls');
 }
 
+/** The queues whose `deadLetter` is the target: set by a RedrivePolicy, or by Ferry's own `configure`. */
 export async function listDeadLetterSourceQueues(context: ActionContext, input: Input): Promise<Output> {
   const target = await targetQueue(context, input, 'any');
-  const sources = (await context.queues.list()).filter((q) => {
-    const policy = redrivePolicy(q);
-    return (
-      policy !== null && arnQueue(policy.deadLetterTargetArn) === target.name && queueAllowed(context.grant, q.name)
-    );
-  });
+  const sources = (await context.queues.list()).filter(
+    (q) => q.settings.deadLetter === target.name && queueAllowed(context.grant, q.name),
+  );
   return page(context, input, sources, 'queueUrls');
 }
 
@@ -132,9 +129,12 @@ export async function setQueueAttributes(context: ActionContext, input: Input): 
   for (const [name, value] of Object.entries(checked)) if (value === '') delete attributes[name];
   // Only what was given changes Ferry's settings: a queue made by Ferry keeps its own maxAttempts and lease.
   const derived = ferrySettings(attributes);
-  const settings: { lease?: number; maxAttempts?: number } = {};
+  const settings: Partial<DerivedSettings> = {};
   if ('VisibilityTimeout' in checked && derived.lease !== undefined) settings.lease = derived.lease;
-  if ('RedrivePolicy' in checked) settings.maxAttempts = derived.maxAttempts;
+  if ('RedrivePolicy' in checked) {
+    settings.maxAttempts = derived.maxAttempts;
+    settings.deadLetter = derived.deadLetter;
+  }
   await context.queues.save({ ...queue, attributes, created: queue.created || Date.now() }, base, settings);
   return {};
 }

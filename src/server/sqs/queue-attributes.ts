@@ -99,7 +99,7 @@ export function queueArn(region: string, name: string): string {
 }
 
 /** The queue name of an SQS queue ARN, or null. */
-export function arnQueue(arn: string): string | null {
+function arnQueue(arn: string): string | null {
   const m = /^arn:aws:sqs:[a-z0-9-]*:\d{12}:([^:]+)$/.exec(arn);
   return m ? (m[1] as string) : null;
 }
@@ -107,12 +107,6 @@ export function arnQueue(arn: string): string | null {
 export interface RedrivePolicy {
   deadLetterTargetArn: string;
   maxReceiveCount: number;
-}
-
-export function redrivePolicy(queue: SqsQueue): RedrivePolicy | null {
-  const text = queue.attributes.RedrivePolicy;
-  if (!text) return null;
-  return JSON.parse(text) as RedrivePolicy;
 }
 
 /**
@@ -177,13 +171,23 @@ export async function checkQueueAttributes(
 }
 
 /** The Ferry settings the SQS attributes of a queue make. */
-export function ferrySettings(attributes: Record<string, string>): { lease?: number; maxAttempts: number } {
-  const settings: { lease?: number; maxAttempts: number } = { maxAttempts: UNLIMITED_RECEIVES };
+export interface DerivedSettings {
+  lease?: number;
+  maxAttempts: number;
+  /** RedrivePolicy's target: the queue's `deadLetter`, so the store copies dead messages in their transaction. */
+  deadLetter: string | null;
+}
+
+export function ferrySettings(attributes: Record<string, string>): DerivedSettings {
+  const settings: DerivedSettings = { maxAttempts: UNLIMITED_RECEIVES, deadLetter: null };
   if (attributes.VisibilityTimeout !== undefined) {
     settings.lease = Math.max(LEASE_MIN, Number(attributes.VisibilityTimeout) * 1000);
   }
-  if (attributes.RedrivePolicy)
-    settings.maxAttempts = (JSON.parse(attributes.RedrivePolicy) as RedrivePolicy).maxReceiveCount;
+  if (attributes.RedrivePolicy) {
+    const policy = JSON.parse(attributes.RedrivePolicy) as RedrivePolicy;
+    settings.maxAttempts = policy.maxReceiveCount;
+    settings.deadLetter = arnQueue(policy.deadLetterTargetArn);
+  }
   return settings;
 }
 

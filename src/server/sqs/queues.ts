@@ -143,7 +143,7 @@ export class QueueDirectory {
   async save(
     queue: Pick<SqsQueue, 'name' | 'attributes' | 'tags' | 'created'>,
     base: QueueSettings,
-    settings: { lease?: number; maxAttempts?: number } = {},
+    settings: { lease?: number; maxAttempts?: number; deadLetter?: string | null } = {},
   ): Promise<SqsQueue> {
     const metadata = toMetadata(queue, this.now(), base.metadata);
     const saved = await this.ferry.configure(queue.name, { ...settings, metadata });

@@ -17,7 +17,6 @@ import type { Metrics } from '../metrics.ts';
 import { OPEN_GRANT, type TokenSet } from '../tokens.ts';
 import { ACTIONS, UNSUPPORTED } from './actions.ts';
 import type { ActionContext } from './context.ts';
-import { DeadLetters } from './dead-letters.ts';
 import { SqsError, toSqsError } from './errors.ts';
 import { type Answer, jsonAnswer, jsonError, parseJsonRequest } from './json-protocol.ts';
 import { parseForm, parseQueryRequest, queryAnswer, queryError } from './query-protocol.ts';
@@ -85,12 +84,7 @@ export async function createSqsServer(ferry: Ferry, options: SqsServerOptions): 
   app.removeAllContentTypeParsers();
   // Raw bytes whatever the type: the signature covers the body as sent, and each protocol parses its own.
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
-  const deadLetters = new DeadLetters(ferry, queues, (error) =>
-    app.log.warn({ err: error }, 'dead-letter copies stopped'),
-  );
-  app.addHook('onReady', async () => deadLetters.start());
   app.addHook('preClose', async () => {
-    deadLetters.stop();
     shutdown.abort(new Error('the server is closing'));
     for (const request of inFlight) request.abort();
   });
@@ -159,7 +153,8 @@ export async function createSqsServer(ferry: Ferry, options: SqsServerOptions): 
       const { action, input } = json
         ? parseJsonRequest(String(target), body)
         : parseQueryRequest([...parseQuery(query), ...parseForm(body.toString('utf8'))], path);
-      const run = ACTIONS[action];
+      // Own keys only: `__proto__` or `constructor` is an unknown action, not a property of every object.
+      const run = Object.hasOwn(ACTIONS, action) ? ACTIONS[action] : undefined;
       if (!run) {
         if (UNSUPPORTED.has(action)) {
           throw new SqsError('UnsupportedOperation', `${action} is not supported by Ferry's SQS endpoint.`);

@@ -18,14 +18,15 @@ interface StepRow {
   claimed: string | null;
 }
 
-/** A claimed row as the `step` function builds it: a delivery without its queue and lease length. */
-type ClaimedRow = Omit<Claimed, 'queue' | 'lease'>;
+/** A claimed row as the `step` function builds it: a delivery without its queue. */
+type ClaimedRow = Omit<Claimed, 'queue'>;
 
 interface ClaimCall {
   kind: 'claim';
   queue: string;
   max: number;
   lease: number | null;
+  timeout: number | null;
   now: number;
   resolve: (claimed: Claimed[]) => void;
   reject: (error: unknown) => void;
@@ -51,13 +52,13 @@ export class Stepper {
     private readonly log: EventLog,
   ) {
     this.sql = `SELECT data, c_ords, c_states, claimed FROM ${db.s}.step(
-      $1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text, $7::int, $8::int, $9::int8, $10::text,
-      $11::int, $12::int, $13::text)`;
+      $1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text, $7::int, $8::int, $9::int, $10::int8,
+      $11::text, $12::int, $13::int, $14::text)`;
   }
 
-  claim(queue: string, max: number, lease: number | null, now: number): Promise<Claimed[]> {
+  claim(queue: string, max: number, lease: number | null, timeout: number | null, now: number): Promise<Claimed[]> {
     return new Promise((resolve, reject) => {
-      this.turn.add({ kind: 'claim', queue, max, lease, now, resolve, reject });
+      this.turn.add({ kind: 'claim', queue, max, lease, timeout, now, resolve, reject });
     });
   }
 
@@ -88,6 +89,7 @@ export class Stepper {
         claim?.queue ?? null,
         claim?.max ?? null,
         claim?.lease ?? null,
+        claim?.timeout ?? null,
         claim?.now ?? null,
         claim ? iso(claim.now) : null,
         DEFAULT_SETTINGS.lease,
@@ -118,7 +120,8 @@ function claimedRows(claim: ClaimCall, text: string | null): Claimed[] {
       headers: c.headers,
       sentAt: c.sentAt,
       leaseUntil: c.leaseUntil,
-      lease: c.leaseUntil - claim.now,
+      lease: c.lease,
+      deadline: c.deadline,
     }),
   );
 }

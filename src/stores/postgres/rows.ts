@@ -23,6 +23,8 @@ export interface Row {
   max_attempts: number | null;
   backoff: string | null;
   lease: number | null;
+  timeout: number | null;
+  deadline: string | null;
   receipt: string | null;
   lease_until: string | null;
   cancel_requested: boolean;
@@ -91,7 +93,7 @@ export function settledStates(size: number, ords: number[] | null, states: numbe
   return out;
 }
 
-/** A batch of new messages as the column arrays the `send` function takes (parameters $1–$11). */
+/** A batch of new messages as the column arrays the `send` function takes (parameters $1–$12). */
 export function messageColumns(messages: NewMessage[]): unknown[][] {
   const col = <T>(f: (m: NewMessage) => T) => messages.map(f);
   return [
@@ -106,5 +108,6 @@ export function messageColumns(messages: NewMessage[]): unknown[][] {
     col((m) => m.maxAttempts),
     col((m) => (m.backoff === null ? null : JSON.stringify(m.backoff))),
     col((m) => m.lease),
+    col((m) => m.timeout),
   ];
 }

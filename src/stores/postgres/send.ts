@@ -37,7 +37,7 @@ export class Sender {
   ) {
     this.sql = `SELECT data, ids, deduplicated FROM ${db.s}.send(
       $1::text[], $2::text[], $3::int[], $4::int8[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int[],
-      $10::text[], $11::int[], $12::int8, $13::text, $14::text[], $15::text, $16::boolean)`;
+      $10::text[], $11::int[], $12::int[], $13::int8, $14::text, $15::text[], $16::text, $17::boolean)`;
   }
 
   send(messages: NewMessage[], now: number): Promise<SendOutcome[]> {
@@ -121,7 +121,8 @@ export class Sender {
     const row = await this.db.call<SendRow & { skipped: boolean[] }>(
       `SELECT data, ids, deduplicated, skipped FROM ${this.db.s}.send_flow(
          $1::text[], $2::text[], $3::int[], $4::int8[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int[],
-         $10::text[], $11::int[], $12::int[], $13::int[], $14::boolean[], $15::int[], $16::int8, $17::text, $18::text)`,
+         $10::text[], $11::int[], $12::int[], $13::int[], $14::int[], $15::boolean[], $16::int[], $17::int8, $18::text,
+         $19::text)`,
       [
         ...messageColumns(nodes),
         nodes.map((n) => (n.parent === null ? null : n.parent + 1)),

@@ -32,7 +32,7 @@ import { migrate, quoteIdent } from './migrate.ts';
 import * as schedules from './schedules.ts';
 import { Sender } from './send.ts';
 import { Settler } from './settle.ts';
-import { sweep } from './sweep.ts';
+import { expire, sweep } from './sweep.ts';
 import { Vacuumer, type VacuumOptions } from './vacuum.ts';
 
 export interface PostgresStoreOptions {
@@ -122,8 +122,18 @@ export class PostgresStore implements Store {
     return this.sender.publish(topic, message, newId, now);
   }
 
-  claim(queue: string, max: number, lease: number | null, now: number): Promise<Claimed[]> {
-    return this.stepper.claim(queue, max, lease, now);
+  claim(
+    queue: string,
+    max: number,
+    lease: number | null,
+    now: number,
+    timeout: number | null = null,
+  ): Promise<Claimed[]> {
+    return this.stepper.claim(queue, max, lease, timeout, now);
+  }
+
+  expire(queue: string, now: number): Promise<number> {
+    return expire(this.db, this.log, queue, now);
   }
 
   complete(items: Completion[], now: number): Promise<Settled[]> {

@@ -11,6 +11,9 @@ import type { Queues } from './admin.ts';
 import { preparer, type Stmt } from './connection.ts';
 import type { Sweep } from './sweep.ts';
 
+/** The columns of a ClaimedRow, in its order: one list for both claim paths. */
+const CLAIMED_COLUMNS = 'seq, id, payload, attempts, priority, key, headers, sent_at, lease, timeout, parent_id';
+
 /** A claimable row, as an array (raw mode: no object per row on the hottest statement). */
 type ClaimedRow = [
   seq: number,
@@ -22,6 +25,7 @@ type ClaimedRow = [
   headers: string | null,
   sentAt: number,
   lease: number | null,
+  timeout: number | null,
   parentId: string | null,
 ];
 
@@ -87,28 +91,37 @@ export class Claim {
       'SELECT max(priority) AS p FROM messages WHERE queue = ? AND state = 0 AND blocked = 0 AND priority < ?',
     );
     this.claimable = s<ClaimedRow>(
-      `SELECT seq, id, payload, attempts, priority, key, headers, sent_at, lease, parent_id FROM messages
+      `SELECT ${CLAIMED_COLUMNS} FROM messages
        WHERE queue = ? AND state = 0 AND blocked = 0 AND priority = ? AND run_at <= ?
        ORDER BY run_at, seq LIMIT ?`,
     ).raw(true);
     // Rows cannot change under a claim (one writer at a time), so paging by offset is exact.
     this.claimablePage = s<ClaimedRow>(
-      `SELECT seq, id, payload, attempts, priority, key, headers, sent_at, lease, parent_id FROM messages
+      `SELECT ${CLAIMED_COLUMNS} FROM messages
        WHERE queue = ? AND state = 0 AND blocked = 0 AND priority = ? AND run_at <= ?
        ORDER BY run_at, seq LIMIT ? OFFSET ?`,
     ).raw(true);
     this.keyRate = s('SELECT window_start, count FROM key_rates WHERE queue = ? AND key = ?');
     this.setKeyRate = s('INSERT OR REPLACE INTO key_rates (queue, key, window_start, count) VALUES (?, ?, ?, ?)');
     // The receipt is `seq.attempt.nonce`: settling finds the row by primary key, and the nonce (one per
-    // claim) makes it unguessable.
+    // claim) makes it unguessable. The attempt's deadline (null without a timeout) caps the lease.
     this.lease = s(
-      `UPDATE messages SET state = 1, attempts = attempts + 1, receipt = seq || '.' || (attempts + 1) || ?,
-         started_at = ?, lease_until = ? + coalesce(?, lease, ?)
-       WHERE seq IN (SELECT value FROM json_each(?))`,
+      `UPDATE messages SET state = 1, attempts = attempts + 1, receipt = seq || '.' || (attempts + 1) || @nonce,
+         started_at = @now, deadline = @now + coalesce(@timeout, timeout, @queueTimeout),
+         lease_until = min(@now + coalesce(@lease, lease, @queueLease),
+                           coalesce(@now + coalesce(@timeout, timeout, @queueTimeout), @now + coalesce(@lease, lease, @queueLease)))
+       WHERE seq IN (SELECT value FROM json_each(@seqs))`,
     );
   }
 
-  claim(queue: string, max: number, lease: number | null, now: number, events: PendingEvent[]): Claimed[] {
+  claim(
+    queue: string,
+    max: number,
+    lease: number | null,
+    timeout: number | null,
+    now: number,
+    events: PendingEvent[],
+  ): Claimed[] {
     this.sweep.expire(now, events, queue);
     const settings = this.queues.settings(queue);
     if (settings.paused) return [];
@@ -138,13 +151,25 @@ export class Claim {
     const nonce = `.${randomBytes(9).toString('base64url')}`;
     const seqs = new Array<number>(rows.length);
     for (let i = 0; i < rows.length; i++) seqs[i] = (rows[i] as ClaimedRow)[0];
-    this.lease.run(nonce, now, now, lease, settings.lease, JSON.stringify(seqs));
+    this.lease.run({
+      nonce,
+      now,
+      lease,
+      queueLease: settings.lease,
+      timeout,
+      queueTimeout: settings.timeout,
+      seqs: JSON.stringify(seqs),
+    });
     if (rate) this.setRate.run(rate.window, rate.count + rows.length, queue);
     const out: Claimed[] = new Array(rows.length);
     for (let i = 0; i < rows.length; i++) {
-      const [seq, id, payload, attempts, priority, key, headers, sentAt, ownLease, parentId] = rows[i] as ClaimedRow;
+      const [seq, id, payload, attempts, priority, key, headers, sentAt, ownLease, ownTimeout, parentId] = rows[
+        i
+      ] as ClaimedRow;
       const attempt = attempts + 1;
       const length = lease ?? ownLease ?? settings.lease;
+      const limit = timeout ?? ownTimeout ?? settings.timeout;
+      const deadline = limit === null ? null : now + limit;
       out[i] = {
         id,
         queue,
@@ -155,8 +180,9 @@ export class Claim {
         key,
         headers,
         sentAt,
-        leaseUntil: now + length,
+        leaseUntil: deadline === null ? now + length : Math.min(now + length, deadline),
         lease: length,
+        deadline,
       };
       this.leases.set(seq, { queue, key, attempt, parentId });
       events.push({ type: 'active', queue, id, at: now, attempt });

@@ -39,6 +39,8 @@ export class Flows {
   constructor(
     db: Database.Database,
     private readonly finish: Finish,
+    /** A parent died of a child: its copy to the dead-letter queue, in this transaction. */
+    private readonly died: (row: Row, now: number, events: PendingEvent[]) => void,
   ) {
     const s = preparer(db);
     // SET reads the row as it was: children_left = 1 means this was the last unfinished child.
@@ -125,6 +127,7 @@ export class Flows {
             attempt: parent.attempts,
             error: JSON.parse(error),
           });
+          this.died(parent, now, events);
           this.cancelBelow(parent.id, now, events);
           child = parent;
           end = DEAD;

@@ -22,6 +22,8 @@ export interface Row {
   max_attempts: number | null;
   backoff: string | null;
   lease: number | null;
+  timeout: number | null;
+  deadline: number | null;
   receipt: string | null;
   lease_until: number | null;
   cancel_requested: number;

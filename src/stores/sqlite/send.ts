@@ -27,8 +27,8 @@ export class Send {
     this.dedupe = s('SELECT id FROM messages WHERE queue = ? AND dedupe_id = ?');
     this.insertRow = s(
       `INSERT INTO messages (id, queue, state, blocked, priority, run_at, payload, headers, key, dedupe_id,
-         max_attempts, backoff, lease, sent_at)
-       VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         max_attempts, backoff, lease, timeout, sent_at)
+       VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     // A flow's node: a parent is pending (state 5) on its count of children; never blocked (a parent has no key).
     this.insertFlowRow = s(
@@ -100,6 +100,7 @@ export class Send {
         maxAttempts: m.maxAttempts,
         backoff: m.backoff === null ? null : JSON.stringify(m.backoff),
         lease: m.lease,
+        timeout: m.timeout,
         now,
         parentId: flow.parentId,
         ignore: flow.ignoreFailures ? 1 : 0,
@@ -118,6 +119,7 @@ export class Send {
         m.maxAttempts,
         m.backoff === null ? null : JSON.stringify(m.backoff),
         m.lease,
+        m.timeout,
         now,
       );
     }

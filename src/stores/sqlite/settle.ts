@@ -11,6 +11,7 @@ import type { Completion, DeliveryRefItem, Failure, PendingEvent, Settled, Store
 import type { Queues } from './admin.ts';
 import type { Leases } from './claim.ts';
 import { type Batch, preparer, type Stmt } from './connection.ts';
+import type { DeadLetter } from './dead-letter.ts';
 import { Flows } from './flows.ts';
 import type { Keys } from './keys.ts';
 import type { Row } from './rows.ts';
@@ -48,10 +49,15 @@ export class Settle {
     private readonly queues: Queues,
     private readonly keys: Keys,
     private readonly leases: Leases,
+    private readonly deadLetter: DeadLetter,
     private readonly retryDelay: StoreContext['retryDelay'],
   ) {
     const s = preparer(db);
-    this.flows = new Flows(db, (row, state, error, now, events) => this.finish(row, state, error, now, events));
+    this.flows = new Flows(
+      db,
+      (row, state, error, now, events) => this.finish(row, state, error, now, events),
+      (row, now, events) => this.deadLetter.copy(row, now, events),
+    );
     // The common ack: this process claimed the message and no cancel is pending, so nothing needs to be read
     // back (about 1.7 against 3.8 µs per row with RETURNING; bench/sql-choices.ts). Else `completeRead`.
     this.completeKnown = s(
@@ -80,8 +86,9 @@ export class Settle {
          receipt = NULL, lease_until = NULL, blocked = 0
        WHERE seq = @seq`,
     );
+    // No lease outlives the attempt's deadline.
     this.extendLease = s(
-      `UPDATE messages SET lease_until = @until
+      `UPDATE messages SET lease_until = min(@until, coalesce(deadline, @until))
        WHERE seq = @seq AND id = @id AND receipt = @receipt AND state = 1 AND lease_until > @now
          AND cancel_requested = 0
        RETURNING lease_until`,
@@ -138,12 +145,17 @@ export class Settle {
         this.finish(row, DEAD, item.error, now, events);
         return 'dead';
       }
-      const backoff = row.backoff
-        ? (JSON.parse(row.backoff) as QueueSettings['backoff'])
-        : this.queues.settings(row.queue).backoff;
-      this.retryAt(row, now + (item.delay ?? this.retryDelay(row.attempts, backoff)), item.error, now, events);
+      this.retryAt(row, now + (item.delay ?? this.backoff(row)), item.error, now, events);
       return 'queued';
     });
+  }
+
+  /** The wait before the next attempt of `row`, whose attempt `row.attempts` failed, by its backoff. */
+  backoff(row: Row): number {
+    const backoff = row.backoff
+      ? (JSON.parse(row.backoff) as QueueSettings['backoff'])
+      : this.queues.settings(row.queue).backoff;
+    return this.retryDelay(row.attempts, backoff);
   }
 
   release(items: DeliveryRefItem[], now: number, events: PendingEvent[]): Settled[] {
@@ -192,7 +204,10 @@ export class Settle {
     return true;
   }
 
-  /** Ends `row` dead or cancelled, keeping `error` (JSON text) when given, and lets the next of its key go. */
+  /**
+   * Ends `row` dead or cancelled, keeping `error` (JSON text) when given, and lets the next of its key go.
+   * Every path to dead comes here, so a dead message's copy to its queue's dead-letter queue is made here.
+   */
   finish(
     row: Row,
     state: typeof DEAD | typeof CANCELLED,
@@ -211,6 +226,7 @@ export class Settle {
     };
     if (error !== null) event.error = JSON.parse(error);
     events.push(event);
+    if (state === DEAD) this.deadLetter.copy(row, now, events);
     if (row.parent_id !== null) this.flows.ended(row, state, now, events);
   }
 

@@ -27,6 +27,7 @@ import type {
 import { Admin, Queues } from './admin.ts';
 import { Claim, Leases } from './claim.ts';
 import { GroupCommit, openDatabase, read } from './connection.ts';
+import { DeadLetter } from './dead-letter.ts';
 import { EventLog } from './events.ts';
 import { Keys } from './keys.ts';
 import { Schedules } from './schedules.ts';
@@ -77,9 +78,10 @@ export class SqliteStore implements Store {
     const queues = new Queues(db);
     const keys = new Keys(db, queues);
     const leases = new Leases();
-    const settle = new Settle(db, queues, keys, leases, context.retryDelay);
-    const sweep = new Sweep(db, queues, settle, leases, log);
     const send = new Send(db, queues, keys);
+    const deadLetter = new DeadLetter(queues, send);
+    const settle = new Settle(db, queues, keys, leases, deadLetter, context.retryDelay);
+    const sweep = new Sweep(db, queues, settle, leases, log);
     this.p = {
       db,
       commit,
@@ -110,8 +112,18 @@ export class SqliteStore implements Store {
     return this.p.commit.run((events) => this.p.send.publish(topic, message, newId, now, events));
   }
 
-  claim(queue: string, max: number, lease: number | null, now: number): Promise<Claimed[]> {
-    return this.p.commit.run((events) => this.p.claim.claim(queue, max, lease, now, events), false);
+  claim(
+    queue: string,
+    max: number,
+    lease: number | null,
+    now: number,
+    timeout: number | null = null,
+  ): Promise<Claimed[]> {
+    return this.p.commit.run((events) => this.p.claim.claim(queue, max, lease, timeout, now, events), false);
+  }
+
+  expire(queue: string, now: number): Promise<number> {
+    return this.p.commit.run((events) => this.p.sweep.expire(now, events, queue));
   }
 
   complete(items: Completion[], now: number): Promise<Settled[]> {

@@ -4,7 +4,16 @@
  * that have closed.
  */
 import type Database from 'better-sqlite3';
-import { ACTIVE, CANCELLED, COMPLETED, DEAD, EXPIRE_BATCH, LEASE_EXPIRED, SWEEP_BATCH } from '../../store/constants.ts';
+import {
+  ACTIVE,
+  CANCELLED,
+  COMPLETED,
+  DEAD,
+  EXPIRE_BATCH,
+  LEASE_EXPIRED,
+  SWEEP_BATCH,
+  timeoutError,
+} from '../../store/constants.ts';
 import type { PendingEvent } from '../../store/store.ts';
 import type { Queues } from './admin.ts';
 import type { Leases } from './claim.ts';
@@ -68,7 +77,11 @@ export class Sweep {
     return { expired, removed };
   }
 
-  /** Settles leases that ran out (of `queue`, or of all): a failed attempt, redelivered at once, or dead when attempts are used up. */
+  /**
+   * Settles leases that ran out (of `queue`, or of all): a failed attempt, or dead when attempts are used up.
+   * A lease that reached its attempt's deadline (leases are capped there) is a timeout: a TimeoutError,
+   * retried by the backoff; any other lapsed lease is delivered again at once.
+   */
   expire(now: number, events: PendingEvent[], queue?: string): number {
     const rows = queue === undefined ? this.expiredAll.all(now) : this.expiredIn.all(now, queue);
     for (const read of rows) {
@@ -77,9 +90,11 @@ export class Sweep {
       const row = read.parent_id === null ? read : this.bySeq.get(read.seq);
       if (row?.state !== ACTIVE) continue;
       this.leases.delete(row.seq);
-      if (row.cancel_requested === 1) this.settle.finish(row, CANCELLED, LEASE_EXPIRED, now, events);
-      else if (row.attempts >= this.queues.maxAttempts(row)) this.settle.finish(row, DEAD, LEASE_EXPIRED, now, events);
-      else this.settle.retryAt(row, now, LEASE_EXPIRED, now, events);
+      const timedOut = row.deadline !== null && (row.lease_until as number) >= row.deadline;
+      const error = timedOut ? timeoutError((row.deadline as number) - (row.started_at as number)) : LEASE_EXPIRED;
+      if (row.cancel_requested === 1) this.settle.finish(row, CANCELLED, error, now, events);
+      else if (row.attempts >= this.queues.maxAttempts(row)) this.settle.finish(row, DEAD, error, now, events);
+      else this.settle.retryAt(row, timedOut ? now + this.settle.backoff(row) : now, error, now, events);
     }
     return rows.length;
   }

@@ -30,7 +30,7 @@ BEGIN
   n := 0;
   SELECT m.queue INTO v_queue FROM {{schema}}.messages m WHERE m.id = p_id AND m.state = 1 AND m.lease_until <= p_now;
   IF NOT FOUND THEN RETURN; END IF;
-  SELECT x.n, x.events INTO n, events FROM {{schema}}.expire_leases(p_now, p_at, v_queue, p_max_attempts) x;
+  SELECT x.n_events, x.events INTO n, events FROM {{schema}}.expire_leases(p_now, p_at, v_queue, p_max_attempts) x;
 END $$;
 
 -- Cancels a queued or pending message at once, or flags an active one (its handler is told; it ends

@@ -5,8 +5,9 @@
 -- due, not blocked behind an earlier message of their key, queue not paused, within its concurrency and rate
 -- limit and, with a keyRateLimit, the windows of their keys (a held key's messages are passed over, so they
 -- never hold back other keys); by priority, then runAt, then send order. The rows come back as a JSON array
--- in that order, their `active` events as comma-joined JSON.
-CREATE FUNCTION {{schema}}.claim_items(p_queue text, p_max int, p_lease int, p_now bigint, p_at text,
+-- in that order, their `active` events as comma-joined JSON. Each attempt's deadline is p_now plus the timeout
+-- (p_timeout, else the message's, else the queue's; none: null), and caps the lease.
+CREATE FUNCTION {{schema}}.claim_items(p_queue text, p_max int, p_lease int, p_timeout int, p_now bigint, p_at text,
   p_default_lease int, p_max_attempts int, OUT n int, OUT events text, OUT claimed text, OUT expired int)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -18,8 +19,8 @@ BEGIN
   expired := 0;
   SELECT q.settings, q.paused INTO v_settings, v_paused FROM {{schema}}.queues q WHERE q.name = p_queue;
   IF EXISTS (SELECT 1 FROM {{schema}}.messages m WHERE m.state = 1 AND m.lease_until <= p_now AND m.queue = p_queue) THEN
-    SELECT x.n, x.events INTO n, events FROM {{schema}}.expire_leases(p_now, p_at, p_queue, p_max_attempts) x;
-    expired := n;
+    SELECT x.n, x.events, x.n_events INTO expired, events, n
+      FROM {{schema}}.expire_leases(p_now, p_at, p_queue, p_max_attempts) x;
   END IF;
   IF coalesce(v_paused, false) THEN RETURN; END IF;
   v_conc := (v_settings->>'concurrency')::int;
@@ -69,15 +70,19 @@ BEGIN
   u AS (
     UPDATE {{schema}}.messages m
        SET state = 1, attempts = m.attempts + 1, receipt = gen_random_uuid()::text, started_at = p_now,
-           lease_until = p_now + coalesce(p_lease, m.lease, (v_settings->>'lease')::int, p_default_lease)
+           deadline = p_now + coalesce(p_timeout, m.timeout, (v_settings->>'timeout')::int),
+           lease_until = least(p_now + coalesce(p_lease, m.lease, (v_settings->>'lease')::int, p_default_lease),
+                               p_now + coalesce(p_timeout, m.timeout, (v_settings->>'timeout')::int))
       FROM (SELECT picked.id FROM picked UNION ALL SELECT unnest(v_ids)) p WHERE m.id = p.id
     RETURNING m.seq, m.id, m.payload, m.attempts, m.receipt, m.priority, m.run_at, m.key, m.headers, m.sent_at,
-              m.lease_until)
+              m.lease_until, m.deadline,
+              coalesce(p_lease, m.lease, (v_settings->>'lease')::int, p_default_lease) AS lease)
   SELECT count(*)::int,
          '[' || string_agg('{"id":' || to_json(u.id) || ',"payload":' || to_json(u.payload) || ',"attempt":'
                    || u.attempts || ',"receipt":"' || u.receipt || '","priority":' || u.priority || ',"key":'
                    || coalesce(to_json(u.key)::text, 'null') || ',"headers":' || coalesce(to_json(u.headers)::text, 'null')
-                   || ',"sentAt":' || u.sent_at || ',"leaseUntil":' || u.lease_until || '}',
+                   || ',"sentAt":' || u.sent_at || ',"leaseUntil":' || u.lease_until || ',"lease":' || u.lease
+                   || ',"deadline":' || coalesce(u.deadline::text, 'null') || '}',
                    ',' ORDER BY u.priority DESC, u.run_at, u.seq) || ']',
          string_agg({{schema}}.event('active', p_queue, u.id, p_at, u.attempts, NULL), ','
                     ORDER BY u.priority DESC, u.run_at, u.seq)
@@ -99,7 +104,7 @@ END $$;
 -- every earlier asynchronous one, so a later durable step never depends on a lost claim.
 CREATE FUNCTION {{schema}}.step(
   c_ids text[], c_receipts text[], c_results text[], c_nows bigint[], c_ats text[],
-  q_queue text, q_max int, q_lease int, q_now bigint, q_at text,
+  q_queue text, q_max int, q_lease int, q_timeout int, q_now bigint, q_at text,
   p_default_lease int, p_max_attempts int, p_origin text,
   OUT data text, OUT c_ords int[], OUT c_states int[], OUT claimed text)
 LANGUAGE plpgsql AS $$
@@ -113,7 +118,7 @@ BEGIN
   END IF;
   IF q_queue IS NOT NULL THEN
     SELECT x.n, x.events, x.claimed, x.expired INTO q_n, q_events, claimed, q_expired
-      FROM {{schema}}.claim_items(q_queue, q_max, q_lease, q_now, q_at, p_default_lease, p_max_attempts) x;
+      FROM {{schema}}.claim_items(q_queue, q_max, q_lease, q_timeout, q_now, q_at, p_default_lease, p_max_attempts) x;
     IF q_n > 0 THEN
       v_events := CASE WHEN v_events IS NULL THEN q_events ELSE v_events || ',' || q_events END;
       v_n := v_n + q_n;

@@ -74,6 +74,9 @@ BEGIN
       IF FOUND THEN
         events := concat_ws(',', events, {{schema}}.event('dead', r.queue, r.id, p_at, r.attempts, ',"error":' || v_error));
         n := n + 1;
+        -- Dead like any other: its copy to its queue's dead-letter queue, in this transaction.
+        SELECT d.n, d.events INTO c FROM {{schema}}.dead_letter(ARRAY[r.id], p_now, p_at) d;
+        IF c.n > 0 THEN events := concat_ws(',', events, c.events); n := n + c.n; END IF;
         SELECT x.n, x.events INTO c FROM {{schema}}.cancel_below(r.id, p_now, p_at) x;
         IF c.n > 0 THEN events := concat_ws(',', events, c.events); n := n + c.n; END IF;
         IF r.parent_id IS NOT NULL THEN
@@ -111,7 +114,7 @@ $$;
 -- deduplicated), whether it was deduplicated, and whether it was left out (under a deduplicated node).
 CREATE FUNCTION {{schema}}.send_flow(
   p_ids text[], p_queues text[], p_priorities int[], p_run_ats bigint[], p_payloads text[], p_headers text[],
-  p_keys text[], p_dedupes text[], p_max_attempts int[], p_backoffs text[], p_leases int[],
+  p_keys text[], p_dedupes text[], p_max_attempts int[], p_backoffs text[], p_leases int[], p_timeouts int[],
   p_parents int[], p_children int[], p_ignore boolean[], p_levels int[], p_now bigint, p_at text, p_origin text,
   OUT data text, OUT ids text[], OUT deduplicated boolean[], OUT skipped boolean[])
 LANGUAGE plpgsql AS $$
@@ -148,6 +151,7 @@ BEGIN
         (SELECT array_agg(p_max_attempts[t.o] ORDER BY t.k) FROM unnest(l) WITH ORDINALITY AS t(o, k)),
         (SELECT array_agg(p_backoffs[t.o] ORDER BY t.k) FROM unnest(l) WITH ORDINALITY AS t(o, k)),
         (SELECT array_agg(p_leases[t.o] ORDER BY t.k) FROM unnest(l) WITH ORDINALITY AS t(o, k)),
+        (SELECT array_agg(p_timeouts[t.o] ORDER BY t.k) FROM unnest(l) WITH ORDINALITY AS t(o, k)),
         p_now, p_at,
         (SELECT array_agg(p_ids[p_parents[t.o]] ORDER BY t.k) FROM unnest(l) WITH ORDINALITY AS t(o, k)),
         (SELECT array_agg(p_children[t.o] ORDER BY t.k) FROM unnest(l) WITH ORDINALITY AS t(o, k)),

@@ -10,7 +10,7 @@
 -- claim+ack 1.6× slower, so they keep custom plans).
 CREATE FUNCTION {{schema}}.insert_messages(
   p_ids text[], p_queues text[], p_priorities int[], p_run_ats bigint[], p_payloads text[], p_headers text[],
-  p_keys text[], p_dedupes text[], p_max_attempts int[], p_backoffs text[], p_leases int[],
+  p_keys text[], p_dedupes text[], p_max_attempts int[], p_backoffs text[], p_leases int[], p_timeouts int[],
   p_now bigint, p_at text, p_parents text[] DEFAULT NULL, p_children int[] DEFAULT NULL,
   p_ignore boolean[] DEFAULT NULL, p_seqs bigint[] DEFAULT NULL, OUT n int, OUT events text, OUT ids text[], OUT deduplicated boolean[])
 LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
@@ -23,23 +23,23 @@ BEGIN
   -- exist before it: in the table, or earlier in this batch.
   WITH ins AS (
     INSERT INTO {{schema}}.messages (id, seq, queue, state, blocked, priority, run_at, payload, headers, key,
-      dedupe_id, max_attempts, backoff, lease, sent_at, parent_id, children_left, ignore_child_failures)
+      dedupe_id, max_attempts, backoff, lease, timeout, sent_at, parent_id, children_left, ignore_child_failures)
     SELECT u.id, coalesce(u.seq, nextval('{{schema}}.messages_seq')), u.queue, CASE WHEN u.children > 0 THEN 5 ELSE 0 END,
            CASE WHEN u.key IS NULL THEN false
                 WHEN u.n = 1 THEN u.before > 0 OR EXISTS (SELECT 1 FROM {{schema}}.messages x
                   WHERE x.queue = u.queue AND x.key = u.key AND x.state <= 1)
                 ELSE u.before + (SELECT count(*) FROM (SELECT 1 FROM {{schema}}.messages x
                   WHERE x.queue = u.queue AND x.key = u.key AND x.state <= 1 LIMIT u.n) c) >= u.n END,
-           u.priority, u.run_at, u.payload, u.headers, u.key, u.dedupe_id, u.max_attempts, u.backoff, u.lease, p_now,
-           u.parent, coalesce(u.children, 0), coalesce(u.ignore, false)
+           u.priority, u.run_at, u.payload, u.headers, u.key, u.dedupe_id, u.max_attempts, u.backoff, u.lease,
+           u.timeout, p_now, u.parent, coalesce(u.children, 0), coalesce(u.ignore, false)
       FROM (SELECT t.*, row_number() OVER (PARTITION BY t.queue, t.key ORDER BY t.ord) - 1 AS before,
                    CASE WHEN t.key IS NULL THEN 1
                         ELSE coalesce((SELECT (q.settings->>'keyConcurrency')::int FROM {{schema}}.queues q
                                         WHERE q.name = t.queue), 1) END AS n
               FROM unnest(p_ids, p_queues, p_priorities, p_run_ats, p_payloads, p_headers, p_keys, p_dedupes,
-                          p_max_attempts, p_backoffs, p_leases, p_parents, p_children, p_ignore, p_seqs) WITH ORDINALITY
+                          p_max_attempts, p_backoffs, p_leases, p_timeouts, p_parents, p_children, p_ignore, p_seqs) WITH ORDINALITY
                    AS t(id, queue, priority, run_at, payload, headers, key, dedupe_id, max_attempts, backoff, lease,
-                        parent, children, ignore, seq, ord)
+                        timeout, parent, children, ignore, seq, ord)
              ORDER BY t.ord) u
      ORDER BY u.ord
     ON CONFLICT (queue, dedupe_id) WHERE dedupe_id IS NOT NULL DO NOTHING
@@ -71,7 +71,7 @@ END $$;
 -- waiters.
 CREATE FUNCTION {{schema}}.send(
   p_ids text[], p_queues text[], p_priorities int[], p_run_ats bigint[], p_payloads text[], p_headers text[],
-  p_keys text[], p_dedupes text[], p_max_attempts int[], p_backoffs text[], p_leases int[],
+  p_keys text[], p_dedupes text[], p_max_attempts int[], p_backoffs text[], p_leases int[], p_timeouts int[],
   p_now bigint, p_at text, p_new_queues text[], p_origin text, p_inline boolean,
   OUT data text, OUT ids text[], OUT deduplicated boolean[])
 LANGUAGE plpgsql AS $$
@@ -82,6 +82,6 @@ BEGIN
   END IF;
   SELECT x.n, x.events, x.ids, x.deduplicated INTO v_n, v_events, ids, deduplicated
     FROM {{schema}}.insert_messages(p_ids, p_queues, p_priorities, p_run_ats, p_payloads, p_headers, p_keys,
-                                    p_dedupes, p_max_attempts, p_backoffs, p_leases, p_now, p_at) x;
+                                    p_dedupes, p_max_attempts, p_backoffs, p_leases, p_timeouts, p_now, p_at) x;
   data := {{schema}}.stage_events(v_events, v_n, p_now, p_origin, p_inline);
 END $$;

@@ -35,12 +35,13 @@ END $$;
 
 -- Ends failed attempts. The caller has read the leases (settle.ts) and computed, by the engine's backoff,
 -- when each would run again (p_run_ats); here the rule: cancelled when a cancel was requested, dead when the
--- item may not retry or its attempts are spent, else queued again at its run_at.
+-- item may not retry or its attempts are spent, else queued again at its run_at. Messages made dead are
+-- copied to their dead-letter queue.
 CREATE FUNCTION {{schema}}.fail_items(p_ids text[], p_receipts text[], p_errors text[], p_retry boolean[],
   p_run_ats bigint[], p_nows bigint[], p_ats text[], p_max_attempts int, p_origin text,
   OUT data text, OUT ords int[], OUT states int[])
 LANGUAGE plpgsql AS $$
-DECLARE kq text[]; kk text[]; v_n int; v_events text; e_ids text[]; e_n int; e_events text;
+DECLARE kq text[]; kk text[]; v_n int; v_events text; e_ids text[]; e_n int; e_events text; v_dead text[]; d_n int; d_events text;
 BEGIN
   WITH x AS (
     SELECT i.ord, i.at, i.error, i.run_at, i.now, m.id,
@@ -66,9 +67,17 @@ BEGIN
          array_agg(u.ord::int ORDER BY u.ord), array_agg(u.state::int ORDER BY u.ord),
          array_agg(u.queue) FILTER (WHERE u.key IS NOT NULL AND u.state >= 2),
          array_agg(u.key) FILTER (WHERE u.key IS NOT NULL AND u.state >= 2),
-         array_agg(u.id) FILTER (WHERE u.parent_id IS NOT NULL AND u.state >= 2)
-    INTO v_n, v_events, ords, states, kq, kk, e_ids FROM u;
+         array_agg(u.id) FILTER (WHERE u.parent_id IS NOT NULL AND u.state >= 2),
+         array_agg(u.id) FILTER (WHERE u.state = 3)
+    INTO v_n, v_events, ords, states, kq, kk, e_ids, v_dead FROM u;
   PERFORM {{schema}}.release_keys(kq, kk);
+  IF v_dead IS NOT NULL THEN
+    SELECT d.n, d.events INTO d_n, d_events FROM {{schema}}.dead_letter(v_dead, p_nows[1], p_ats[1]) d;
+    IF d_n > 0 THEN
+      v_events := v_events || ',' || d_events;
+      v_n := v_n + d_n;
+    END IF;
+  END IF;
   SELECT x.n, x.events INTO e_n, e_events FROM {{schema}}.children_ended(e_ids, p_nows[1], p_ats[1]) x;
   IF e_n > 0 THEN v_n := v_n + e_n; v_events := concat_ws(',', v_events, e_events); END IF;
   data := {{schema}}.stage_events(v_events, v_n, p_nows[1], p_origin);
@@ -107,10 +116,11 @@ BEGIN
   data := {{schema}}.stage_events(v_events, v_n, p_now, p_origin);
 END $$;
 
--- Moves a live lease's end; null when the receipt is stale or a cancel was requested.
+-- Moves a live lease's end, never past the attempt's deadline; null when the receipt is stale or a cancel was
+-- requested.
 CREATE FUNCTION {{schema}}.extend_lease(p_id text, p_receipt text, p_now bigint, p_until bigint) RETURNS bigint
 LANGUAGE sql AS $$
-  UPDATE {{schema}}.messages SET lease_until = p_until
+  UPDATE {{schema}}.messages SET lease_until = least(p_until, deadline)
    WHERE id = p_id AND receipt = p_receipt AND state = 1 AND lease_until > p_now AND NOT cancel_requested
   RETURNING lease_until
 $$;

@@ -6,41 +6,83 @@ CREATE FUNCTION {{schema}}.queue_setting(p_queue text, p_name text) RETURNS text
   SELECT q.settings->>p_name FROM {{schema}}.queues q WHERE q.name = p_queue
 $$;
 
--- Settles leases that ran out (of p_queue, or any when null; up to 1000): a failed attempt, delivered again at
--- once, or dead when its attempts are spent, or cancelled when a cancel was requested. Answers the count and
--- the events (comma-joined).
+-- The wait before the attempt after failed attempt p_attempt, by p_backoff (the message's, else the queue's;
+-- absent fields take DEFAULT_SETTINGS.backoff's values). The formula of src/engine/backoff.ts, for the one
+-- failure decided inside a statement: an attempt that ran past its deadline, found by expire_leases.
+CREATE FUNCTION {{schema}}.retry_delay(p_attempt int, p_backoff jsonb) RETURNS bigint LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  v_delay bigint := coalesce((p_backoff->>'delay')::bigint, 1000);
+  v_full float8;
+BEGIN
+  IF p_backoff->>'type' = 'fixed' THEN RETURN v_delay; END IF;
+  v_full := least(coalesce((p_backoff->>'max')::bigint, greatest(3600000, v_delay))::float8,
+                  v_delay * power(2::float8, least(greatest(p_attempt - 1, 0), 52)));
+  IF coalesce((p_backoff->>'jitter')::boolean, true) THEN RETURN round(v_full / 2 + random() * v_full / 2); END IF;
+  RETURN v_full;
+END $$;
+
+-- Settles leases that ran out (of p_queue, or any when null; up to 1000): a failed attempt, or dead when its
+-- attempts are spent, or cancelled when a cancel was requested. A lease that reached its attempt's deadline
+-- (leases are capped there) is a timeout: a TimeoutError, retried by the backoff; any other lapsed lease is
+-- delivered again at once. Messages made dead are copied to their dead-letter queue. Answers how many leases
+-- (n) and the events (comma-joined, n_events of them).
 CREATE FUNCTION {{schema}}.expire_leases(p_now bigint, p_at text, p_queue text, p_max_attempts int,
-  OUT n int, OUT events text) LANGUAGE plpgsql AS $$
-DECLARE kq text[]; kk text[]; e_ids text[]; e_n int; e_events text;
+  OUT n int, OUT events text, OUT n_events int) LANGUAGE plpgsql AS $$
+DECLARE kq text[]; kk text[]; v_dead text[]; d_n int; d_events text; e_ids text[]; e_n int; e_events text;
   v_error constant text := '{"message":"lease expired","name":"LeaseExpired"}';
 BEGIN
   WITH x AS (
     SELECT m.id, m.cancel_requested,
            m.attempts >= coalesce(m.max_attempts, {{schema}}.queue_setting(m.queue, 'maxAttempts')::int,
-                                  p_max_attempts) AS used_up
+                                  p_max_attempts) AS used_up,
+           CASE WHEN m.deadline IS NOT NULL AND m.lease_until >= m.deadline
+                THEN '{"message":"the attempt ran past its timeout of ' || (m.deadline - m.started_at)
+                     || ' ms","name":"TimeoutError"}' ELSE v_error END AS error,
+           CASE WHEN m.deadline IS NOT NULL AND m.lease_until >= m.deadline
+                THEN p_now + {{schema}}.retry_delay(m.attempts, coalesce(m.backoff::jsonb,
+                       (SELECT q.settings->'backoff' FROM {{schema}}.queues q WHERE q.name = m.queue), '{}'))
+                ELSE p_now END AS retry_at
       FROM {{schema}}.messages m
      WHERE m.state = 1 AND m.lease_until <= p_now AND (p_queue IS NULL OR m.queue = p_queue)
      ORDER BY m.lease_until LIMIT 1000 FOR UPDATE SKIP LOCKED),
   u AS (
     UPDATE {{schema}}.messages m
        SET state = CASE WHEN x.cancel_requested THEN 4 WHEN x.used_up THEN 3 ELSE 0 END,
-           run_at = CASE WHEN x.cancel_requested OR x.used_up THEN m.run_at ELSE p_now END,
+           run_at = CASE WHEN x.cancel_requested OR x.used_up THEN m.run_at ELSE x.retry_at END,
            finished_at = CASE WHEN x.cancel_requested OR x.used_up THEN p_now END,
-           error = v_error, receipt = NULL, lease_until = NULL, blocked = false
+           error = x.error, receipt = NULL, lease_until = NULL, blocked = false
       FROM x WHERE m.id = x.id
-    RETURNING m.id, m.queue, m.key, m.state, m.attempts, m.seq, m.parent_id)
+    RETURNING m.id, m.queue, m.key, m.state, m.attempts, m.seq, m.parent_id, x.error, x.retry_at)
   SELECT count(*)::int,
          string_agg({{schema}}.event(CASE u.state WHEN 0 THEN 'retrying' WHEN 3 THEN 'dead' ELSE 'cancelled' END,
                       u.queue, u.id, p_at, u.attempts,
-                      ',"error":' || v_error || CASE WHEN u.state = 0 THEN ',"runAt":' || p_now ELSE '' END),
+                      ',"error":' || u.error || CASE WHEN u.state = 0 THEN ',"runAt":' || u.retry_at ELSE '' END),
                     ',' ORDER BY u.seq),
          array_agg(u.queue) FILTER (WHERE u.key IS NOT NULL AND u.state >= 2),
          array_agg(u.key) FILTER (WHERE u.key IS NOT NULL AND u.state >= 2),
+         array_agg(u.id) FILTER (WHERE u.state = 3),
          array_agg(u.id) FILTER (WHERE u.parent_id IS NOT NULL AND u.state >= 2)
-    INTO n, events, kq, kk, e_ids FROM u;
+    INTO n, events, kq, kk, v_dead, e_ids FROM u;
   PERFORM {{schema}}.release_keys(kq, kk);
+  n_events := n;
+  IF v_dead IS NOT NULL THEN
+    SELECT d.n, d.events INTO d_n, d_events FROM {{schema}}.dead_letter(v_dead, p_now, p_at) d;
+    IF d_n > 0 THEN
+      events := events || ',' || d_events;
+      n_events := n_events + d_n;
+    END IF;
+  END IF;
   SELECT x.n, x.events INTO e_n, e_events FROM {{schema}}.children_ended(e_ids, p_now, p_at) x;
-  IF e_n > 0 THEN n := n + e_n; events := concat_ws(',', events, e_events); END IF;
+  IF e_n > 0 THEN n_events := n_events + e_n; events := concat_ws(',', events, e_events); END IF;
+END $$;
+
+-- Settles the expired leases of p_queue (lapsed or timed out) and stages their events; answers how many.
+CREATE FUNCTION {{schema}}.expire_queue(p_queue text, p_now bigint, p_at text, p_max_attempts int, p_origin text,
+  OUT n int, OUT data text) LANGUAGE plpgsql AS $$
+DECLARE v_events text; v_n int;
+BEGIN
+  SELECT x.n, x.events, x.n_events INTO n, v_events, v_n FROM {{schema}}.expire_leases(p_now, p_at, p_queue, p_max_attempts) x;
+  data := {{schema}}.stage_events(v_events, v_n, p_now, p_origin);
 END $$;
 
 -- One housekeeping pass, bounded: expired leases, then finished messages whose queue's current retention has
@@ -49,10 +91,11 @@ END $$;
 CREATE FUNCTION {{schema}}.sweep(p_now bigint, p_at text, p_event_before bigint, p_max_attempts int,
   p_retention bigint, p_origin text, OUT expired int, OUT removed int, OUT data text)
 LANGUAGE plpgsql AS $$
-DECLARE v_events text;
+DECLARE v_events text; v_n int;
 BEGIN
-  SELECT x.n, x.events INTO expired, v_events FROM {{schema}}.expire_leases(p_now, p_at, NULL, p_max_attempts) x;
-  data := {{schema}}.stage_events(v_events, expired, p_now, p_origin);
+  SELECT x.n, x.events, x.n_events INTO expired, v_events, v_n
+    FROM {{schema}}.expire_leases(p_now, p_at, NULL, p_max_attempts) x;
+  data := {{schema}}.stage_events(v_events, v_n, p_now, p_origin);
   DELETE FROM {{schema}}.messages d WHERE d.id IN (
     SELECT f.id
       FROM {{schema}}.queues q
