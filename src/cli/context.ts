@@ -78,7 +78,8 @@ export async function openFerry(options: ConnectionOptions): Promise<Ferry> {
       `no Ferry store at ${file} (from ${store}); this command does not create one: check the path, or send a message to create it`,
     );
   }
-  return open(store);
+  // A command comes and goes: webhooks are delivered by the long-running processes (serve, applications).
+  return open(store, { webhookDelivery: false });
 }
 
 /** Runs `body` with an open Ferry and closes it afterwards, whatever happens. */

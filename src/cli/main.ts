@@ -25,6 +25,7 @@ import { schedulesCommand } from './commands/schedules.ts';
 import { sendCommand } from './commands/send.ts';
 import { serveCommand } from './commands/serve.ts';
 import { topicsCommand } from './commands/topics.ts';
+import { webhooksCommand } from './commands/webhooks.ts';
 import { workCommand } from './commands/work.ts';
 import { EXIT, EXIT_HELP } from './context.ts';
 
@@ -66,6 +67,7 @@ for (const command of [
   eventsCommand,
   topicsCommand,
   schedulesCommand,
+  webhooksCommand,
   workCommand,
   benchCommand,
 ]) {

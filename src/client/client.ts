@@ -40,6 +40,10 @@ import type {
   SendOptions,
   Sent,
   WaitOptions,
+  WebhookDefinition,
+  WebhookDeliveriesOptions,
+  WebhookDelivery,
+  WebhookInfo,
   Worker,
   WorkOptions,
 } from '../core/types.ts';
@@ -74,6 +78,8 @@ const s = (name: string): string => {
   }
   return encodeURIComponent(name);
 };
+
+const w = (name: string): string => encodeURIComponent(checkQueueName(name, 'webhook name'));
 
 function ref(delivery: DeliveryRef): { id: string; receipt: string } {
   if (delivery === null || typeof delivery !== 'object' || typeof delivery.receipt !== 'string' || !delivery.receipt) {
@@ -439,6 +445,24 @@ export class HttpFerry implements Ferry {
 
   async schedules(): Promise<ScheduleInfo[]> {
     return (await this.#call<{ schedules: ScheduleInfo[] }>('GET', '/v1/schedules')).schedules;
+  }
+
+  async putWebhook(name: string, definition: WebhookDefinition): Promise<WebhookInfo> {
+    return this.#call('PUT', `/v1/webhooks/${w(name)}`, { body: definition });
+  }
+
+  async deleteWebhook(name: string): Promise<{ deleted: boolean }> {
+    return this.#call('DELETE', `/v1/webhooks/${w(name)}`);
+  }
+
+  async webhooks(): Promise<WebhookInfo[]> {
+    return (await this.#call<{ webhooks: WebhookInfo[] }>('GET', '/v1/webhooks')).webhooks;
+  }
+
+  async webhookDeliveries(name: string, options: WebhookDeliveriesOptions = {}): Promise<WebhookDelivery[]> {
+    const limit = options?.limit === undefined ? undefined : checkInteger(options.limit, 'limit', 1, 100);
+    const path = `/v1/webhooks/${w(name)}/deliveries`;
+    return (await this.#call<{ deliveries: WebhookDelivery[] }>('GET', path, { query: { limit } })).deliveries;
   }
 
   events(options: EventsOptions = {}): EventStream {

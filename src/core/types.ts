@@ -415,6 +415,52 @@ export interface FlowSent {
   children?: FlowSent[];
 }
 
+/** A webhook endpoint (SPEC §6): Ferry POSTs each matching event to `url`, signed as Standard Webhooks do. */
+export interface WebhookDefinition {
+  /** `http://` or `https://`; its host must not resolve to a loopback, private, link-local or metadata address. */
+  url: string;
+  /** Only events of these queues. Default: every queue. */
+  queues?: string[];
+  /** Only events of these types. Default `['completed', 'dead']`. */
+  types?: EventType[];
+  /** The signing secret, in Standard Webhooks' form `whsec_<base64 of 24 to 64 bytes>`. Never shown back. */
+  secret: string;
+}
+
+/** A webhook as listed: its definition without the secret. */
+export interface WebhookInfo {
+  name: string;
+  url: string;
+  /** Null: every queue. */
+  queues: string[] | null;
+  types: EventType[];
+  /** ISO 8601. */
+  createdAt: string;
+  /** ISO 8601. */
+  updatedAt: string;
+}
+
+/** One attempt to deliver an event to a webhook (newest first in `webhookDeliveries`). */
+export interface WebhookDelivery {
+  /** The `webhook-id` header: one per event and endpoint, the same on every retry. */
+  id: string;
+  event: { seq: number; type: EventType; queue: string; id: string };
+  attempt: number;
+  /** The HTTP status answered, or null when none came (refused, timed out, unreachable). */
+  status: number | null;
+  error: string | null;
+  /** `retrying`: failed, tried again later; `gave_up`: failed for the last time (24 h after the event). */
+  outcome: 'delivered' | 'retrying' | 'gave_up';
+  /** ISO 8601: when the attempt started. */
+  at: string;
+  durationMs: number;
+}
+
+export interface WebhookDeliveriesOptions {
+  /** At most this many, newest first (1–100, default 50). */
+  limit?: number;
+}
+
 /** The one interface of Ferry, identical on every store and over HTTP. */
 export interface Ferry {
   send(queue: string, payload: unknown, options?: SendOptions): Promise<Sent>;
@@ -479,6 +525,15 @@ export interface Ferry {
   /** Removes schedule `name`; answers whether it existed. */
   unschedule(name: string): Promise<{ deleted: boolean }>;
   schedules(): Promise<ScheduleInfo[]>;
+
+  /** Creates or replaces webhook `name` (SPEC §6); answers it without its secret. */
+  putWebhook(name: string, definition: WebhookDefinition): Promise<WebhookInfo>;
+  /** Removes webhook `name` and its deliveries log; answers whether it existed. */
+  deleteWebhook(name: string): Promise<{ deleted: boolean }>;
+  /** Every webhook, by name, without secrets. */
+  webhooks(): Promise<WebhookInfo[]>;
+  /** The recent delivery attempts of webhook `name`, newest first; `NotFoundError` when there is no such webhook. */
+  webhookDeliveries(name: string, options?: WebhookDeliveriesOptions): Promise<WebhookDelivery[]>;
 
   events(options?: EventsOptions): EventStream;
   close(): Promise<void>;

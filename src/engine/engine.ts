@@ -42,6 +42,10 @@ import type {
   SendOptions,
   Sent,
   WaitOptions,
+  WebhookDefinition,
+  WebhookDeliveriesOptions,
+  WebhookDelivery,
+  WebhookInfo,
   Worker,
   WorkOptions,
 } from '../core/types.ts';
@@ -81,6 +85,9 @@ import {
   SERVER_REQUEST,
   withTraceOptions,
 } from './tracing.ts';
+import { checkWebhook, checkWebhookName, toWebhookDelivery, toWebhookInfo } from './webhooks/definition.ts';
+import { checkDestination } from './webhooks/guard.ts';
+import { WEBHOOK_QUEUE, WebhookRelay } from './webhooks/relay.ts';
 import { LEASE_UNTIL_MS, WorkerLoop } from './worker.ts';
 
 export interface EngineOptions {
@@ -95,6 +102,16 @@ export interface EngineOptions {
   sweepInterval?: Duration;
   /** How long the event log keeps events for resuming streams. Default 1d. */
   eventRetention?: Duration;
+  /**
+   * Whether this process delivers webhooks (SPEC §6). Default true: with no webhook registered it costs one
+   * small read a second. Turn it off in short-lived processes (the CLI does) and leave it to the long-running ones.
+   */
+  webhookDelivery?: boolean;
+  /**
+   * Lets webhooks reach loopback, private, link-local and metadata addresses: for local development and
+   * tests only. Default false.
+   */
+  webhookAllowPrivate?: boolean;
 }
 
 const FINAL = new Set(['completed', 'dead', 'cancelled']);
@@ -119,6 +136,8 @@ export class Engine implements Ferry {
   /** Set when close() starts: workers are draining, and a new one would never be closed. */
   private closing = false;
   private closingDone: Promise<void> | undefined;
+  private readonly webhookAllowPrivate: boolean;
+  private readonly relay: WebhookRelay | undefined;
 
   private constructor(
     private readonly store: Store,
@@ -133,17 +152,33 @@ export class Engine implements Ferry {
     this.pollInterval = parseDuration(options.pollInterval ?? 250, 'pollInterval', 1, 60_000);
     this.sweepInterval = parseDuration(options.sweepInterval ?? 1000, 'sweepInterval', 1, 3_600_000);
     this.eventRetention = parseDuration(options.eventRetention ?? '1d', 'eventRetention', 0, 365 * 86_400_000);
+    this.webhookAllowPrivate = options.webhookAllowPrivate === true;
+    if (options.webhookDelivery !== false) {
+      this.relay = new WebhookRelay({
+        store,
+        clock: this.clock,
+        allowPrivate: this.webhookAllowPrivate,
+        receive: (queue, o) => this.claim(queue, o),
+        ack: (d) => this.ack(d),
+        nack: (d, o) => this.nack(d, o),
+        wake: (queue) => this.bus.wake(queue),
+      });
+    }
   }
 
   static async create(store: Store, options: EngineOptions = {}): Promise<Engine> {
     const engine = new Engine(store, options);
     await store.init({
       retryDelay: (attempt, backoff) => retryDelay(attempt, backoff, engine.random),
-      onEvents: (events, woken) => engine.bus.publish(events, woken),
+      onEvents: (events, woken) => {
+        engine.bus.publish(events, woken);
+        engine.relay?.notice(events);
+      },
       onCommitted: (events) => engine.bus.wakeFor(events),
       onActivity: (queues) => engine.bus.wakeQueues(queues),
     });
     engine.scheduleSweep();
+    engine.relay?.start();
     return engine;
   }
 
@@ -517,7 +552,8 @@ export class Engine implements Ferry {
 
   async queues(): Promise<QueueStats[]> {
     this.guard();
-    return this.store.stats(null, this.clock.now());
+    // The internal queue of webhook deliveries is Ferry's, not the user's (its log: webhookDeliveries).
+    return (await this.store.stats(null, this.clock.now())).filter((q) => q.name !== WEBHOOK_QUEUE);
   }
 
   async configure(queue: string, config?: QueueConfig): Promise<QueueSettings> {
@@ -643,6 +679,37 @@ export class Engine implements Ferry {
     );
   }
 
+  async putWebhook(name: string, definition: WebhookDefinition): Promise<WebhookInfo> {
+    this.guard();
+    const { record, url } = checkWebhook(name, definition, this.clock.now());
+    if (!this.webhookAllowPrivate) await checkDestination(url);
+    const stored = await this.store.putWebhook(record);
+    this.relay?.changed();
+    return toWebhookInfo(stored);
+  }
+
+  async deleteWebhook(name: string): Promise<{ deleted: boolean }> {
+    this.guard();
+    const deleted = await this.store.deleteWebhook(checkWebhookName(name));
+    this.relay?.changed();
+    return { deleted };
+  }
+
+  async webhooks(): Promise<WebhookInfo[]> {
+    this.guard();
+    return (await this.store.listWebhooks()).map(toWebhookInfo);
+  }
+
+  async webhookDeliveries(name: string, options: WebhookDeliveriesOptions = {}): Promise<WebhookDelivery[]> {
+    this.guard();
+    checkWebhookName(name);
+    const o = checkOptions(options, ['limit']);
+    const limit = o.limit === undefined ? 50 : checkInteger(o.limit, 'limit', 1, 100);
+    const [attempts, hooks] = await Promise.all([this.store.webhookAttempts(name, limit), this.store.listWebhooks()]);
+    if (!hooks.some((h) => h.name === name)) throw new NotFoundError(`no webhook named ${name}`);
+    return attempts.map(toWebhookDelivery);
+  }
+
   events(options: EventsOptions = {}): EventStream {
     this.guard();
     const o = checkOptions(options, ['queue', 'types', 'after', 'signal']);
@@ -651,7 +718,8 @@ export class Engine implements Ferry {
     if (o.after !== undefined && (typeof o.after !== 'number' || !Number.isInteger(o.after) || o.after < 0)) {
       throw new InvalidRequestError('after must be a non-negative integer event seq');
     }
-    const filter = (e: FerryEvent) => (o.queue === undefined || e.queue === o.queue) && (!types || types.has(e.type));
+    const filter = (e: FerryEvent) =>
+      (o.queue === undefined ? e.queue !== WEBHOOK_QUEUE : e.queue === o.queue) && (!types || types.has(e.type));
     const feed = new EventFeed(
       this.store,
       this.bus,
@@ -672,7 +740,7 @@ export class Engine implements Ferry {
 
   private async drainAndClose(): Promise<void> {
     this.closing = true;
-    await Promise.all([...this.workers].map((w) => w.close({ timeout: 5000 })));
+    await Promise.all([...[...this.workers].map((w) => w.close({ timeout: 5000 })), this.relay?.close()]);
     this.closed = true;
     this.closeController.abort();
     for (const wake of [...this.closeWaiters]) wake();

@@ -29,6 +29,7 @@ import { opsRoutes } from './routes/ops.ts';
 import { queueRoutes } from './routes/queues.ts';
 import { scheduleRoutes } from './routes/schedules.ts';
 import { topicRoutes } from './routes/topics.ts';
+import { webhookRoutes } from './routes/webhooks.ts';
 import { StreamTokens } from './stream-tokens.ts';
 import { TokenSet } from './tokens.ts';
 import { registerTracing } from './tracing.ts';
@@ -215,6 +216,7 @@ export async function createServer(ferry: Ferry, options: ServerOptions = {}): P
     queueRoutes,
     topicRoutes,
     scheduleRoutes,
+    webhookRoutes,
     eventRoutes,
     opsRoutes,
   ]) {

@@ -83,6 +83,63 @@ export const ScheduleInfo = Type.Object({
 });
 export const SchedulesReply = Type.Object({ schedules: Type.Array(ScheduleInfo) });
 export const DeletedReply = Type.Object({ deleted: Type.Boolean() });
+
+export const WebhookParams = Type.Object({
+  name: Type.String({ pattern: QUEUE_NAME.source, description: 'a webhook name' }),
+});
+const EventTypeName = Type.Union(
+  EVENT_TYPES.map((t) => Type.Literal(t)),
+  { description: 'an event type' },
+);
+export const WebhookBody = Type.Object(
+  {
+    url: Type.String({
+      minLength: 1,
+      maxLength: 2048,
+      description: 'http:// or https:// URL the events are POSTed to',
+    }),
+    queues: Type.Optional(
+      Type.Array(QueueName, { minItems: 1, maxItems: 100, description: 'only events of these queues (default all)' }),
+    ),
+    types: Type.Optional(
+      Type.Array(EventTypeName, {
+        minItems: 1,
+        maxItems: 16,
+        description: 'only these types (default completed, dead)',
+      }),
+    ),
+    secret: Type.String({
+      minLength: 1,
+      maxLength: 200,
+      description: 'Standard Webhooks signing secret: whsec_ and the base64 of 24 to 64 bytes; never shown back',
+    }),
+  },
+  { additionalProperties: false },
+);
+export const WebhookInfo = Type.Object({
+  name: Type.String(),
+  url: Type.String(),
+  queues: Type.Union([Type.Array(Type.String()), Type.Null()]),
+  types: Type.Array(Type.String()),
+  createdAt: Type.String({ format: 'date-time' }),
+  updatedAt: Type.String({ format: 'date-time' }),
+});
+export const WebhooksReply = Type.Object({ webhooks: Type.Array(WebhookInfo) });
+export const WebhookDeliveriesQuery = Type.Object(
+  { limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'newest first; default 50' })) },
+  { additionalProperties: false },
+);
+export const WebhookDelivery = Type.Object({
+  id: Type.String({ description: 'the webhook-id header: one per event and endpoint, the same on retries' }),
+  event: Type.Object({ seq: Type.Integer(), type: Type.String(), queue: Type.String(), id: Type.String() }),
+  attempt: Type.Integer(),
+  status: Type.Union([Type.Integer(), Type.Null()], { description: 'HTTP status answered; null when none came' }),
+  error: Type.Union([Type.String(), Type.Null()]),
+  outcome: Type.Union([Type.Literal('delivered'), Type.Literal('retrying'), Type.Literal('gave_up')]),
+  at: Type.String({ format: 'date-time' }),
+  durationMs: Type.Integer(),
+});
+export const WebhookDeliveriesReply = Type.Object({ deliveries: Type.Array(WebhookDelivery) });
 export type SendBody = Static<typeof SendBody>;
 
 /** A flow's node. Its `children` are nodes of the same shape, checked whole by the engine (depth, size, every field). */

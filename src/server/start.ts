@@ -26,6 +26,8 @@ export interface StartOptions extends ServerOptions {
   ferry?: Ferry;
   /** How long the store's event log keeps events for resuming streams (when it opens `store`). Default 1d. */
   eventRetention?: Duration;
+  /** Lets webhooks reach loopback and private addresses (local development only; when it opens `store`). */
+  webhookAllowPrivate?: boolean;
 }
 
 export interface RunningServer {
@@ -74,6 +76,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     options.ferry ??
     (await open(options.store ?? process.env.FERRY_STORE, {
       ...(options.eventRetention !== undefined && { eventRetention: options.eventRetention }),
+      ...(options.webhookAllowPrivate === true && { webhookAllowPrivate: true }),
     }));
   type Server = Awaited<ReturnType<typeof createServer>>;
   let opened: Server | null = null;

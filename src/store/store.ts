@@ -258,8 +258,32 @@ export interface Store {
   expire(queue: string, now: number): Promise<number>;
 
   /**
+   * Creates or replaces a webhook endpoint (a replacement keeps its `createdAt`); answers it as stored. When
+   * no webhook existed before, the webhook cursor moves to the end of the log, so a first endpoint receives
+   * events from now on, not the retained history.
+   */
+  putWebhook(webhook: WebhookRecord): Promise<WebhookRecord>;
+  /** Removes a webhook and its deliveries log; answers whether it existed. */
+  deleteWebhook(name: string): Promise<boolean>;
+  /** Every webhook, by name. */
+  listWebhooks(): Promise<WebhookRecord[]>;
+  /** The seq of the last event turned into webhook deliveries. */
+  webhookCursor(): Promise<number>;
+  /**
+   * In one transaction: when the webhook cursor is at `from`, inserts `deliveries` (messages of the internal
+   * deliveries queue) and moves the cursor to `to`; otherwise does nothing (another process got there first)
+   * and answers false. So each event fans out once across processes.
+   */
+  advanceWebhooks(from: number, to: number, deliveries: NewMessage[], now: number): Promise<boolean>;
+  /** Appends delivery attempts to the deliveries log, keeping the newest `keep` per webhook. */
+  recordWebhookAttempts(attempts: WebhookAttemptRecord[], keep: number): Promise<void>;
+  /** The newest attempts of webhook `name`, newest first, at most `limit`. */
+  webhookAttempts(name: string, limit: number): Promise<WebhookAttemptRecord[]>;
+
+  /**
    * Housekeeping, bounded per call: settles expired leases (redelivery or dead), removes finished messages
-   * past their retention and events past `eventRetention`. Answers how much it did, so callers can repeat.
+   * past their retention and events past `eventRetention` (while a webhook exists, never an event the
+   * webhook cursor has not passed). Answers how much it did, so callers can repeat.
    */
   sweep(now: number, eventRetention: number): Promise<{ expired: number; removed: number }>;
   /** Events with seq greater than `after`, oldest first, at most `limit`. */
@@ -282,6 +306,38 @@ export interface ScheduleRecord {
   options: string;
   nextAt: number;
   lastAt: number | null;
+}
+
+/** A webhook endpoint as stored. */
+export interface WebhookRecord {
+  name: string;
+  url: string;
+  /** Null: every queue. */
+  queues: string[] | null;
+  types: EventType[];
+  /** The signing secret as given (`whsec_…`). */
+  secret: string;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** One attempt to deliver an event to a webhook, as the deliveries log keeps it. */
+export interface WebhookAttemptRecord {
+  webhook: string;
+  /** The `webhook-id` header: the delivery's id, the same on every retry. */
+  deliveryId: string;
+  /** The event delivered. */
+  seq: number;
+  type: EventType;
+  queue: string;
+  messageId: string;
+  attempt: number;
+  /** The HTTP status answered, or null when none came (refused, timed out, unreachable). */
+  status: number | null;
+  error: string | null;
+  outcome: 'delivered' | 'retrying' | 'gave_up';
+  at: number;
+  durationMs: number;
 }
 
 /** An event as a store builds it, before seq and time are assigned at commit. */

@@ -8,7 +8,12 @@ import { conformance } from './suite.ts';
 
 conformance('http', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-http-'));
-  const server = await startServer({ store: `sqlite:${join(dir, 'ferry.db')}`, port: 0, logger: false });
+  const server = await startServer({
+    store: `sqlite:${join(dir, 'ferry.db')}`,
+    port: 0,
+    logger: false,
+    webhookAllowPrivate: true,
+  });
   const ferry = await connect(server.url);
   return {
     ferry,

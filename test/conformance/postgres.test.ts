@@ -10,6 +10,6 @@ after(async () => {
 });
 
 conformance('postgres', async () => {
-  const ferry = await open((await schema).url);
+  const ferry = await open((await schema).url, { webhookAllowPrivate: true });
   return { ferry, close: () => ferry.close() };
 });

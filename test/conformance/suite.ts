@@ -4,6 +4,9 @@
  *
  *   conformance('memory', async () => { const ferry = await open('memory:'); return { ferry, close: () => ferry.close() }; });
  *
+ * Factories open Ferry with `webhookAllowPrivate: true` (or serve with it), so webhooks may reach the local
+ * receivers of the webhook tests.
+ *
  * One ferry serves the whole suite (PostgreSQL and HTTP setups are costly); every test uses fresh queue names.
  */
 import assert from 'node:assert/strict';
@@ -26,6 +29,7 @@ import { scheduleTests } from './schedules.ts';
 import { sendTests } from './send.ts';
 import { timingTests } from './timing.ts';
 import { tracingTests } from './tracing.ts';
+import { webhookTests } from './webhooks.ts';
 import { workTests } from './work.ts';
 
 export type { Factory, FerryHandle } from './helpers.ts';
@@ -57,6 +61,7 @@ export function conformance(name: string, factory: Factory): void {
     adminTests(ctx);
     eventTests(ctx);
     scheduleTests(ctx);
+    webhookTests(ctx);
     releaseTests(ctx);
     flowTests(ctx);
     edgeTests(ctx);

@@ -17,6 +17,7 @@ interface ServeFlags {
   cors?: string[];
   rateLimit?: string;
   eventRetention: string;
+  webhookAllowPrivate?: boolean;
   logLevel: string;
   logFormat: LogFormat;
   json?: boolean;
@@ -51,6 +52,12 @@ export const serveCommand = new Command('serve')
     new Option('--event-retention <duration>', 'how long the event log keeps events for resuming streams')
       .env('FERRY_EVENT_RETENTION')
       .default('1d'),
+  )
+  .addOption(
+    new Option(
+      '--webhook-allow-private',
+      'let webhooks reach loopback, private and link-local addresses (local development only)',
+    ).env('FERRY_WEBHOOK_ALLOW_PRIVATE'),
   )
   .addOption(
     new Option('--log-level <level>', 'log level (the log goes to stderr)')
@@ -96,6 +103,7 @@ export const serveCommand = new Command('serve')
           ...(flags.cors && { cors: flags.cors }),
           ...(rateLimit && { rateLimit }),
           eventRetention: flags.eventRetention,
+          ...(flags.webhookAllowPrivate === true && { webhookAllowPrivate: true }),
           plugins: [dashboard],
           // Logs go to stderr, so stdout carries only what this command prints (and stays parseable with --json).
           logger: await consoleLogger(flags.logLevel, flags.logFormat),

@@ -22,6 +22,8 @@ import type {
   Settled,
   Store,
   StoreContext,
+  WebhookAttemptRecord,
+  WebhookRecord,
 } from '../../store/store.ts';
 import { Admin } from './admin.ts';
 import { Stepper } from './claim.ts';
@@ -34,6 +36,7 @@ import { Sender } from './send.ts';
 import { Settler } from './settle.ts';
 import { expire, sweep } from './sweep.ts';
 import { Vacuumer, type VacuumOptions } from './vacuum.ts';
+import * as webhooks from './webhooks.ts';
 
 export interface PostgresStoreOptions {
   pool: pg.Pool;
@@ -211,6 +214,28 @@ export class PostgresStore implements Store {
     message: (schedule: ScheduleRecord, tick: number) => NewMessage,
   ): Promise<number> {
     return schedules.fireSchedules(this.db, this.log, this.sender, now, next, message);
+  }
+
+  putWebhook(webhook: WebhookRecord): Promise<WebhookRecord> {
+    return webhooks.putWebhook(this.db, webhook);
+  }
+  deleteWebhook(name: string): Promise<boolean> {
+    return webhooks.deleteWebhook(this.db, name);
+  }
+  listWebhooks(): Promise<WebhookRecord[]> {
+    return webhooks.listWebhooks(this.db);
+  }
+  webhookCursor(): Promise<number> {
+    return webhooks.webhookCursor(this.db);
+  }
+  advanceWebhooks(from: number, to: number, deliveries: NewMessage[], now: number): Promise<boolean> {
+    return webhooks.advanceWebhooks(this.db, this.log, from, to, deliveries, now);
+  }
+  recordWebhookAttempts(attempts: WebhookAttemptRecord[], keep: number): Promise<void> {
+    return webhooks.recordWebhookAttempts(this.db, attempts, keep);
+  }
+  webhookAttempts(name: string, limit: number): Promise<WebhookAttemptRecord[]> {
+    return webhooks.webhookAttempts(this.db, name, limit);
   }
 
   async sweep(now: number, eventRetention: number): Promise<{ expired: number; removed: number }> {

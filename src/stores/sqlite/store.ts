@@ -23,6 +23,8 @@ import type {
   Settled,
   Store,
   StoreContext,
+  WebhookAttemptRecord,
+  WebhookRecord,
 } from '../../store/store.ts';
 import { Admin, Queues } from './admin.ts';
 import { Claim, Leases } from './claim.ts';
@@ -34,6 +36,7 @@ import { Schedules } from './schedules.ts';
 import { Send } from './send.ts';
 import { Settle } from './settle.ts';
 import { Sweep } from './sweep.ts';
+import { Webhooks } from './webhooks.ts';
 
 export interface SqliteOptions {
   /** `full` (default) fsyncs every commit: a power loss loses nothing answered. `normal` may lose the last commits on power loss, never on a crash. */
@@ -55,6 +58,7 @@ interface Parts {
   sweep: Sweep;
   admin: Admin;
   schedules: Schedules;
+  webhooks: Webhooks;
   stopTail: (() => void) | undefined;
 }
 
@@ -94,6 +98,7 @@ export class SqliteStore implements Store {
       sweep,
       admin: new Admin(db, queues, keys, settle, sweep),
       schedules: new Schedules(db, queues, send),
+      webhooks: new Webhooks(db, queues, send, log),
       // Other processes sharing the file: their events, looked for on a timer (and before each commit of ours).
       stopTail: shared ? log.tail(this.options.tailInterval ?? 100) : undefined,
     };
@@ -236,6 +241,34 @@ export class SqliteStore implements Store {
     message: (schedule: ScheduleRecord, tick: number) => NewMessage,
   ): Promise<number> {
     return this.p.commit.run((events) => this.p.schedules.fire(now, next, message, events));
+  }
+
+  putWebhook(webhook: WebhookRecord): Promise<WebhookRecord> {
+    return this.p.commit.run(() => this.p.webhooks.put(webhook));
+  }
+
+  deleteWebhook(name: string): Promise<boolean> {
+    return this.p.commit.run(() => this.p.webhooks.delete(name));
+  }
+
+  async listWebhooks(): Promise<WebhookRecord[]> {
+    return read(() => this.p.webhooks.list());
+  }
+
+  async webhookCursor(): Promise<number> {
+    return read(() => this.p.webhooks.position());
+  }
+
+  advanceWebhooks(from: number, to: number, deliveries: NewMessage[], now: number): Promise<boolean> {
+    return this.p.commit.run((events) => this.p.webhooks.advance(from, to, deliveries, now, events));
+  }
+
+  recordWebhookAttempts(attempts: WebhookAttemptRecord[], keep: number): Promise<void> {
+    return this.p.commit.run(() => this.p.webhooks.record(attempts, keep), false);
+  }
+
+  async webhookAttempts(name: string, limit: number): Promise<WebhookAttemptRecord[]> {
+    return read(() => this.p.webhooks.recent(name, limit));
   }
 
   sweep(now: number, eventRetention: number): Promise<{ expired: number; removed: number }> {

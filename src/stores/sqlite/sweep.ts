@@ -31,6 +31,7 @@ export class Sweep {
   private readonly oldestEvents: Stmt<{ seq: number; at: number }>;
   private readonly deleteEventsBefore: Stmt<unknown>;
   private readonly closedKeyWindows: Stmt<unknown>;
+  private readonly webhookFloor: Stmt<{ seq: number | null }>;
   /** Per queue, the seq the last retention pass stopped at. */
   private readonly retentionCursor = new Map<string, number>();
 
@@ -64,6 +65,11 @@ export class Sweep {
                                       LIMIT ${SWEEP_BATCH}) k
            LEFT JOIN queues q ON q.name = k.queue
           WHERE k.window_start + coalesce(json_extract(q.settings, '$.keyRateLimit.per'), 0) <= ?)`,
+    );
+    // While a webhook exists, the block holding the first event not yet fanned out stays (webhooks.ts).
+    this.webhookFloor = s(
+      `SELECT coalesce((SELECT max(e.seq) FROM events e WHERE e.seq <= c.seq + 1), c.seq + 1) AS seq
+         FROM webhook_cursor c WHERE EXISTS (SELECT 1 FROM webhooks)`,
     );
   }
 
@@ -129,6 +135,9 @@ export class Sweep {
     }
     // The newest block always stays: it carries the seq high-water mark, so seqs never restart.
     const newest = this.log.lastBlockSeq();
-    if (keepFrom !== undefined && newest !== null) this.deleteEventsBefore.run(Math.min(keepFrom, newest));
+    const floor = this.webhookFloor.get()?.seq ?? null;
+    if (keepFrom !== undefined && newest !== null) {
+      this.deleteEventsBefore.run(Math.min(keepFrom, newest, floor ?? Number.POSITIVE_INFINITY));
+    }
   }
 }

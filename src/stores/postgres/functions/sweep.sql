@@ -115,7 +115,11 @@ BEGIN
      WHERE k.window_start + coalesce((q.settings->'keyRateLimit'->>'per')::bigint, 0) <= p_now) c
    WHERE d.queue = c.queue AND d.key = c.key;
   -- Only the oldest blocks are looked at: `at` grows with seq (nearly), so this never scans the whole log.
+  -- While a webhook exists, the block holding the first event not yet fanned out stays (webhooks.sql).
   DELETE FROM {{schema}}.events WHERE seq IN (
     SELECT o.seq FROM (SELECT e.seq, e.at FROM {{schema}}.events e ORDER BY e.seq LIMIT 1000) o
-     WHERE o.at < p_event_before);
+     WHERE o.at < p_event_before
+       AND NOT EXISTS (SELECT 1 FROM {{schema}}.webhook_cursor c WHERE EXISTS (SELECT 1 FROM {{schema}}.webhooks)
+                         AND o.seq > coalesce((SELECT max(k.seq) FROM {{schema}}.events k WHERE k.seq <= c.seq + 1),
+                                              c.seq + 1) - 1));
 END $$;
