@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { benchCommand } from './commands/bench.ts';
 import { configureCommand } from './commands/configure.ts';
 import { eventsCommand } from './commands/events.ts';
+import { childrenCommand, flowCommand } from './commands/flows.ts';
 import {
   ackCommand,
   cancelCommand,
@@ -48,10 +49,12 @@ ${EXIT_HELP}`,
 for (const command of [
   serveCommand,
   sendCommand,
+  flowCommand,
   receiveCommand,
   ackCommand,
   nackCommand,
   getCommand,
+  childrenCommand,
   lsCommand,
   statsCommand,
   cancelCommand,

@@ -25,7 +25,7 @@ export function table(header: string[], rows: (string | number)[][]): string {
   return [line(header), ...rows.map(line)].join('\n');
 }
 
-const STAT_COLUMNS = ['waiting', 'delayed', 'active', 'completed', 'dead', 'cancelled'] as const;
+const STAT_COLUMNS = ['waiting', 'delayed', 'active', 'completed', 'dead', 'cancelled', 'pending'] as const;
 
 export function statsTable(queues: QueueStats[]): string {
   if (queues.length === 0) return 'no queues yet';
@@ -63,6 +63,7 @@ export function messageDetails(m: MessageInfo): string {
     ['id', m.id],
     ['queue', m.queue],
     ['state', m.state],
+    ['parentId', m.parentId],
     ['attempts', `${m.attempts}/${m.maxAttempts}`],
     ['priority', m.priority],
     ['key', m.key],

@@ -22,6 +22,8 @@ import type {
   EventStream,
   EventsOptions,
   Ferry,
+  FlowNode,
+  FlowSent,
   Handler,
   ListOptions,
   MessageInfo,
@@ -171,6 +173,15 @@ export class HttpFerry implements Ferry {
     return answer.messages.map((s) => this.#sent(s.id, queue, s.deduplicated));
   }
 
+  async sendFlow(node: FlowNode): Promise<FlowSent> {
+    return this.#call<FlowSent>('POST', '/v1/flows', { body: node });
+  }
+
+  async children(id: string): Promise<MessageInfo[]> {
+    const answer = await this.#call<{ messages: MessageInfo[] }>('GET', `/v1/messages/${m(id)}/children`);
+    return answer.messages;
+  }
+
   async call<T = unknown>(queue: string, payload: unknown, options: SendOptions & WaitOptions = {}): Promise<T> {
     const { timeout, signal, ...sendOptions } = options ?? {};
     const sent = await this.send(queue, payload, sendOptions);
@@ -314,6 +325,7 @@ export class HttpFerry implements Ferry {
         nack: (d, o) => this.nack(d, o),
         extend: (d, l) => this.extend(d, l),
         progress: (d, v) => this.progress(d, v),
+        children: (id) => this.children(id),
         release: (d) => this.release(d),
         onCancel: (id, abort) => this.#cancels.watch(id, abort),
         now: () => Date.now(),

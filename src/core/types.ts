@@ -9,10 +9,14 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
 /** Whole milliseconds, or a string such as `"250ms"`, `"30s"`, `"5m"`, `"2h"`, `"7d"`. */
 export type Duration = number | string;
 
-/** A message's state. `waiting` and `delayed` differ only by whether `runAt` has passed. */
-export type MessageState = 'waiting' | 'delayed' | 'active' | 'completed' | 'dead' | 'cancelled';
+/**
+ * A message's state. `waiting` and `delayed` differ only by whether `runAt` has passed; `pending` is a flow's
+ * parent waiting for its children to finish.
+ */
+export type MessageState = 'pending' | 'waiting' | 'delayed' | 'active' | 'completed' | 'dead' | 'cancelled';
 
 export const MESSAGE_STATES: readonly MessageState[] = [
+  'pending',
   'waiting',
   'delayed',
   'active',
@@ -121,6 +125,8 @@ export interface MessageInfo {
   finishedAt: string | null;
   /** When the current lease ends (active messages only). */
   leaseUntil: string | null;
+  /** The flow parent this message is a child of, or null. */
+  parentId: string | null;
 }
 
 /** A message handed to a consumer by {@link Ferry.receive}. */
@@ -191,6 +197,8 @@ export interface Job<P = unknown> {
   deadline: string | null;
   progress(value: unknown): Promise<void>;
   extend(lease: Duration): Promise<void>;
+  /** This message's flow children, oldest first, each with its state and its `result` or `error`. */
+  children(): Promise<MessageInfo[]>;
 }
 
 export type Handler<P = unknown, R = unknown> = (job: Job<P>) => Promise<R> | R;
@@ -244,6 +252,7 @@ export interface MessagePage {
 
 export interface QueueStats {
   name: string;
+  pending: number;
   waiting: number;
   delayed: number;
   active: number;
@@ -302,10 +311,12 @@ export interface QueueSettings {
   paused: boolean;
 }
 
-export type EventType = 'sent' | 'active' | 'progress' | 'completed' | 'retrying' | 'dead' | 'cancelled';
+/** `waiting`: a flow's parent whose children all finished left `pending` (it was sent pending). */
+export type EventType = 'sent' | 'waiting' | 'active' | 'progress' | 'completed' | 'retrying' | 'dead' | 'cancelled';
 
 export const EVENT_TYPES: readonly EventType[] = [
   'sent',
+  'waiting',
   'active',
   'progress',
   'completed',
@@ -376,6 +387,34 @@ export interface ScheduleInfo {
   lastRunAt: string | null;
 }
 
+/** Options of a flow node: a send's, plus what the parent does when a child fails. */
+export interface FlowOptions extends Omit<SendOptions, 'transaction'> {
+  /**
+   * `fail-parent` (the default): a child that ends dead or cancelled makes this parent dead at once (error
+   * `ChildFailedError`) and cancels its other unfinished children. `ignore-failures`: the parent waits for every
+   * child, whatever its end. Only on a node with children.
+   */
+  children?: 'fail-parent' | 'ignore-failures';
+}
+
+/** One node of a flow: a message, and the children that must finish before it is delivered. */
+export interface FlowNode {
+  queue: string;
+  payload?: unknown;
+  options?: FlowOptions;
+  children?: FlowNode[];
+}
+
+/** What {@link Ferry.sendFlow} answers: the same tree, with each node's id. */
+export interface FlowSent {
+  id: string;
+  queue: string;
+  /** True when a message with the node's `dedupeId` existed: this node and its subtree created nothing. */
+  deduplicated: boolean;
+  /** As given (absent on a leaf, and on a deduplicated node: nothing under it was inserted). */
+  children?: FlowSent[];
+}
+
 /** A webhook endpoint (SPEC §6): Ferry POSTs each matching event to `url`, signed as Standard Webhooks do. */
 export interface WebhookDefinition {
   /** `http://` or `https://`; its host must not resolve to a loopback, private, link-local or metadata address. */
@@ -427,6 +466,13 @@ export interface Ferry {
   send(queue: string, payload: unknown, options?: SendOptions): Promise<Sent>;
   /** All or nothing. `options.transaction`: as for {@link SendOptions.transaction}. */
   sendBatch(queue: string, messages: BatchMessage[], options?: { transaction?: unknown }): Promise<Sent[]>;
+  /**
+   * Inserts a tree of messages in one transaction (all or nothing): each parent is `pending` until all its
+   * children have finished, then `waiting`. Children may be in other queues and have children of their own.
+   */
+  sendFlow(node: FlowNode): Promise<FlowSent>;
+  /** The flow children of message `id`, oldest first (NotFoundError when `id` does not exist). */
+  children(id: string): Promise<MessageInfo[]>;
   /** Sends, then waits for the result. */
   call<T = unknown>(queue: string, payload: unknown, options?: SendOptions & WaitOptions): Promise<T>;
   /** Waits until message `id` is completed (its result), dead or cancelled (rejects). */

@@ -11,7 +11,7 @@ export function escapeHtml(value: unknown): string {
   return String(value).replace(/[&<>"']/g, (c) => ENTITIES[c] as string);
 }
 
-const COLUMNS = ['waiting', 'delayed', 'active', 'completed', 'dead', 'cancelled'] as const;
+const COLUMNS = ['pending', 'waiting', 'delayed', 'active', 'completed', 'dead', 'cancelled'] as const;
 
 /** The queues table as first painted; the ES module takes it over and keeps it live. */
 function queuesRows(queues: QueueStats[]): string {

@@ -49,7 +49,8 @@ export class Bus {
     let lastQueue: string | undefined;
     for (const event of events) {
       const { type, queue } = event;
-      if (type === 'sent' || type === 'retrying') {
+      // `waiting`: a flow's parent whose children all finished is deliverable now (or at its runAt).
+      if (type === 'sent' || type === 'retrying' || type === 'waiting') {
         const runAt = event.runAt ?? now;
         if (runAt > now) this.wakeAt(queue, runAt);
         else if (queue !== lastQueue) {

@@ -24,6 +24,8 @@ import type {
   EventsOptions,
   Ferry,
   FerryEvent,
+  FlowNode,
+  FlowSent,
   Handler,
   ListOptions,
   MessageInfo,
@@ -71,6 +73,7 @@ import { retryDelay } from './backoff.ts';
 import { Bus } from './bus.ts';
 import { type Clock, systemClock } from './clock.ts';
 import { EventFeed } from './event-feed.ts';
+import { flowNodes, flowTree } from './flows.ts';
 import { newId } from './ids.ts';
 import { toInfo } from './records.ts';
 import { checkSchedule, nextTick, toScheduleInfo } from './schedules.ts';
@@ -300,6 +303,22 @@ export class Engine implements Ferry {
     return outcomes.map((o) => this.sent(queue, o.id, o.deduplicated));
   }
 
+  async sendFlow(node: FlowNode): Promise<FlowSent> {
+    this.guard();
+    const now = this.clock.now();
+    const nodes = flowNodes(node, (queue, payload, options) => this.message(queue, payload, options, now));
+    return flowTree(nodes, await this.store.sendFlow(nodes, now));
+  }
+
+  async children(id: string): Promise<MessageInfo[]> {
+    this.guard();
+    checkId(id);
+    const records = await this.store.children(id);
+    if (records === null) throw new NotFoundError(`no message ${id}`);
+    const now = this.clock.now();
+    return records.map((r) => toInfo(r, now));
+  }
+
   async call<T = unknown>(queue: string, payload: unknown, options: SendOptions & WaitOptions = {}): Promise<T> {
     const { timeout, signal, ...sendOptions } = options ?? {};
     const sent = await this.send(queue, payload, sendOptions);
@@ -468,6 +487,7 @@ export class Engine implements Ferry {
         extend: (d, l) => this.extend(d, l),
         progress: (d, v) => this.progress(d, v),
         release: (d) => this.release(d),
+        children: (id) => this.children(id),
         onCancel: (id, abort) => this.bus.onCancel(id, abort),
         expire: (q) => this.store.expire(q, this.clock.now()),
         now: () => this.clock.now(),
@@ -505,7 +525,7 @@ export class Engine implements Ferry {
     checkId(id);
     const record = await this.store.retry(id, this.clock.now());
     if (!record) throw new NotFoundError(`no message ${id}`);
-    if (record.state === 'active' || record.state === 'completed') {
+    if (record.state === 'active' || record.state === 'completed' || record.state === 'pending') {
       throw new ConflictError(
         `message ${id} is ${record.state}: only dead, cancelled or delayed messages can be retried`,
       );
@@ -577,7 +597,7 @@ export class Engine implements Ferry {
     const given = checkOptions(options, ['state']).state;
     const states: MessageState[] =
       given === undefined
-        ? ['waiting', 'delayed', 'completed', 'dead', 'cancelled']
+        ? ['pending', 'waiting', 'delayed', 'completed', 'dead', 'cancelled']
         : (Array.isArray(given) ? given : [given]).map((s) => checkState(s));
     return { purged: await this.store.purge(queue, [...new Set(states)], this.clock.now()) };
   }

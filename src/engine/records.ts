@@ -30,6 +30,7 @@ export function toInfo(record: MessageRecord, now: number): MessageInfo {
     startedAt: iso(record.startedAt),
     finishedAt: iso(record.finishedAt),
     leaseUntil: record.state === 'active' ? iso(record.leaseUntil) : null,
+    parentId: record.parentId,
   };
 }
 

@@ -17,7 +17,17 @@ import {
   UnavailableError,
   UnrecoverableError,
 } from '../core/errors.ts';
-import type { Delivery, DeliveryRef, Duration, Handler, Job, NackOptions, Worker, WorkOptions } from '../core/types.ts';
+import type {
+  Delivery,
+  DeliveryRef,
+  Duration,
+  Handler,
+  Job,
+  MessageInfo,
+  NackOptions,
+  Worker,
+  WorkOptions,
+} from '../core/types.ts';
 import { checkInteger, checkLease, checkOptions, checkTimeout, MAX_RECEIVE } from '../core/validate.ts';
 import { ferryTracer, recordFailure, startProcessSpan } from './tracing.ts';
 
@@ -38,6 +48,8 @@ export interface WorkerHost {
   extend(delivery: DeliveryRef, lease: Duration): Promise<{ leaseUntil: string }>;
   progress(delivery: DeliveryRef, value: unknown): Promise<void>;
   release(delivery: DeliveryRef): Promise<unknown>;
+  /** The flow children of message `id` (`job.children()`). */
+  children(id: string): Promise<MessageInfo[]>;
   /** Calls `abort` when message `id` is cancelled while it runs; returns an unsubscribe. */
   onCancel?(id: string, abort: () => void): () => void;
   /**
@@ -379,6 +391,10 @@ export class WorkerLoop<P, R> implements Worker {
     return this.host.progress(running.delivery, value);
   }
 
+  childrenOf(id: string): Promise<MessageInfo[]> {
+    return this.host.children(id);
+  }
+
   private settle(running: Running, settled: Promise<unknown>): void {
     this.jobs.delete(running.delivery.receipt);
     this.finished++;
@@ -537,5 +553,9 @@ class RunningJob<P> implements Job<P> {
 
   extend(lease: Duration): Promise<void> {
     return this.worker.extendJob(this.running, lease);
+  }
+
+  children(): Promise<MessageInfo[]> {
+    return this.worker.childrenOf(this.id);
   }
 }

@@ -23,6 +23,7 @@ import { clientErrorHandler, errorHandler, notFoundHandler } from './problem.ts'
 import { RateLimiter, type RateLimitOptions } from './rate-limit.ts';
 import { deliveryRoutes } from './routes/deliveries.ts';
 import { eventRoutes } from './routes/events.ts';
+import { flowRoutes } from './routes/flows.ts';
 import { messageRoutes } from './routes/messages.ts';
 import { opsRoutes } from './routes/ops.ts';
 import { queueRoutes } from './routes/queues.ts';
@@ -210,6 +211,7 @@ export async function createServer(ferry: Ferry, options: ServerOptions = {}): P
   const deps: RouteDeps = { ferry, shutdown: shutdown.signal, metrics, streams, heartbeatMs, cancellations, writes };
   for (const routes of [
     messageRoutes,
+    flowRoutes,
     deliveryRoutes,
     queueRoutes,
     topicRoutes,

@@ -6,7 +6,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { EventStream, Ferry, FerryEvent } from '../core/types.ts';
 
-const STATES = ['waiting', 'delayed', 'active', 'completed', 'dead', 'cancelled'] as const;
+const STATES = ['pending', 'waiting', 'delayed', 'active', 'completed', 'dead', 'cancelled'] as const;
 // send→start spans milliseconds (an idle worker) to hours (a backlog); processing, milliseconds to minutes.
 const WAIT_BUCKETS = [0.005, 0.025, 0.1, 0.5, 1, 5, 30, 120, 600, 3600];
 const RUN_BUCKETS = [0.001, 0.005, 0.025, 0.1, 0.5, 1, 5, 30, 120, 600];

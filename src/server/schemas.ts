@@ -16,6 +16,7 @@ export const Duration = Type.Union([Type.Integer({ minimum: 0 }), Type.String({ 
 });
 export const State = Type.Union(
   [
+    Type.Literal('pending'),
     Type.Literal('waiting'),
     Type.Literal('delayed'),
     Type.Literal('active'),
@@ -140,6 +141,42 @@ export const WebhookDelivery = Type.Object({
 });
 export const WebhookDeliveriesReply = Type.Object({ deliveries: Type.Array(WebhookDelivery) });
 export type SendBody = Static<typeof SendBody>;
+
+/** A flow's node. Its `children` are nodes of the same shape, checked whole by the engine (depth, size, every field). */
+export const FlowBody = Type.Object(
+  {
+    queue: QueueName,
+    payload: Type.Optional(Type.Unknown()),
+    options: Type.Optional(
+      Type.Object(
+        {
+          ...sendFields,
+          children: Type.Optional(
+            Type.Union([Type.Literal('fail-parent'), Type.Literal('ignore-failures')], {
+              description:
+                'on a node with children: fail-parent (default) makes it dead when a child ends dead or cancelled; ignore-failures waits for every child',
+            }),
+          ),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    children: Type.Optional(
+      Type.Array(Type.Unknown({ description: 'a node: { queue, payload?, options?, children? }' }), {
+        maxItems: 10_000,
+      }),
+    ),
+  },
+  { additionalProperties: false, description: 'a flow node: the root of a tree of messages' },
+);
+export const FlowReply = Type.Object({
+  id: Type.String(),
+  queue: Type.String(),
+  deduplicated: Type.Boolean(),
+  children: Type.Optional(
+    Type.Array(Type.Unknown({ description: 'the same shape: { id, queue, deduplicated, children? }' })),
+  ),
+});
 
 export const BatchBody = Type.Object(
   { messages: Type.Array(SendBody, { minItems: 1, maxItems: 100_000 }) },
@@ -332,7 +369,9 @@ export const MessageInfo = Type.Object({
   startedAt: NullableIso,
   finishedAt: NullableIso,
   leaseUntil: NullableIso,
+  parentId: Type.Union([Type.String(), Type.Null()], { description: 'the flow parent, if any' }),
 });
+export const ChildrenReply = Type.Object({ messages: Type.Array(MessageInfo) });
 export const Delivery = Type.Object({
   id: Type.String(),
   queue: Type.String(),
@@ -352,6 +391,7 @@ export const LeaseReply = Type.Object({ leaseUntil: Iso });
 export const Empty = Type.Object({});
 export const QueueStats = Type.Object({
   name: Type.String(),
+  pending: Type.Integer({ description: 'flow parents waiting for their children' }),
   waiting: Type.Integer(),
   delayed: Type.Integer(),
   active: Type.Integer(),

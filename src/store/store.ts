@@ -65,13 +65,24 @@ export interface NewMessage {
   runAt: number;
 }
 
+/**
+ * A node of a flow, in pre-order (every parent before its children). `parent`: the index of its parent in the
+ * same array, null for the root; `children`: how many children it has (pending while any is unfinished).
+ */
+export interface FlowMessage extends NewMessage {
+  parent: number | null;
+  children: number;
+  /** The parent's `children: 'ignore-failures'`: it waits for every child, whatever its end. */
+  ignoreFailures: boolean;
+}
+
 export interface SendOutcome {
   id: string;
   deduplicated: boolean;
 }
 
 /** The stored states; `queued` is `waiting` or `delayed` depending on `runAt`. */
-export type StoredState = 'queued' | 'active' | 'completed' | 'dead' | 'cancelled';
+export type StoredState = 'queued' | 'active' | 'completed' | 'dead' | 'cancelled' | 'pending';
 
 /** A message as stored. JSON fields are serialized text. */
 export interface MessageRecord {
@@ -95,6 +106,8 @@ export interface MessageRecord {
   finishedAt: number | null;
   leaseUntil: number | null;
   cancelRequested: boolean;
+  /** The flow parent, or null. */
+  parentId: string | null;
 }
 
 /** One delivery made by `claim`. */
@@ -162,6 +175,21 @@ export interface Store {
 
   /** Inserts all or none. A message whose queue has a live message with its dedupeId is not inserted. */
   send(messages: NewMessage[], now: number, transaction?: unknown): Promise<SendOutcome[]>;
+  /**
+   * Inserts a flow in one transaction: every node, in order, a parent `pending` with its count of unfinished
+   * children. A node deduplicated (as `send` does) inserts nothing of its subtree, and its parent does not
+   * wait for it. Answers an outcome per node, null for a node under a deduplicated one.
+   *
+   * A child's end (completed, dead, cancelled: however it comes) counts down its pending parent by one, in
+   * the same transaction, through the parent's primary key; when it reaches zero the parent is queued (event
+   * `waiting`). A child dead or cancelled makes a `fail-parent` parent dead (error {@link childFailed}) and
+   * cancels the parent's unfinished descendants, and that parent's end counts for its own parent in turn.
+   * Cancelling a pending parent cancels its unfinished descendants too; reviving a child of a pending parent
+   * counts it unfinished again.
+   */
+  sendFlow(messages: FlowMessage[], now: number): Promise<(SendOutcome | null)[]>;
+  /** The children of message `id`, in send order; null when no message `id` exists. */
+  children(id: string): Promise<MessageRecord[] | null>;
   /** Inserts one copy of `message` per queue subscribed to `topic`, each with an id from `newId`. */
   publish(
     topic: string,

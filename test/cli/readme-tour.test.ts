@@ -135,6 +135,17 @@ const checks: Record<string, (line: Line, ferry: () => Promise<Ferry>) => Promis
     assert.deepEqual([settings.keyConcurrency, settings.keyRateLimit], [2, { max: 3, per: 1000 }]);
     assert.deepEqual([settings.timeout, settings.deadLetter], [300_000, 'demo.dead']);
   },
+  async flow(line, ferry) {
+    assert.equal(await line.end(), 0, line.stderr);
+    // npm's own lines (`> ferry@… ferry`) come first: the tree is the lines that start with an id.
+    const tree = line.stdout.split('\n').filter((l) => /^\s*[0-9a-f-]{36} {2}/.test(l));
+    const [root, ...children] = tree;
+    assert.match(root as string, /^[0-9a-f-]{36} {2}report$/);
+    assert.equal(children.length, 2);
+    const id = (root as string).split(' ')[0] as string;
+    assert.equal((await (await ferry()).get(id))?.state, 'pending');
+    assert.equal((await (await ferry()).children(id)).length, 2);
+  },
   async '--help'(line) {
     assert.equal(await line.end(), 0, line.stderr);
     assert.match(line.stdout, /Usage: ferry/);
@@ -153,6 +164,17 @@ describe('README: the command-line tour', () => {
       symlinkSync(join(ROOT, name), join(temp.dir, name));
     }
     writeFileSync(join(temp.dir, 'jobs.ndjson'), '{"n":1}\n{"n":2}\n{"n":3}\n');
+    writeFileSync(
+      join(temp.dir, 'report.json'),
+      JSON.stringify({
+        queue: 'report',
+        payload: { month: '2026-05' },
+        children: [
+          { queue: 'fetch', payload: { region: 'eu' } },
+          { queue: 'fetch', payload: { region: 'us' } },
+        ],
+      }),
+    );
     writeFileSync(
       join(temp.dir, 'resize.sh'),
       '#!/bin/sh\n# The payload on stdin, the result on stdout.\nnode -e \'let s="";process.stdin.on("data",(c)=>s+=c).on("end",()=>console.log(JSON.stringify({thumbnail:JSON.parse(s).image+".small"})))\'\n',

@@ -35,6 +35,7 @@ export function adminTests(ctx: Ctx): void {
       await everyState(ctx.ferry, q);
       const expected = {
         name: q,
+        pending: 0,
         waiting: 2,
         delayed: 1,
         active: 1,

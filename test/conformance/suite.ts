@@ -18,6 +18,7 @@ import { edgeTests } from './edge.ts';
 import { eventTests } from './events.ts';
 import { failureTests } from './failures.ts';
 import { flowControlTests } from './flow-control.ts';
+import { flowTests } from './flows.ts';
 import { type Ctx, expectError, type Factory, type FerryHandle, qname } from './helpers.ts';
 import { keyLimitTests } from './key-limits.ts';
 import { loadTests } from './load.ts';
@@ -62,6 +63,7 @@ export function conformance(name: string, factory: Factory): void {
     scheduleTests(ctx);
     webhookTests(ctx);
     releaseTests(ctx);
+    flowTests(ctx);
     edgeTests(ctx);
     loadTests(ctx);
     tracingTests(ctx);

@@ -167,7 +167,7 @@ export function webhookTests(ctx: Ctx): void {
       try {
         await ferry.putWebhook(name, { url: `${receiver.origin}/hook`, secret: receiver.secret, queues: [q] });
         const id = await finish(ferry, q, 'ack');
-        await waitFor(async () => receiver.received.length >= 2, 'a retry', 15_000);
+        await waitFor(async () => receiver.received.length >= 2, 'a retry', 30_000);
         const [first, second] = receiver.received;
         assert.equal(first?.event.id, id);
         assert.equal(second?.id, first?.id, 'the same webhook-id on the retry');

@@ -178,6 +178,49 @@ describe('dashboard', () => {
     await page.close();
   });
 
+  it("a flow's parent shows its children with their ends, a child links back to it, and pending is counted", async () => {
+    const parentQueue = `report-${Date.now()}`;
+    const childQueue = `${parentQueue}-parts`;
+    const sent = await ferry.sendFlow({
+      queue: parentQueue,
+      payload: { month: 5 },
+      options: { children: 'ignore-failures' },
+      children: [
+        { queue: childQueue, payload: 'a' },
+        { queue: childQueue, payload: 'b' },
+        { queue: childQueue, payload: 'c' },
+      ],
+    });
+    const [first] = await ferry.receive(childQueue);
+    await ferry.ack(first!, { rows: 12 });
+    const [second] = await ferry.receive(childQueue);
+    await ferry.nack(second!, { error: { message: 'no such table' }, retry: false });
+    const { page, errors } = await newPage();
+
+    await page.goto(`${server.url}/`);
+    await page.locator(`#queues tr[data-queue="${parentQueue}"] td[data-col="pending"]`).waitFor();
+    assert.equal(
+      await page.locator(`#queues tr[data-queue="${parentQueue}"] td[data-col="pending"]`).textContent(),
+      '1',
+    );
+
+    await page.goto(`${server.url}/#/messages/${sent.id}`);
+    await page.locator('#message .badge[data-state="pending"]').waitFor();
+    const rows = page.locator('#children tbody tr');
+    await rows.first().waitFor();
+    assert.equal(await rows.count(), 3);
+    assert.deepEqual(await rows.locator('.badge').allTextContents(), ['completed', 'dead', 'waiting']);
+    assert.deepEqual(await rows.locator('td.detail').allTextContents(), ['{"rows":12}', 'no such table', '']);
+    await shot(page, 'message-flow-parent');
+
+    await page.goto(`${server.url}/#/messages/${first!.id}`);
+    const parentLink = page.locator(`#message a[href="#/messages/${sent.id}"]`);
+    await parentLink.waitFor();
+    assert.equal(await strayNulls(page), 0);
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+
   it('pause, resume and purge (after confirming) act on the queue', async () => {
     const queue = `admin-${Date.now()}`;
     await ferry.send(queue, 1);

@@ -16,14 +16,15 @@ const BACKOFF = 500;
 const MAX_ATTEMPTS = 3;
 
 /** How the last failed attempt of a message failed, as its kept error says. */
-type Failure = 'nack' | 'lease' | 'timeout' | null;
+type Failure = 'nack' | 'lease' | 'timeout' | 'child' | null;
 const FAILURE_NAMES: Record<Exclude<Failure, null>, string | undefined> = {
   nack: undefined,
   lease: 'LeaseExpired',
   timeout: 'TimeoutError',
+  child: 'ChildFailedError',
 };
 
-type State = 'waiting' | 'delayed' | 'active' | 'completed' | 'dead' | 'cancelled';
+type State = 'pending' | 'waiting' | 'delayed' | 'active' | 'completed' | 'dead' | 'cancelled';
 interface ModelMessage {
   seq: number;
   priority: number;
@@ -31,7 +32,7 @@ interface ModelMessage {
   /** Not deliverable: its key already has `keyConcurrency` unblocked unfinished messages. */
   blocked: boolean;
   runAt: number;
-  state: 'queued' | 'active' | 'completed' | 'dead' | 'cancelled';
+  state: 'pending' | 'queued' | 'active' | 'completed' | 'dead' | 'cancelled';
   attempts: number;
   /** The message's own timeout (ms), or null. */
   timeout: number | null;
@@ -43,6 +44,36 @@ interface ModelMessage {
   error: Failure;
   /** Copies made in the dead-letter queue: one per time the message became dead. */
   deaths: number;
+  /** A flow child's parent (its seq), else null. */
+  parent: number | null;
+  /** A flow parent's unfinished children. */
+  childrenLeft: number;
+  /** The parent's `children: 'ignore-failures'`. */
+  ignoreFailures: boolean;
+}
+
+/** A message as `send` makes it. */
+function fresh(seq: number, runAt: number, over: Partial<ModelMessage> = {}): ModelMessage {
+  return {
+    seq,
+    priority: 0,
+    key: null,
+    blocked: false,
+    runAt,
+    state: 'queued',
+    attempts: 0,
+    timeout: null,
+    leaseUntil: 0,
+    deadline: null,
+    receipt: 0,
+    cancelRequested: false,
+    error: null,
+    deaths: 0,
+    parent: null,
+    childrenLeft: 0,
+    ignoreFailures: false,
+    ...over,
+  };
 }
 
 /** A scenario's key limits (SPEC §6); keyConcurrency may change during it. */
@@ -122,8 +153,8 @@ class Model {
       if (m.state === 'active' && m.leaseUntil <= this.now) {
         const timedOut = m.deadline !== null && m.leaseUntil >= m.deadline;
         m.error = timedOut ? 'timeout' : 'lease';
-        if (m.cancelRequested) this.finish(m, 'cancelled');
-        else if (m.attempts >= MAX_ATTEMPTS) this.finish(m, 'dead');
+        if (m.cancelRequested) this.end(m, 'cancelled');
+        else if (m.attempts >= MAX_ATTEMPTS) this.end(m, 'dead');
         else {
           m.state = 'queued';
           m.runAt = timedOut ? this.now + BACKOFF : this.now;
@@ -172,7 +203,7 @@ class Model {
   }
 
   ack(m: ModelMessage): void {
-    this.finish(m, m.cancelRequested ? 'cancelled' : 'completed');
+    this.end(m, m.cancelRequested ? 'cancelled' : 'completed');
   }
 
   /** Extends the lease, never past the attempt's deadline. */
@@ -183,8 +214,8 @@ class Model {
 
   nack(m: ModelMessage): void {
     m.error = 'nack';
-    if (m.cancelRequested) this.finish(m, 'cancelled');
-    else if (m.attempts >= MAX_ATTEMPTS) this.finish(m, 'dead');
+    if (m.cancelRequested) this.end(m, 'cancelled');
+    else if (m.attempts >= MAX_ATTEMPTS) this.end(m, 'dead');
     else {
       m.state = 'queued';
       m.runAt = this.now + BACKOFF;
@@ -192,13 +223,48 @@ class Model {
   }
 
   cancel(m: ModelMessage): void {
-    if (m.state === 'queued') this.finish(m, 'cancelled');
+    if (m.state === 'queued' || m.state === 'pending') this.end(m, 'cancelled');
     else if (m.state === 'active') m.cancelRequested = true;
+    else return;
+    this.cancelBelow(m);
+  }
+
+  /**
+   * `m` ends in `state`; its pending parent counts it, or dies of it (a child dead or cancelled, unless the
+   * parent ignores failures), cancelling its other unfinished children, and so on up the tree.
+   */
+  private end(m: ModelMessage, state: 'completed' | 'dead' | 'cancelled'): void {
+    this.finish(m, state);
+    let child = m;
+    while (child.parent !== null) {
+      const parent = this.messages[child.parent] as ModelMessage;
+      if (parent.state !== 'pending') return;
+      if (child.state !== 'completed' && !parent.ignoreFailures) {
+        parent.error = 'child';
+        this.finish(parent, 'dead');
+        this.cancelBelow(parent);
+        child = parent;
+        continue;
+      }
+      if (--parent.childrenLeft === 0) parent.state = 'queued';
+      return;
+    }
+  }
+
+  private cancelBelow(parent: ModelMessage): void {
+    for (const m of this.messages) {
+      if (m.parent !== parent.seq) continue;
+      if (m.state === 'queued' || m.state === 'pending') {
+        this.finish(m, 'cancelled');
+        this.cancelBelow(m);
+      } else if (m.state === 'active') m.cancelRequested = true;
+    }
   }
 }
 
 type Command =
   | { kind: 'send'; priority: number; key: string | null; delay: number; timeout: number | null }
+  | { kind: 'flow'; children: number[]; ignoreFailures: boolean }
   | { kind: 'receive'; max: number; timeout: number | null }
   | { kind: 'ack'; pick: number }
   | { kind: 'extend'; pick: number; lease: number }
@@ -219,6 +285,12 @@ const command: fc.Arbitrary<Command> = fc.oneof(
     kind: fc.constant('receive' as const),
     max: fc.integer({ min: 1, max: 3 }),
     timeout: fc.constantFrom(null, null, null, 600),
+  }),
+  // A parent with 1-3 children, each with 0-2 children of its own.
+  fc.record({
+    kind: fc.constant('flow' as const),
+    children: fc.array(fc.integer({ min: 0, max: 2 }), { minLength: 1, maxLength: 3 }),
+    ignoreFailures: fc.boolean(),
   }),
   fc.record({ kind: fc.constant('ack' as const), pick: fc.nat() }),
   fc.record({ kind: fc.constant('extend' as const), pick: fc.nat(), lease: fc.constantFrom(800, 3000) }),
@@ -291,23 +363,57 @@ export async function runScenario(home: ModelHome, { queueTimeout, limits, comma
               ...(c.timeout === null ? {} : { timeout: c.timeout }),
             },
           );
-          model.messages.push({
-            seq: ids.length,
-            priority: c.priority,
-            key: c.key,
-            blocked: model.blockedAtSend(c.key),
-            runAt: model.now + c.delay,
-            state: 'queued',
-            attempts: 0,
-            timeout: c.timeout,
-            leaseUntil: 0,
-            deadline: null,
-            receipt: 0,
-            cancelRequested: false,
-            error: null,
-            deaths: 0,
-          });
+          model.messages.push(
+            fresh(ids.length, model.now + c.delay, {
+              priority: c.priority,
+              key: c.key,
+              blocked: model.blockedAtSend(c.key),
+              timeout: c.timeout,
+            }),
+          );
           ids.push(sent.id);
+          break;
+        }
+        case 'flow': {
+          const policy = c.ignoreFailures ? { options: { children: 'ignore-failures' as const } } : {};
+          const sent = await ferry.sendFlow({
+            queue,
+            payload: 'parent',
+            ...policy,
+            children: c.children.map((n) => ({
+              queue,
+              payload: 'child',
+              ...(n > 0
+                ? { ...policy, children: Array.from({ length: n }, () => ({ queue, payload: 'grandchild' })) }
+                : {}),
+            })),
+          });
+          // Pre-order, as the tree is inserted: the parent, then each child followed by its children.
+          const root = ids.length;
+          model.messages.push(
+            fresh(root, model.now, {
+              state: 'pending',
+              childrenLeft: c.children.length,
+              ignoreFailures: c.ignoreFailures,
+            }),
+          );
+          ids.push(sent.id);
+          c.children.forEach((n, i) => {
+            const child = sent.children?.[i];
+            assert.ok(child, 'the answer has every child');
+            const seq = ids.length;
+            model.messages.push(
+              fresh(seq, model.now, {
+                parent: root,
+                ...(n > 0 ? { state: 'pending', childrenLeft: n, ignoreFailures: c.ignoreFailures } : {}),
+              }),
+            );
+            ids.push(child.id);
+            for (const grandchild of child.children ?? []) {
+              model.messages.push(fresh(ids.length, model.now, { parent: seq }));
+              ids.push(grandchild.id);
+            }
+          });
           break;
         }
         case 'receive': {

@@ -50,6 +50,7 @@ async function run(total: number, handlerMs: number, options: WorkOptions, round
     extend: async () => ({ leaseUntil: new Date(Date.now() + 30_000).toISOString() }),
     progress: async () => {},
     release: async () => ({}),
+    children: async () => [],
     now: () => Date.now(),
     idleWait: 20,
   };

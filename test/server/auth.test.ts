@@ -32,6 +32,7 @@ function bodyFor(method: string, url: string, queue: string): unknown {
   if (url.endsWith('/batch')) return { messages: [{ payload: 1 }] };
   if (url === '/v1/cancellations') return { ids: ['x'] };
   if (url === '/v1/stream-tokens') return { queue };
+  if (url === '/v1/flows') return { queue: 'mine', payload: 1, children: [{ queue, payload: 2 }] };
   if (url.endsWith('/messages')) return { payload: 1 };
   return {};
 }
@@ -89,7 +90,8 @@ describe('auth over every route', () => {
         checked++;
       }
       const limited = await request(route, LIMITED, 'theirs');
-      const touchesQueue = route.access?.queueParams || route.access?.byId || /events|stream-tokens/.test(route.url);
+      const touchesQueue =
+        route.access?.queueParams || route.access?.byId || /events|stream-tokens|flows/.test(route.url);
       if (touchesQueue) {
         assert.equal(limited.statusCode, 403, `${route.method} ${route.url} on another queue: ${limited.body}`);
         checked++;
@@ -133,6 +135,36 @@ describe('auth over every route', () => {
     );
     const full = await h.app.inject({ method: 'GET', url: '/v1/queues', headers: { authorization: `Bearer ${FULL}` } });
     assert.ok(JSON.parse(full.body).queues.some((s: { name: string }) => s.name === 'theirs'));
+  });
+
+  it('a flow needs every queue of its tree allowed; children are read only when all their queues are', async () => {
+    const auth = { authorization: `Bearer ${LIMITED}` };
+    const across = await h.app.inject({
+      method: 'POST',
+      url: '/v1/flows',
+      headers: auth,
+      payload: { queue: 'mine', children: [{ queue: 'own.b', children: [{ queue: 'theirs' }] }] },
+    });
+    assert.equal(across.statusCode, 403, across.body);
+    assert.match(JSON.parse(across.body).detail, /theirs/);
+    assert.equal((await h.ferry.stats('own.b')).pending + (await h.ferry.stats('own.b')).waiting, 0, 'nothing sent');
+    const own = await h.app.inject({
+      method: 'POST',
+      url: '/v1/flows',
+      headers: auth,
+      payload: { queue: 'mine', payload: 'p', children: [{ queue: 'own.b', payload: 'c' }] },
+    });
+    assert.equal(own.statusCode, 201, own.body);
+    const sent = JSON.parse(own.body);
+    const children = await h.app.inject({ method: 'GET', url: `/v1/messages/${sent.id}/children`, headers: auth });
+    assert.equal(children.statusCode, 200, children.body);
+    assert.deepEqual(
+      JSON.parse(children.body).messages.map((m: { id: string }) => m.id),
+      [sent.children[0].id],
+    );
+    const mixed = await h.ferry.sendFlow({ queue: 'mine', children: [{ queue: 'elsewhere' }] });
+    const hidden = await h.app.inject({ method: 'GET', url: `/v1/messages/${mixed.id}/children`, headers: auth });
+    assert.equal(hidden.statusCode, 403, hidden.body);
   });
 
   it('public routes need no token; a malformed Authorization header is 401', async () => {

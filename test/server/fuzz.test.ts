@@ -150,6 +150,14 @@ const TEMPLATES: Template[] = [
     body: { queue: 'fuzz', ttl: '1m' },
     fields: { queue: 'string', ttl: 'duration' },
   },
+  {
+    method: 'POST',
+    path: '/v1/flows',
+    body: { queue: 'fuzz', payload: 1, options: { priority: 1 }, children: [{ queue: 'fuzz-child', payload: 2 }] },
+    fields: { queue: 'string', options: 'object' },
+    required: ['queue'],
+  },
+  { method: 'GET', path: '/v1/messages/ID/children' },
   { method: 'GET', path: '/v1/queues/Q/messages', query: { state: 'state', limit: 'int' } },
   { method: 'DELETE', path: '/v1/queues/Q/messages', query: { state: 'state' } },
   { method: 'GET', path: '/v1/messages/ID', query: { wait: 'duration' } },
@@ -316,7 +324,8 @@ function hostile(t: Template): fc.Arbitrary<Hostile> {
             ? fc
                 .string({ minLength: 1 })
                 .filter(
-                  (s) => !/^(waiting|delayed|active|completed|dead|cancelled|sent|progress|retrying)(,|$)/.test(s),
+                  (s) =>
+                    !/^(pending|waiting|delayed|active|completed|dead|cancelled|sent|progress|retrying)(,|$)/.test(s),
                 )
             : kind === 'string'
               ? hostileQueue
@@ -382,7 +391,7 @@ describe('hostile requests', () => {
       { numRuns: 1500 },
     );
     const stored = (await h.ferry.queues()).reduce(
-      (n, s) => n + s.waiting + s.delayed + s.active + s.completed + s.dead + s.cancelled,
+      (n, s) => n + s.pending + s.waiting + s.delayed + s.active + s.completed + s.dead + s.cancelled,
       0,
     );
     assert.equal(stored, 0, 'nothing stored');

@@ -96,6 +96,59 @@ describe('HTTP routes', () => {
     assert.equal(stale.body.type, 'lease_lost');
   });
 
+  it('POST /v1/flows answers 201 with the tree of ids; GET children lists them; a bad node is 400, nothing sent', async () => {
+    const [p, c] = [qname('parent'), qname('child')];
+    const flow = await call('POST', '/v1/flows', {
+      queue: p,
+      payload: 'p',
+      options: { children: 'ignore-failures', priority: 2 },
+      children: [
+        { queue: c, payload: 1, children: [{ queue: c, payload: 2 }] },
+        { queue: c, payload: 3 },
+      ],
+    });
+    assert.equal(flow.status, 201, JSON.stringify(flow.body));
+    assert.equal(flow.body.queue, p);
+    assert.deepEqual(
+      flow.body.children.map((x: { queue: string; children?: unknown[] }) => [x.queue, x.children?.length ?? 0]),
+      [
+        [c, 1],
+        [c, 0],
+      ],
+    );
+    const parent = await call('GET', `/v1/messages/${flow.body.id}`);
+    assert.deepEqual([parent.body.state, parent.body.parentId], ['pending', null]);
+    const children = await call('GET', `/v1/messages/${flow.body.id}/children`);
+    assert.equal(children.status, 200);
+    assert.deepEqual(
+      children.body.messages.map((m: { state: string; parentId: string }) => [m.state, m.parentId]),
+      [
+        ['pending', flow.body.id],
+        ['waiting', flow.body.id],
+      ],
+    );
+    assert.equal((await call('GET', `/v1/queues/${p}`)).body.pending, 1);
+    assert.deepEqual(
+      (await call('GET', `/v1/queues/${p}/messages?state=pending`)).body.messages.map((m: { id: string }) => m.id),
+      [flow.body.id],
+    );
+    const q = qname('none');
+    for (const body of [
+      { queue: q, children: [{ queue: q, children: [{ queue: 'bad name' }] }] },
+      { queue: q, children: [{ queue: q, options: { priority: 'high' } }] },
+      { queue: q, children: [{ queue: q, children: 'no' }] },
+      { queue: q, options: { children: 'always' }, children: [{ queue: q }] },
+      { queue: q, children: [7] },
+    ]) {
+      const r = await call('POST', '/v1/flows', body);
+      assert.equal(r.status, 400, JSON.stringify(r.body));
+      assert.equal(r.body.type, 'invalid_request');
+    }
+    assert.deepEqual((await call('GET', `/v1/queues/${q}/messages`)).body.messages, []);
+    const unknown = await call('GET', '/v1/messages/0190b6d2-0000-7000-8000-000000000009/children');
+    assert.equal(unknown.status, 404);
+  });
+
   it('receive with no body uses the defaults; an empty queue answers at once', async () => {
     const r = await h.app.inject({ method: 'POST', url: `/v1/queues/${qname()}/receive` });
     assert.deepEqual([r.statusCode, JSON.parse(r.body)], [200, { messages: [] }]);

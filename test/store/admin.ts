@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import type { MessageState, QueueSettings } from '../../src/core/types.ts';
 import { DEFAULT_SETTINGS } from '../../src/core/validate.ts';
 import type { Store } from '../../src/store/store.ts';
-import { type Ctx, claimOne, expectState, failure, publicState, qname, record, sendOne, T0 } from './helpers.ts';
+import { type Ctx, claimOne, expectState, failure, msg, publicState, qname, record, sendOne, T0 } from './helpers.ts';
 
 /** A queue holding one message in each public state at T0, by state. */
 async function oneOfEach(store: Store, q: string): Promise<Record<MessageState, string>> {
@@ -20,7 +20,16 @@ async function oneOfEach(store: Store, q: string): Promise<Record<MessageState, 
   await store.cancel(cancelled, T0);
   const waiting = await sendOne(store, q);
   const delayed = await sendOne(store, q, { runAt: T0 + 60_000 });
-  return { waiting, delayed, active, completed, dead, cancelled };
+  // A flow's parent, pending on a child in another queue.
+  const parent = msg(q);
+  await store.sendFlow(
+    [
+      { ...parent, parent: null, children: 1, ignoreFailures: false },
+      { ...msg(qname('child')), parent: 0, children: 0, ignoreFailures: false },
+    ],
+    T0,
+  );
+  return { pending: parent.id, waiting, delayed, active, completed, dead, cancelled };
 }
 
 export function adminTests(ctx: Ctx): void {
@@ -203,6 +212,7 @@ export function adminTests(ctx: Ctx): void {
       await oneOfEach(store, q);
       const expected = {
         name: q,
+        pending: 1,
         waiting: 1,
         delayed: 1,
         active: 1,
@@ -231,6 +241,7 @@ export function adminTests(ctx: Ctx): void {
       await sendOne(store, q, { key: 'k', runAt: T0 + 1000 });
       assert.deepEqual((await store.stats(q, T0))[0], {
         name: q,
+        pending: 0,
         waiting: 2,
         delayed: 1,
         active: 0,
@@ -244,7 +255,7 @@ export function adminTests(ctx: Ctx): void {
     it('an unknown queue has all counts zero', async () => {
       const q = qname('none');
       assert.deepEqual(await ctx.s.store.stats(q, T0), [
-        { name: q, waiting: 0, delayed: 0, active: 0, completed: 0, dead: 0, cancelled: 0, paused: false },
+        { name: q, pending: 0, waiting: 0, delayed: 0, active: 0, completed: 0, dead: 0, cancelled: 0, paused: false },
       ]);
     });
   });
@@ -337,8 +348,11 @@ export function adminTests(ctx: Ctx): void {
       await expectState(store, all.active, 'active');
       assert.equal(await store.purge(q, ['active'], T0), 1);
       assert.equal(await store.get(all.active), null);
+      await expectState(store, all.pending, 'pending');
+      assert.equal(await store.purge(q, ['pending'], T0), 1);
+      assert.equal(await store.get(all.pending), null);
       assert.deepEqual(await store.stats(q, T0), [
-        { name: q, waiting: 0, delayed: 0, active: 0, completed: 0, dead: 0, cancelled: 0, paused: false },
+        { name: q, pending: 0, waiting: 0, delayed: 0, active: 0, completed: 0, dead: 0, cancelled: 0, paused: false },
       ]);
     });
   });

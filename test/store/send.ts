@@ -48,6 +48,7 @@ export function sendTests(ctx: Ctx): void {
         finishedAt: null,
         leaseUntil: null,
         cancelRequested: false,
+        parentId: null,
       });
       const rb = await record(store, b.id);
       assert.equal(rb.maxAttempts, DEFAULT_SETTINGS.maxAttempts, "no maxAttempts of its own: the queue's");

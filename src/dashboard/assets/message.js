@@ -1,7 +1,7 @@
 // One message: its fields, payload, result or error, progress, the timeline of its attempts, and actions.
 import { api, follow, q } from './api.js';
-import { clear, clock, fill, h, pretty, throttle, time } from './dom.js';
-import { notify, stateBadge } from './views.js';
+import { brief, clear, clock, fill, h, pretty, throttle, time } from './dom.js';
+import { messageLink, notify, stateBadge } from './views.js';
 
 function progressView(progress) {
   if (progress === null || progress === undefined) return null;
@@ -33,6 +33,39 @@ function timelineItem(e) {
   );
 }
 
+/** A flow's children: each with its queue, state, and result or error. */
+function childrenCard(children) {
+  if (children.length === 0) return null;
+  return h(
+    'div',
+    { class: 'card', id: 'children' },
+    h('h2', {}, `Children (${children.length})`),
+    h(
+      'table',
+      { class: 'children' },
+      h(
+        'thead',
+        {},
+        h('tr', {}, ...['id', 'queue', 'state', 'result or error'].map((c) => h('th', { scope: 'col' }, c))),
+      ),
+      h(
+        'tbody',
+        {},
+        ...children.map((c) =>
+          h(
+            'tr',
+            { dataset: { id: c.id } },
+            h('td', {}, messageLink(c.id, true)),
+            h('td', {}, h('a', { href: `#/queues/${q(c.queue)}` }, c.queue)),
+            h('td', {}, stateBadge(c.state)),
+            h('td', { class: 'detail' }, c.error ? c.error.message : c.state === 'completed' ? brief(c.result) : ''),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
 export function messageView(root, ctx, id) {
   const body = h('div', { class: 'message-body' });
   const timeline = h('ol', { class: 'timeline', id: 'timeline' });
@@ -56,8 +89,10 @@ export function messageView(root, ctx, id) {
 
   const load = async () => {
     let m;
+    let children = [];
     try {
       m = await api('GET', `/v1/messages/${q(id)}`);
+      children = (await api('GET', `/v1/messages/${q(id)}/children`)).messages;
     } catch (error) {
       if (error.status === 404) fill(body, h('p', { class: 'notice' }, `No message ${id}.`));
       else notify(ctx, error);
@@ -88,7 +123,7 @@ export function messageView(root, ctx, id) {
               'Retry',
             )
           : null,
-        ['waiting', 'delayed', 'active'].includes(m.state)
+        ['pending', 'waiting', 'delayed', 'active'].includes(m.state)
           ? h(
               'button',
               {
@@ -105,6 +140,7 @@ export function messageView(root, ctx, id) {
         'dl',
         { class: 'fields' },
         field('state', m.state),
+        field('parent', m.parentId ? messageLink(m.parentId) : null),
         field('attempts', `${m.attempts} of ${m.maxAttempts}`),
         field('priority', String(m.priority)),
         field('key', m.key),
@@ -130,6 +166,7 @@ export function messageView(root, ctx, id) {
       m.state === 'completed'
         ? h('div', { class: 'card' }, h('h2', {}, 'Result'), h('pre', { class: 'result' }, pretty(m.result)))
         : null,
+      childrenCard(children),
     );
     if (following !== m.queue) {
       // The events API filters by queue, not by message: replay the queue's kept events and keep this one's.

@@ -2,7 +2,7 @@
 import { api, q } from './api.js';
 import { brief, clock, fill, h, throttle, time } from './dom.js';
 
-export const STATES = ['waiting', 'delayed', 'active', 'completed', 'dead', 'cancelled'];
+export const STATES = ['pending', 'waiting', 'delayed', 'active', 'completed', 'dead', 'cancelled'];
 
 const queueLink = (name) => h('a', { href: `#/queues/${q(name)}` }, name);
 export const messageLink = (id, short = false) =>

@@ -58,14 +58,22 @@ export class Admin {
 
   async purge(queue: string, states: MessageState[], now: number): Promise<number> {
     const codes = states.filter((st) => st !== 'waiting' && st !== 'delayed').map((st) => STATE_NAMES.indexOf(st));
-    const row = await this.db.call<{ n: number }>(`SELECT ${this.db.s}.purge_queue($1, $2::int[], $3, $4, $5) AS n`, [
-      queue,
-      codes,
-      states.includes('waiting'),
-      states.includes('delayed'),
-      now,
-    ]);
-    return row.n;
+    const row = await this.db.call<{ purged: number; data: string | null }>(
+      `SELECT purged, data FROM ${this.db.s}.purge_queue($1, $2::int[], $3, $4, $5, $6, $7)`,
+      [queue, codes, states.includes('waiting'), states.includes('delayed'), now, iso(now), this.log.origin],
+    );
+    this.log.committed(row.data);
+    return row.purged;
+  }
+
+  /** The children of `id` in send order (through messages_parent); null when no message `id` exists. */
+  async children(id: string): Promise<MessageRecord[] | null> {
+    const r = await this.db.query<Row>(`${this.select} WHERE m.parent_id = $1 ORDER BY m.seq`, [id]);
+    if (r.rows.length === 0) {
+      const exists = await this.db.query(`SELECT 1 FROM ${this.db.s}.messages WHERE id = $1`, [id]);
+      if (exists.rows.length === 0) return null;
+    }
+    return r.rows.map(toRecord);
   }
 
   async list(queue: string, q: ListQuery, now: number): Promise<RecordPage> {
@@ -113,7 +121,17 @@ export class Admin {
     );
     const byName = new Map<string, QueueStats>();
     for (const name of names) {
-      byName.set(name, { name, waiting: 0, delayed: 0, active: 0, completed: 0, dead: 0, cancelled: 0, paused: false });
+      byName.set(name, {
+        name,
+        pending: 0,
+        waiting: 0,
+        delayed: 0,
+        active: 0,
+        completed: 0,
+        dead: 0,
+        cancelled: 0,
+        paused: false,
+      });
     }
     for (const row of r.rows) {
       const st = byName.get(row.name) as QueueStats;
@@ -123,7 +141,7 @@ export class Admin {
       if (row.state === QUEUED) {
         st.delayed = Number(row.later);
         st.waiting = n - st.delayed;
-      } else st[STATE_NAMES[row.state] as 'active' | 'completed' | 'dead' | 'cancelled'] = n;
+      } else st[STATE_NAMES[row.state] as 'active' | 'completed' | 'dead' | 'cancelled' | 'pending'] = n;
     }
     return names.map((name) => byName.get(name) as QueueStats);
   }

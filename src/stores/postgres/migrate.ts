@@ -20,7 +20,18 @@ function directory(name: 'migrations' | 'functions'): string {
 }
 
 /** Function files, in the order they are created (a function may call one defined in an earlier file). */
-const FUNCTION_FILES = ['events', 'keys', 'send', 'dead-letter', 'sweep', 'settle', 'claim', 'admin', 'webhooks'];
+const FUNCTION_FILES = [
+  'events',
+  'keys',
+  'send',
+  'dead-letter',
+  'flows',
+  'sweep',
+  'settle',
+  'claim',
+  'admin',
+  'webhooks',
+];
 
 export function functions(): { name: string; sql: string }[] {
   const dir = directory('functions');

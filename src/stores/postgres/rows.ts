@@ -31,6 +31,9 @@ export interface Row {
   sent_at: string;
   started_at: string | null;
   finished_at: string | null;
+  parent_id: string | null;
+  children_left: number;
+  ignore_child_failures: boolean;
   /** The queue's maxAttempts setting, joined in. */
   q_max_attempts: number | null;
 }
@@ -61,6 +64,7 @@ export function toRecord(row: Row): MessageRecord {
     finishedAt: num(row.finished_at),
     leaseUntil: num(row.lease_until),
     cancelRequested: row.cancel_requested,
+    parentId: row.parent_id,
   };
 }
 

@@ -6,7 +6,7 @@
  */
 import type pg from 'pg';
 import { InvalidRequestError } from '../../core/errors.ts';
-import type { NewMessage, SendOutcome } from '../../store/store.ts';
+import type { FlowMessage, NewMessage, SendOutcome } from '../../store/store.ts';
 import { type Database, unavailable } from './connection.ts';
 import { type EventLog, hintPayload } from './events.ts';
 import { iso, messageColumns } from './rows.ts';
@@ -109,6 +109,38 @@ export class Sender {
       !callers,
     ]);
     return r.rows[0] as SendRow;
+  }
+
+  /**
+   * A flow in one statement (`send_flow`): its nodes level by level, so a deduplicated node's subtree is left
+   * out. Answers null for a node left out.
+   */
+  async sendFlow(nodes: FlowMessage[], now: number): Promise<(SendOutcome | null)[]> {
+    const levels: number[] = [];
+    for (const node of nodes) levels.push(node.parent === null ? 1 : (levels[node.parent] as number) + 1);
+    const row = await this.db.call<SendRow & { skipped: boolean[] }>(
+      `SELECT data, ids, deduplicated, skipped FROM ${this.db.s}.send_flow(
+         $1::text[], $2::text[], $3::int[], $4::int8[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int[],
+         $10::text[], $11::int[], $12::int[], $13::int[], $14::int[], $15::boolean[], $16::int[], $17::int8, $18::text,
+         $19::text)`,
+      [
+        ...messageColumns(nodes),
+        nodes.map((n) => (n.parent === null ? null : n.parent + 1)),
+        nodes.map((n) => n.children),
+        nodes.map((n) => n.ignoreFailures),
+        levels,
+        now,
+        iso(now),
+        this.log.origin,
+      ],
+    );
+    this.log.committed(row.data);
+    for (const node of nodes) this.knownQueues.add(node.queue);
+    return nodes.map((_, i) =>
+      row.skipped[i]
+        ? null
+        : { id: row.ids?.[i] ?? (nodes[i] as FlowMessage).id, deduplicated: row.deduplicated?.[i] === true },
+    );
   }
 
   /** One copy per subscribed queue, in one statement (subscriptions read just before). */

@@ -11,6 +11,7 @@ import type {
   Completion,
   DeliveryRefItem,
   Failure,
+  FlowMessage,
   ListQuery,
   MessageRecord,
   NewMessage,
@@ -105,6 +106,14 @@ export class PostgresStore implements Store {
     if (messages.length === 0) return Promise.resolve([]);
     if (transaction !== undefined) return this.sender.sendIn(transaction, messages, now);
     return this.sender.send(messages, now);
+  }
+
+  sendFlow(messages: FlowMessage[], now: number): Promise<(SendOutcome | null)[]> {
+    return this.sender.sendFlow(messages, now);
+  }
+
+  children(id: string): Promise<MessageRecord[] | null> {
+    return this.admin.children(id);
   }
 
   publish(

@@ -5,7 +5,7 @@
 import type Database from 'better-sqlite3';
 import type { MessageState, QueueSettings, QueueStats } from '../../core/types.ts';
 import { DEFAULT_SETTINGS } from '../../core/validate.ts';
-import { ACTIVE, CANCELLED, DEAD, QUEUED, STATE_NAMES, SWEEP_BATCH } from '../../store/constants.ts';
+import { ACTIVE, CANCELLED, DEAD, PENDING, QUEUED, STATE_NAMES, SWEEP_BATCH } from '../../store/constants.ts';
 import type { ListQuery, MessageRecord, PendingEvent, RecordPage, SettingsPatch } from '../../store/store.ts';
 import { preparer, type Stmt } from './connection.ts';
 import type { Keys } from './keys.ts';
@@ -84,7 +84,14 @@ export class Admin {
   private readonly revive: Stmt<unknown>;
   private readonly dueNow: Stmt<unknown>;
   private readonly deadIn: Stmt<Row>;
-  private readonly rowsAfter: Stmt<{ seq: number; key: string | null; state: number; run_at: number }>;
+  private readonly rowsAfter: Stmt<{
+    seq: number;
+    id: string;
+    key: string | null;
+    state: number;
+    run_at: number;
+    parent_id: string | null;
+  }>;
   private readonly remove: Stmt<unknown>;
   private readonly listings: Record<MessageState | 'all', Stmt<Row>>;
   private readonly counts: {
@@ -92,6 +99,7 @@ export class Admin {
     active: Stmt<{ n: number }>;
     dead: Stmt<{ n: number }>;
     cancelled: Stmt<{ n: number }>;
+    pending: Stmt<{ n: number }>;
     ready: Stmt<{ n: number; later: number }>;
     blocked: Stmt<{ n: number; later: number }>;
   };
@@ -116,7 +124,8 @@ export class Admin {
     this.dueNow = s('UPDATE messages SET run_at = ? WHERE seq = ?');
     this.deadIn = s(`SELECT * FROM messages WHERE queue = ? AND state = 3 ORDER BY seq LIMIT ${SWEEP_BATCH}`);
     this.rowsAfter = s(
-      `SELECT seq, key, state, run_at FROM messages WHERE queue = ? AND seq > ? ORDER BY seq LIMIT ${SWEEP_BATCH}`,
+      `SELECT seq, id, key, state, run_at, parent_id FROM messages WHERE queue = ? AND seq > ? ORDER BY seq
+       LIMIT ${SWEEP_BATCH}`,
     );
     this.remove = s('DELETE FROM messages WHERE seq = ?');
     // One statement per state filter, each paging by seq through messages_queue (or a partial index the
@@ -131,12 +140,14 @@ export class Admin {
       completed: list('AND state = 2'),
       dead: list('AND state = 3'),
       cancelled: list('AND state = 4'),
+      pending: list(`AND state = ${PENDING}`),
     };
     this.counts = {
       all: s('SELECT count(*) AS n FROM messages WHERE queue = ?'),
       active: s('SELECT count(*) AS n FROM messages WHERE queue = ? AND state = 1'),
       dead: s('SELECT count(*) AS n FROM messages WHERE queue = ? AND state = 3'),
       cancelled: s('SELECT count(*) AS n FROM messages WHERE queue = ? AND state = 4'),
+      pending: s(`SELECT count(*) AS n FROM messages WHERE queue = ? AND state = ${PENDING}`),
       ready: s(
         'SELECT count(*) AS n, coalesce(sum(run_at > ?), 0) AS later FROM messages WHERE queue = ? AND state = 0 AND blocked = 0',
       ),
@@ -157,9 +168,10 @@ export class Admin {
   cancel(id: string, now: number, events: PendingEvent[]): MessageRecord | null {
     const row = this.current(id, now, events);
     if (!row) return null;
-    if (row.state === QUEUED) this.settle.finish(row, CANCELLED, null, now, events);
+    if (row.state === QUEUED || row.state === PENDING) this.settle.finish(row, CANCELLED, null, now, events);
     else if (row.state === ACTIVE) this.flagCancel.run(row.seq);
     else return this.record(row);
+    this.settle.flows.cancelBelow(row.id, now, events);
     return this.record(this.byId.get(id) as Row);
   }
 
@@ -182,7 +194,7 @@ export class Admin {
     }
   }
 
-  purge(queue: string, states: MessageState[], now: number): number {
+  purge(queue: string, states: MessageState[], now: number, events: PendingEvent[]): number {
     const wanted = new Set(states);
     const keys = new Set<string>();
     let purged = 0;
@@ -192,6 +204,10 @@ export class Admin {
         if (!inStates(wanted, row.state, row.run_at, now)) continue;
         this.remove.run(row.seq);
         if (row.key !== null) keys.add(row.key);
+        // An unfinished child removed: its pending parent takes it as cancelled.
+        if (row.parent_id !== null && (row.state === QUEUED || row.state === ACTIVE || row.state === PENDING)) {
+          this.settle.flows.ended({ id: row.id, queue, parent_id: row.parent_id }, CANCELLED, now, events);
+        }
         purged++;
       }
       if (rows.length < SWEEP_BATCH) break;
@@ -224,15 +240,17 @@ export class Admin {
       const active = (c.active.get(name) as { n: number }).n;
       const dead = (c.dead.get(name) as { n: number }).n;
       const cancelled = (c.cancelled.get(name) as { n: number }).n;
+      const pending = (c.pending.get(name) as { n: number }).n;
       const all = (c.all.get(name) as { n: number }).n;
       const delayed = ready.later + blocked.later;
       const waiting = ready.n + blocked.n - delayed;
       return {
         name,
+        pending,
         waiting,
         delayed,
         active,
-        completed: all - waiting - delayed - active - dead - cancelled,
+        completed: all - pending - waiting - delayed - active - dead - cancelled,
         dead,
         cancelled,
         paused: this.queues.settings(name).paused,
@@ -249,6 +267,11 @@ export class Admin {
     this.unsubscribeRow.run(topic, queue);
   }
 
+  /** The children of `id` in send order; null when no message `id` exists. */
+  children(id: string): MessageRecord[] | null {
+    return this.settle.flows.children(id, (row) => this.record(row));
+  }
+
   private record(row: Row): MessageRecord {
     return toRecord(row, this.queues.maxAttempts(row));
   }
@@ -263,6 +286,7 @@ export class Admin {
 
   private reviveRow(row: Row, now: number, events: PendingEvent[]): void {
     this.revive.run(this.keys.blockedValue(row.queue, row.key), now, row.seq);
+    this.settle.flows.revived(row);
     events.push({ type: 'retrying', queue: row.queue, id: row.id, at: now, attempt: 0, runAt: now });
   }
 }

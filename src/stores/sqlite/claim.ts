@@ -12,7 +12,7 @@ import { preparer, type Stmt } from './connection.ts';
 import type { Sweep } from './sweep.ts';
 
 /** The columns of a ClaimedRow, in its order: one list for both claim paths. */
-const CLAIMED_COLUMNS = 'seq, id, payload, attempts, priority, key, headers, sent_at, lease, timeout';
+const CLAIMED_COLUMNS = 'seq, id, payload, attempts, priority, key, headers, sent_at, lease, timeout, parent_id';
 
 /** A claimable row, as an array (raw mode: no object per row on the hottest statement). */
 type ClaimedRow = [
@@ -26,22 +26,31 @@ type ClaimedRow = [
   sentAt: number,
   lease: number | null,
   timeout: number | null,
+  parentId: string | null,
 ];
 
 /**
  * What this process knows of the deliveries it made (by seq), so the common ack needs no read-back. Only a
  * hint: the ack statement still checks receipt, lease and state; a stale or missing entry takes the slow path.
  */
-export class Leases {
-  private readonly bySeq = new Map<number, { queue: string; key: string | null; attempt: number }>();
+export interface LeaseHint {
+  queue: string;
+  key: string | null;
+  attempt: number;
+  /** The flow parent, whose count of unfinished children the ack brings down. */
+  parentId: string | null;
+}
 
-  get(seq: number): { queue: string; key: string | null; attempt: number } | undefined {
+export class Leases {
+  private readonly bySeq = new Map<number, LeaseHint>();
+
+  get(seq: number): LeaseHint | undefined {
     return this.bySeq.get(seq);
   }
 
-  set(seq: number, queue: string, key: string | null, attempt: number): void {
+  set(seq: number, hint: LeaseHint): void {
     if (this.bySeq.size >= 100_000) this.bySeq.clear(); // a hint, bounded: never a leak
-    this.bySeq.set(seq, { queue, key, attempt });
+    this.bySeq.set(seq, hint);
   }
 
   delete(seq: number): void {
@@ -154,7 +163,9 @@ export class Claim {
     if (rate) this.setRate.run(rate.window, rate.count + rows.length, queue);
     const out: Claimed[] = new Array(rows.length);
     for (let i = 0; i < rows.length; i++) {
-      const [seq, id, payload, attempts, priority, key, headers, sentAt, ownLease, ownTimeout] = rows[i] as ClaimedRow;
+      const [seq, id, payload, attempts, priority, key, headers, sentAt, ownLease, ownTimeout, parentId] = rows[
+        i
+      ] as ClaimedRow;
       const attempt = attempts + 1;
       const length = lease ?? ownLease ?? settings.lease;
       const limit = timeout ?? ownTimeout ?? settings.timeout;
@@ -173,7 +184,7 @@ export class Claim {
         lease: length,
         deadline,
       };
-      this.leases.set(seq, queue, key, attempt);
+      this.leases.set(seq, { queue, key, attempt, parentId });
       events.push({ type: 'active', queue, id, at: now, attempt });
     }
     return out;

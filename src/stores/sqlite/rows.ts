@@ -30,6 +30,9 @@ export interface Row {
   sent_at: number;
   started_at: number | null;
   finished_at: number | null;
+  parent_id: string | null;
+  children_left: number;
+  ignore_child_failures: number;
 }
 
 export interface ScheduleRow {
@@ -65,6 +68,7 @@ export function toRecord(row: Row, maxAttempts: number): MessageRecord {
     finishedAt: row.finished_at,
     leaseUntil: row.lease_until,
     cancelRequested: row.cancel_requested === 1,
+    parentId: row.parent_id,
   };
 }
 

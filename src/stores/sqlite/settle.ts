@@ -12,6 +12,7 @@ import type { Queues } from './admin.ts';
 import type { Leases } from './claim.ts';
 import { type Batch, preparer, type Stmt } from './connection.ts';
 import type { DeadLetter } from './dead-letter.ts';
+import { Flows } from './flows.ts';
 import type { Keys } from './keys.ts';
 import type { Row } from './rows.ts';
 
@@ -27,13 +28,21 @@ export class Settle {
   /** Single acks queued in the same tick, settled as one operation by the group commit. */
   readonly completions: Batch<TimedCompletion, Settled> = { fn: (items, events) => this.complete(items, events) };
   private readonly completeKnown: Stmt<unknown>;
-  private readonly completeRead: Stmt<{ queue: string; key: string | null; state: number; attempts: number }>;
+  private readonly completeRead: Stmt<{
+    queue: string;
+    key: string | null;
+    state: number;
+    attempts: number;
+    parent_id: string | null;
+  }>;
   private readonly leased: Stmt<Row>;
   private readonly requeue: Stmt<unknown>;
   private readonly putBack: Stmt<unknown>;
   private readonly end: Stmt<unknown>;
   private readonly extendLease: Stmt<{ lease_until: number }>;
   private readonly setProgress: Stmt<{ queue: string; attempts: number }>;
+  /** What a message's end does to its flow parent. */
+  readonly flows: Flows;
 
   constructor(
     db: Database.Database,
@@ -44,6 +53,11 @@ export class Settle {
     private readonly retryDelay: StoreContext['retryDelay'],
   ) {
     const s = preparer(db);
+    this.flows = new Flows(
+      db,
+      (row, state, error, now, events) => this.finish(row, state, error, now, events),
+      (row, now, events) => this.deadLetter.copy(row, now, events),
+    );
     // The common ack: this process claimed the message and no cancel is pending, so nothing needs to be read
     // back (about 1.7 against 3.8 µs per row with RETURNING; bench/sql-choices.ts). Else `completeRead`.
     this.completeKnown = s(
@@ -55,7 +69,7 @@ export class Settle {
          SET state = CASE cancel_requested WHEN 1 THEN 4 ELSE 2 END, result = @result,
              finished_at = @now, receipt = NULL, lease_until = NULL
        WHERE seq = @seq AND id = @id AND receipt = @receipt AND state = 1 AND lease_until > @now
-       RETURNING queue, key, state, attempts`,
+       RETURNING queue, key, state, attempts, parent_id`,
     );
     this.leased = s(
       'SELECT * FROM messages WHERE seq = ? AND id = ? AND receipt = ? AND state = 1 AND lease_until > ?',
@@ -97,6 +111,9 @@ export class Settle {
         this.leases.delete(seq);
         this.keys.unblockNext(known.queue, known.key);
         completed(events, known.queue, item, known.attempt);
+        if (known.parentId !== null) {
+          this.flows.ended({ id: item.id, queue: known.queue, parent_id: known.parentId }, COMPLETED, now, events);
+        }
         out[i] = 'completed';
         continue;
       }
@@ -114,6 +131,8 @@ export class Settle {
         events.push({ type: 'cancelled', queue: row.queue, id: item.id, at: now, attempt: row.attempts });
         out[i] = 'cancelled';
       }
+      if (row.parent_id !== null)
+        this.flows.ended({ id: item.id, queue: row.queue, parent_id: row.parent_id }, row.state, now, events);
     }
     return out;
   }
@@ -208,6 +227,7 @@ export class Settle {
     if (error !== null) event.error = JSON.parse(error);
     events.push(event);
     if (state === DEAD) this.deadLetter.copy(row, now, events);
+    if (row.parent_id !== null) this.flows.ended(row, state, now, events);
   }
 
   /** Puts the failed attempt of `row` back in the queue, due at `runAt`, keeping `error` (JSON text). */

@@ -12,6 +12,7 @@ import type {
   Completion,
   DeliveryRefItem,
   Failure,
+  FlowMessage,
   ListQuery,
   MessageRecord,
   NewMessage,
@@ -176,7 +177,15 @@ export class SqliteStore implements Store {
   }
 
   purge(queue: string, states: MessageState[], now: number): Promise<number> {
-    return this.p.commit.run(() => this.p.admin.purge(queue, states, now));
+    return this.p.commit.run((events) => this.p.admin.purge(queue, states, now, events));
+  }
+
+  sendFlow(messages: FlowMessage[], now: number): Promise<(SendOutcome | null)[]> {
+    return this.p.commit.run((events) => this.p.settle.flows.insert(this.p.send, messages, now, events));
+  }
+
+  async children(id: string): Promise<MessageRecord[] | null> {
+    return read(() => this.p.admin.children(id));
   }
 
   async list(queue: string, query: ListQuery, now: number): Promise<RecordPage> {

@@ -5,6 +5,7 @@
  */
 import type Database from 'better-sqlite3';
 import {
+  ACTIVE,
   CANCELLED,
   COMPLETED,
   DEAD,
@@ -26,6 +27,7 @@ export class Sweep {
   private readonly expiredAll: Stmt<Row>;
   private readonly finishedAfter: Stmt<{ seq: number; state: number; finished_at: number | null }>;
   private readonly remove: Stmt<unknown>;
+  private readonly bySeq: Stmt<Row>;
   private readonly oldestEvents: Stmt<{ seq: number; at: number }>;
   private readonly deleteEventsBefore: Stmt<unknown>;
   private readonly closedKeyWindows: Stmt<unknown>;
@@ -51,6 +53,7 @@ export class Sweep {
       `SELECT seq, state, finished_at FROM messages WHERE queue = ? AND seq > ? ORDER BY seq LIMIT ${SWEEP_BATCH}`,
     );
     this.remove = s('DELETE FROM messages WHERE seq = ?');
+    this.bySeq = s('SELECT * FROM messages WHERE seq = ?');
     // The oldest blocks with their times; trimming deletes the leading run older than the cutoff.
     this.oldestEvents = s(`SELECT seq, at FROM events ORDER BY seq LIMIT ${SWEEP_BATCH}`);
     this.deleteEventsBefore = s('DELETE FROM events WHERE seq < ?');
@@ -87,7 +90,11 @@ export class Sweep {
    */
   expire(now: number, events: PendingEvent[], queue?: string): number {
     const rows = queue === undefined ? this.expiredAll.all(now) : this.expiredIn.all(now, queue);
-    for (const row of rows) {
+    for (const read of rows) {
+      // A flow child may have been flagged or cancelled by an earlier row's end in this loop (its parent
+      // died of it): act on the row as it is now.
+      const row = read.parent_id === null ? read : this.bySeq.get(read.seq);
+      if (row?.state !== ACTIVE) continue;
       this.leases.delete(row.seq);
       const timedOut = row.deadline !== null && (row.lease_until as number) >= row.deadline;
       const error = timedOut ? timeoutError((row.deadline as number) - (row.started_at as number)) : LEASE_EXPIRED;

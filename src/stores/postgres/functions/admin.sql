@@ -33,42 +33,57 @@ BEGIN
   SELECT x.n_events, x.events INTO n, events FROM {{schema}}.expire_leases(p_now, p_at, v_queue, p_max_attempts) x;
 END $$;
 
--- Cancels a queued message at once, or flags an active one (its handler is told; it ends cancelled). A
+-- Cancels a queued or pending message at once, or flags an active one (its handler is told; it ends
+-- cancelled), and its unfinished flow descendants likewise; a parent counts the cancelled child as ended. A
 -- finished message is left as it is.
 CREATE FUNCTION {{schema}}.cancel_message(p_id text, p_now bigint, p_at text, p_max_attempts int, p_origin text,
   OUT data text)
 LANGUAGE plpgsql AS $$
-DECLARE v_queue text; v_key text; v_attempts int; v_n int; v_events text;
+DECLARE v_queue text; v_key text; v_attempts int; v_parent text; v_n int; v_events text; x record;
 BEGIN
-  SELECT x.n, x.events INTO v_n, v_events FROM {{schema}}.settle_lapsed(p_id, p_now, p_at, p_max_attempts) x;
+  SELECT s.n, s.events INTO v_n, v_events FROM {{schema}}.settle_lapsed(p_id, p_now, p_at, p_max_attempts) s;
   UPDATE {{schema}}.messages SET state = 4, finished_at = p_now, receipt = NULL, lease_until = NULL, blocked = false
-   WHERE id = p_id AND state = 0
-  RETURNING queue, key, attempts INTO v_queue, v_key, v_attempts;
+   WHERE id = p_id AND state IN (0, 5)
+  RETURNING queue, key, attempts, parent_id INTO v_queue, v_key, v_attempts, v_parent;
   IF FOUND THEN
     PERFORM {{schema}}.release_keys(ARRAY[v_queue], ARRAY[v_key]);
     v_events := concat_ws(',', v_events, {{schema}}.event('cancelled', v_queue, p_id, p_at, v_attempts, NULL));
     v_n := v_n + 1;
+    SELECT c.n, c.events INTO x FROM {{schema}}.cancel_below(p_id, p_now, p_at) c;
+    IF x.n > 0 THEN v_events := concat_ws(',', v_events, x.events); v_n := v_n + x.n; END IF;
+    IF v_parent IS NOT NULL THEN
+      SELECT c.n, c.events INTO x
+        FROM {{schema}}.children_report(ARRAY[p_id], ARRAY[v_queue], ARRAY[v_parent], ARRAY[4], p_now, p_at) c;
+      IF x.n > 0 THEN v_events := concat_ws(',', v_events, x.events); v_n := v_n + x.n; END IF;
+    END IF;
   ELSE
     UPDATE {{schema}}.messages SET cancel_requested = true WHERE id = p_id AND state = 1;
+    IF FOUND THEN
+      SELECT c.n, c.events INTO x FROM {{schema}}.cancel_below(p_id, p_now, p_at) c;
+      IF x.n > 0 THEN v_events := concat_ws(',', v_events, x.events); v_n := v_n + x.n; END IF;
+    END IF;
   END IF;
   data := {{schema}}.stage_events(v_events, v_n, p_now, p_origin);
 END $$;
 
 -- Makes dead or cancelled messages (p_ids, of the states p_from) queued again with fresh attempts; a keyed one
--- waits behind its key's unfinished messages. Answers how many, and their `retrying` events.
+-- waits behind its key's unfinished messages, and a pending parent waits for its revived children again.
+-- Answers how many, and their `retrying` events.
 CREATE FUNCTION {{schema}}.revive(p_ids text[], p_from int[], p_now bigint, p_at text, OUT n int, OUT events text)
 LANGUAGE plpgsql AS $$
-DECLARE kq text[]; kk text[];
+DECLARE kq text[]; kk text[]; v_parents text[];
 BEGIN
   WITH u AS (
     UPDATE {{schema}}.messages SET state = 0, blocked = key IS NOT NULL, attempts = 0, run_at = p_now, result = NULL,
            finished_at = NULL, cancel_requested = false, progress = NULL
      WHERE id = ANY(p_ids) AND state = ANY(p_from)
-    RETURNING id, queue, key, seq)
+    RETURNING id, queue, key, seq, parent_id)
   SELECT count(*)::int,
          string_agg({{schema}}.event('retrying', u.queue, u.id, p_at, 0, ',"runAt":' || p_now), ',' ORDER BY u.seq),
-         array_agg(u.queue) FILTER (WHERE u.key IS NOT NULL), array_agg(u.key) FILTER (WHERE u.key IS NOT NULL)
-    INTO n, events, kq, kk FROM u;
+         array_agg(u.queue) FILTER (WHERE u.key IS NOT NULL), array_agg(u.key) FILTER (WHERE u.key IS NOT NULL),
+         array_agg(u.parent_id) FILTER (WHERE u.parent_id IS NOT NULL)
+    INTO n, events, kq, kk, v_parents FROM u;
+  IF v_parents IS NOT NULL THEN PERFORM {{schema}}.children_revived(v_parents); END IF;
   PERFORM {{schema}}.release_keys(kq, kk);
 END $$;
 
@@ -107,21 +122,30 @@ BEGIN
 END $$;
 
 -- Removes p_queue's messages in the given states (codes; waiting and delayed are queued rows split by run_at).
--- Rows first, then their keys, so the next message of a key whose head was removed can go.
+-- Rows first, then their keys, so the next message of a key whose head was removed can go. An unfinished flow
+-- child removed counts for its parent as cancelled.
 CREATE FUNCTION {{schema}}.purge_queue(p_queue text, p_states int[], p_waiting boolean, p_delayed boolean,
-  p_now bigint) RETURNS int
+  p_now bigint, p_at text, p_origin text, OUT purged int, OUT data text)
 LANGUAGE plpgsql AS $$
-DECLARE v_n int; kk text[];
+DECLARE kk text[]; e_ids text[]; e_parents text[]; v_n int := 0; v_events text;
 BEGIN
   WITH d AS (
     DELETE FROM {{schema}}.messages m
      WHERE m.queue = p_queue
        AND (m.state = ANY(p_states)
             OR (m.state = 0 AND ((p_waiting AND m.run_at <= p_now) OR (p_delayed AND m.run_at > p_now))))
-    RETURNING m.queue, m.key)
-  SELECT count(*)::int, array_agg(DISTINCT d.key) FILTER (WHERE d.key IS NOT NULL) INTO v_n, kk FROM d;
+    RETURNING m.id, m.queue, m.key, m.state, m.parent_id)
+  SELECT count(*)::int, array_agg(DISTINCT d.key) FILTER (WHERE d.key IS NOT NULL),
+         array_agg(d.id) FILTER (WHERE d.parent_id IS NOT NULL AND d.state IN (0, 1, 5)),
+         array_agg(d.parent_id) FILTER (WHERE d.parent_id IS NOT NULL AND d.state IN (0, 1, 5))
+    INTO purged, kk, e_ids, e_parents FROM d;
   IF kk IS NOT NULL THEN
     PERFORM {{schema}}.release_keys(array_fill(p_queue, ARRAY[cardinality(kk)]), kk);
   END IF;
-  RETURN v_n;
+  IF e_ids IS NOT NULL THEN
+    SELECT x.n, x.events INTO v_n, v_events
+      FROM {{schema}}.children_report(e_ids, array_fill(p_queue, ARRAY[cardinality(e_ids)]), e_parents,
+                                     array_fill(4, ARRAY[cardinality(e_ids)]), p_now, p_at) x;
+  END IF;
+  data := {{schema}}.stage_events(v_events, v_n, p_now, p_origin);
 END $$;

@@ -1,12 +1,12 @@
 -- Settling a delivery: complete, fail, release, extend, progress. Each presents the current receipt of a
 -- live lease; a stale one changes nothing. Items carry their own time, so calls of one tick share a statement.
 
--- Completes leased messages (cancelled instead when a cancel was requested meanwhile). Answers, for the items
--- that settled, their 1-based position and new state.
+-- Completes leased messages (cancelled instead when a cancel was requested meanwhile); a flow's parents count
+-- their children down. Answers, for the items that settled, their 1-based position and new state.
 CREATE FUNCTION {{schema}}.complete_items(p_ids text[], p_receipts text[], p_results text[], p_nows bigint[],
   p_ats text[], OUT n int, OUT events text, OUT ords int[], OUT states int[])
 LANGUAGE plpgsql AS $$
-DECLARE kq text[]; kk text[];
+DECLARE kq text[]; kk text[]; e_ids text[]; e_now bigint; e_at text; e_n int; e_events text;
 BEGIN
   WITH u AS (
     UPDATE {{schema}}.messages m
@@ -14,7 +14,7 @@ BEGIN
            receipt = NULL, lease_until = NULL, blocked = false
       FROM unnest(p_ids, p_receipts, p_results, p_nows, p_ats) WITH ORDINALITY AS i(id, receipt, result, now, at, ord)
      WHERE m.id = i.id AND m.receipt = i.receipt AND m.state = 1 AND m.lease_until > i.now
-    RETURNING i.ord, i.at, i.result, m.id, m.queue, m.key, m.state, m.attempts)
+    RETURNING i.ord, i.at, i.now, i.result, m.id, m.queue, m.key, m.state, m.attempts, m.parent_id)
   SELECT count(*)::int,
          string_agg(CASE WHEN u.state = 2
                       THEN {{schema}}.event('completed', u.queue, u.id, u.at, u.attempts,
@@ -22,9 +22,15 @@ BEGIN
                       ELSE {{schema}}.event('cancelled', u.queue, u.id, u.at, u.attempts, NULL) END,
                     ',' ORDER BY u.ord),
          array_agg(u.ord::int ORDER BY u.ord), array_agg(u.state::int ORDER BY u.ord),
-         array_agg(u.queue) FILTER (WHERE u.key IS NOT NULL), array_agg(u.key) FILTER (WHERE u.key IS NOT NULL)
-    INTO n, events, ords, states, kq, kk FROM u;
+         array_agg(u.queue) FILTER (WHERE u.key IS NOT NULL), array_agg(u.key) FILTER (WHERE u.key IS NOT NULL),
+         array_agg(u.id) FILTER (WHERE u.parent_id IS NOT NULL), max(u.now), max(u.at)
+    INTO n, events, ords, states, kq, kk, e_ids, e_now, e_at FROM u;
   PERFORM {{schema}}.release_keys(kq, kk);
+  -- The hot path (every ack): no call at all when no completed message has a parent.
+  IF e_ids IS NOT NULL THEN
+    SELECT x.n, x.events INTO e_n, e_events FROM {{schema}}.children_ended(e_ids, e_now, e_at) x;
+    IF e_n > 0 THEN n := n + e_n; events := concat_ws(',', events, e_events); END IF;
+  END IF;
 END $$;
 
 -- Ends failed attempts. The caller has read the leases (settle.ts) and computed, by the engine's backoff,
@@ -35,7 +41,7 @@ CREATE FUNCTION {{schema}}.fail_items(p_ids text[], p_receipts text[], p_errors 
   p_run_ats bigint[], p_nows bigint[], p_ats text[], p_max_attempts int, p_origin text,
   OUT data text, OUT ords int[], OUT states int[])
 LANGUAGE plpgsql AS $$
-DECLARE kq text[]; kk text[]; v_n int; v_events text; v_dead text[]; d_n int; d_events text;
+DECLARE kq text[]; kk text[]; v_n int; v_events text; e_ids text[]; e_n int; e_events text; v_dead text[]; d_n int; d_events text;
 BEGIN
   WITH x AS (
     SELECT i.ord, i.at, i.error, i.run_at, i.now, m.id,
@@ -52,7 +58,7 @@ BEGIN
        SET state = x.state, run_at = CASE WHEN x.state = 0 THEN x.run_at ELSE m.run_at END, error = x.error,
            finished_at = CASE WHEN x.state >= 2 THEN x.now END, receipt = NULL, lease_until = NULL, blocked = false
       FROM x WHERE m.id = x.id
-    RETURNING x.ord, x.at, x.error, x.run_at, m.id, m.queue, m.key, m.state, m.attempts)
+    RETURNING x.ord, x.at, x.error, x.run_at, m.id, m.queue, m.key, m.state, m.attempts, m.parent_id)
   SELECT count(*)::int,
          string_agg({{schema}}.event(CASE u.state WHEN 0 THEN 'retrying' WHEN 3 THEN 'dead' ELSE 'cancelled' END,
                       u.queue, u.id, u.at, u.attempts,
@@ -61,8 +67,9 @@ BEGIN
          array_agg(u.ord::int ORDER BY u.ord), array_agg(u.state::int ORDER BY u.ord),
          array_agg(u.queue) FILTER (WHERE u.key IS NOT NULL AND u.state >= 2),
          array_agg(u.key) FILTER (WHERE u.key IS NOT NULL AND u.state >= 2),
+         array_agg(u.id) FILTER (WHERE u.parent_id IS NOT NULL AND u.state >= 2),
          array_agg(u.id) FILTER (WHERE u.state = 3)
-    INTO v_n, v_events, ords, states, kq, kk, v_dead FROM u;
+    INTO v_n, v_events, ords, states, kq, kk, e_ids, v_dead FROM u;
   PERFORM {{schema}}.release_keys(kq, kk);
   IF v_dead IS NOT NULL THEN
     SELECT d.n, d.events INTO d_n, d_events FROM {{schema}}.dead_letter(v_dead, p_nows[1], p_ats[1]) d;
@@ -71,6 +78,8 @@ BEGIN
       v_n := v_n + d_n;
     END IF;
   END IF;
+  SELECT x.n, x.events INTO e_n, e_events FROM {{schema}}.children_ended(e_ids, p_nows[1], p_ats[1]) x;
+  IF e_n > 0 THEN v_n := v_n + e_n; v_events := concat_ws(',', v_events, e_events); END IF;
   data := {{schema}}.stage_events(v_events, v_n, p_nows[1], p_origin);
 END $$;
 
@@ -79,7 +88,7 @@ END $$;
 CREATE FUNCTION {{schema}}.release_items(p_ids text[], p_receipts text[], p_now bigint, p_at text, p_origin text,
   OUT data text, OUT ords int[], OUT states int[])
 LANGUAGE plpgsql AS $$
-DECLARE kq text[]; kk text[]; v_n int; v_events text;
+DECLARE kq text[]; kk text[]; v_n int; v_events text; e_ids text[]; e_n int; e_events text;
 BEGIN
   WITH u AS (
     UPDATE {{schema}}.messages m
@@ -90,7 +99,7 @@ BEGIN
            receipt = NULL, lease_until = NULL, blocked = CASE WHEN m.cancel_requested THEN false ELSE m.blocked END
       FROM unnest(p_ids, p_receipts) WITH ORDINALITY AS i(id, receipt, ord)
      WHERE m.id = i.id AND m.receipt = i.receipt AND m.state = 1 AND m.lease_until > p_now
-    RETURNING i.ord, m.id, m.queue, m.key, m.state, m.attempts)
+    RETURNING i.ord, m.id, m.queue, m.key, m.state, m.attempts, m.parent_id)
   SELECT count(*)::int,
          string_agg(CASE WHEN u.state = 0
                       THEN {{schema}}.event('retrying', u.queue, u.id, p_at, u.attempts, ',"runAt":' || p_now)
@@ -98,9 +107,12 @@ BEGIN
                     ',' ORDER BY u.ord),
          array_agg(u.ord::int ORDER BY u.ord), array_agg(u.state::int ORDER BY u.ord),
          array_agg(u.queue) FILTER (WHERE u.key IS NOT NULL AND u.state >= 2),
-         array_agg(u.key) FILTER (WHERE u.key IS NOT NULL AND u.state >= 2)
-    INTO v_n, v_events, ords, states, kq, kk FROM u;
+         array_agg(u.key) FILTER (WHERE u.key IS NOT NULL AND u.state >= 2),
+         array_agg(u.id) FILTER (WHERE u.parent_id IS NOT NULL AND u.state >= 2)
+    INTO v_n, v_events, ords, states, kq, kk, e_ids FROM u;
   PERFORM {{schema}}.release_keys(kq, kk);
+  SELECT x.n, x.events INTO e_n, e_events FROM {{schema}}.children_ended(e_ids, p_now, p_at) x;
+  IF e_n > 0 THEN v_n := v_n + e_n; v_events := concat_ws(',', v_events, e_events); END IF;
   data := {{schema}}.stage_events(v_events, v_n, p_now, p_origin);
 END $$;
 

@@ -28,7 +28,7 @@ END $$;
 -- (n) and the events (comma-joined, n_events of them).
 CREATE FUNCTION {{schema}}.expire_leases(p_now bigint, p_at text, p_queue text, p_max_attempts int,
   OUT n int, OUT events text, OUT n_events int) LANGUAGE plpgsql AS $$
-DECLARE kq text[]; kk text[]; v_dead text[]; d_n int; d_events text;
+DECLARE kq text[]; kk text[]; v_dead text[]; d_n int; d_events text; e_ids text[]; e_n int; e_events text;
   v_error constant text := '{"message":"lease expired","name":"LeaseExpired"}';
 BEGIN
   WITH x AS (
@@ -52,7 +52,7 @@ BEGIN
            finished_at = CASE WHEN x.cancel_requested OR x.used_up THEN p_now END,
            error = x.error, receipt = NULL, lease_until = NULL, blocked = false
       FROM x WHERE m.id = x.id
-    RETURNING m.id, m.queue, m.key, m.state, m.attempts, m.seq, x.error, x.retry_at)
+    RETURNING m.id, m.queue, m.key, m.state, m.attempts, m.seq, m.parent_id, x.error, x.retry_at)
   SELECT count(*)::int,
          string_agg({{schema}}.event(CASE u.state WHEN 0 THEN 'retrying' WHEN 3 THEN 'dead' ELSE 'cancelled' END,
                       u.queue, u.id, p_at, u.attempts,
@@ -60,8 +60,9 @@ BEGIN
                     ',' ORDER BY u.seq),
          array_agg(u.queue) FILTER (WHERE u.key IS NOT NULL AND u.state >= 2),
          array_agg(u.key) FILTER (WHERE u.key IS NOT NULL AND u.state >= 2),
-         array_agg(u.id) FILTER (WHERE u.state = 3)
-    INTO n, events, kq, kk, v_dead FROM u;
+         array_agg(u.id) FILTER (WHERE u.state = 3),
+         array_agg(u.id) FILTER (WHERE u.parent_id IS NOT NULL AND u.state >= 2)
+    INTO n, events, kq, kk, v_dead, e_ids FROM u;
   PERFORM {{schema}}.release_keys(kq, kk);
   n_events := n;
   IF v_dead IS NOT NULL THEN
@@ -71,6 +72,8 @@ BEGIN
       n_events := n_events + d_n;
     END IF;
   END IF;
+  SELECT x.n, x.events INTO e_n, e_events FROM {{schema}}.children_ended(e_ids, p_now, p_at) x;
+  IF e_n > 0 THEN n_events := n_events + e_n; events := concat_ws(',', events, e_events); END IF;
 END $$;
 
 -- Settles the expired leases of p_queue (lapsed or timed out) and stages their events; answers how many.
