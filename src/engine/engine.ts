@@ -161,7 +161,6 @@ export class Engine implements Ferry {
         receive: (queue, o) => this.claim(queue, o),
         ack: (d) => this.ack(d),
         nack: (d, o) => this.nack(d, o),
-        wake: (queue) => this.bus.wake(queue),
       });
     }
   }

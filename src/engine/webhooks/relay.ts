@@ -67,8 +67,6 @@ export interface RelayOptions {
   ): Promise<Delivery[]>;
   ack(delivery: DeliveryRef): Promise<void>;
   nack(delivery: DeliveryRef, options: NackOptions): Promise<unknown>;
-  /** Wakes the consumers waiting on a queue of this process. */
-  wake: (queue: string) => void;
 }
 
 export class WebhookRelay {
@@ -157,9 +155,6 @@ export class WebhookRelay {
       }
       // False: another process moved the cursor first; read from where it is now.
       const moved = await this.store.advanceWebhooks(cursor, last.seq, deliveries, now);
-      // The commit woke waiting workers, but one whose empty claim shared that commit starts waiting only
-      // after it (it would then sleep a poll interval): wake again once it does.
-      if (moved && deliveries.length > 0) setImmediate(() => this.options.wake(WEBHOOK_QUEUE));
       if (moved && events.length < FAN_OUT_BATCH) return;
     }
   }
