@@ -1,10 +1,10 @@
 /**
  * What one message costs PostgreSQL, measured: the numbers behind docs/scaling.md.
  *
- *   npx tsx bench/pg-costs.ts [--messages 20000] [--json] [--drop-index NAME,…]
+ *   npx tsx bench/pg-costs.ts [--messages 20000] [--claim 50] [--json] [--drop-index NAME,…]
  *
  * On a fresh schema: N messages sent in batches of 1000, then drained by the worker's statement (`step`: the
- * acks of the last claim and the next claim of 50) on one connection, then 500 single awaited sends. For each
+ * acks of the last claim and the next claim of --claim) on one connection, then 500 single awaited sends. For each
  * phase: the server's execution time per message (EXPLAIN ANALYZE of the very statements Ferry runs, so
  * no network and no client), WAL bytes per message (pg_current_wal_lsn before and after), and the heap
  * and index tuples written (pg_stat_user_tables / the index list). A checkpoint runs before each phase,
@@ -22,9 +22,11 @@ const { values } = parseArgs({
     messages: { type: 'string', default: '20000' },
     json: { type: 'boolean', default: false },
     'drop-index': { type: 'string', default: '' },
+    claim: { type: 'string', default: '50' },
   },
 });
 const N = Number(values.messages);
+const CLAIM = Number(values.claim);
 
 const schema = await testSchema('pg_costs');
 const direct = schema.url.replace(/[?&]schema=[^&]*/, '');
@@ -75,7 +77,7 @@ await c.query(`VACUUM ANALYZE ${s}.messages`);
 
 // 2. Drain with the worker's statement, timed on the server.
 const step = `SELECT data, c_ords, c_states, claimed FROM ${s}.step($1::text[], $2::text[], $3::text[], $4::int8[],
-  $5::text[], $6::text, $7::int, $8::int, $9::int8, $10::text, $11::int, $12::int, $13::text)`;
+  $5::text[], $6::text, $7::int, $8::int, $9::int, $10::int8, $11::text, $12::int, $13::int, $14::text)`;
 let held: { id: string; receipt: string }[] = [];
 let serverMs = 0;
 let acked = 0;
@@ -93,7 +95,8 @@ for (;;) {
     has ? held.map(() => now) : null,
     has ? held.map(() => at) : null,
     'q',
-    50,
+    CLAIM,
+    null,
     null,
     now,
     at,

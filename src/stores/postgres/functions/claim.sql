@@ -13,7 +13,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
   v_settings jsonb; v_paused boolean; v_limit int := p_max; v_conc int; v_rmax int; v_rper bigint;
   v_window bigint := 0; v_count int := 0; v_active int; v_n int; v_events text;
-  v_kmax int; v_kper bigint; v_ids text[]; v_kstart bigint; v_kcount int; r record;
+  v_kmax int; v_kper bigint; v_ids text[]; v_kstart bigint; v_kcount int; v_nonce text; r record;
 BEGIN
   n := 0;
   expired := 0;
@@ -61,19 +61,28 @@ BEGIN
     END LOOP;
     IF cardinality(v_ids) = 0 THEN RETURN; END IF;
   END IF;
-  -- Without a keyRateLimit (v_ids null) the rows are picked here; with one, the walk above picked them.
-  WITH picked AS (
-    SELECT m.id FROM {{schema}}.messages m
-     WHERE v_ids IS NULL AND m.queue = p_queue AND m.state = 0 AND NOT m.blocked AND m.run_at <= p_now
-     ORDER BY m.priority DESC, m.run_at, m.seq
-     LIMIT v_limit FOR UPDATE SKIP LOCKED),
-  u AS (
+  -- Without a keyRateLimit (v_ids null) the rows are picked here; with one, the walk above picked them. The
+  -- update finds them by primary key (= ANY of the picked ids): joined to the picking query instead, the
+  -- planner may hash-join a sequential scan of the whole table, which grows with every finished row kept.
+  IF v_ids IS NULL THEN
+    SELECT array_agg(p.id) INTO v_ids
+      FROM (SELECT m.id FROM {{schema}}.messages m
+             WHERE m.queue = p_queue AND m.state = 0 AND NOT m.blocked AND m.run_at <= p_now
+             ORDER BY m.priority DESC, m.run_at, m.seq
+             LIMIT v_limit FOR UPDATE SKIP LOCKED) p;
+    IF v_ids IS NULL THEN RETURN; END IF;
+  END IF;
+  -- A receipt is unique per delivery: the message's seq and attempt, and a random nonce drawn once per claim
+  -- (one draw per row cost more than the rest of the row's update).
+  v_nonce := '.' || replace(gen_random_uuid()::text, '-', '');
+  WITH u AS (
     UPDATE {{schema}}.messages m
-       SET state = 1, attempts = m.attempts + 1, receipt = gen_random_uuid()::text, started_at = p_now,
+       SET state = 1, attempts = m.attempts + 1, receipt = m.seq || '.' || (m.attempts + 1) || v_nonce,
+           started_at = p_now,
            deadline = p_now + coalesce(p_timeout, m.timeout, (v_settings->>'timeout')::int),
            lease_until = least(p_now + coalesce(p_lease, m.lease, (v_settings->>'lease')::int, p_default_lease),
                                p_now + coalesce(p_timeout, m.timeout, (v_settings->>'timeout')::int))
-      FROM (SELECT picked.id FROM picked UNION ALL SELECT unnest(v_ids)) p WHERE m.id = p.id
+     WHERE m.id = ANY(v_ids) AND m.state = 0
     RETURNING m.seq, m.id, m.payload, m.attempts, m.receipt, m.priority, m.run_at, m.key, m.headers, m.sent_at,
               m.lease_until, m.deadline,
               coalesce(p_lease, m.lease, (v_settings->>'lease')::int, p_default_lease) AS lease)

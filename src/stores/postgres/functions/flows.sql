@@ -38,7 +38,8 @@ BEGIN
   SELECT array_agg(m.id ORDER BY u.ord), array_agg(m.queue ORDER BY u.ord), array_agg(m.parent_id ORDER BY u.ord),
          array_agg(m.state::int ORDER BY u.ord)
     INTO v_ids, v_queues, v_parents, v_states
-    FROM unnest(p_ids) WITH ORDINALITY AS u(id, ord) JOIN {{schema}}.messages m ON m.id = u.id;
+    FROM unnest(p_ids) WITH ORDINALITY AS u(id, ord) JOIN {{schema}}.messages m ON m.id = u.id
+   WHERE m.id = ANY(p_ids);
   SELECT x.n, x.events INTO n, events
     FROM {{schema}}.children_report(v_ids, v_queues, v_parents, v_states, p_now, p_at) x;
 END $$;

@@ -1,5 +1,7 @@
 -- Settling a delivery: complete, fail, release, extend, progress. Each presents the current receipt of a
 -- live lease; a stale one changes nothing. Items carry their own time, so calls of one tick share a statement.
+-- Every join of the items to `messages` also says `m.id = ANY(p_ids)`, so the rows are found by primary key:
+-- left to the join alone, the planner may hash-join every active lease, or scan the whole table.
 
 -- Completes leased messages (cancelled instead when a cancel was requested meanwhile); a flow's parents count
 -- their children down. Answers, for the items that settled, their 1-based position and new state.
@@ -13,7 +15,7 @@ BEGIN
        SET state = CASE WHEN m.cancel_requested THEN 4 ELSE 2 END, result = i.result, finished_at = i.now,
            receipt = NULL, lease_until = NULL, blocked = false
       FROM unnest(p_ids, p_receipts, p_results, p_nows, p_ats) WITH ORDINALITY AS i(id, receipt, result, now, at, ord)
-     WHERE m.id = i.id AND m.receipt = i.receipt AND m.state = 1 AND m.lease_until > i.now
+     WHERE m.id = ANY(p_ids) AND m.id = i.id AND m.receipt = i.receipt AND m.state = 1 AND m.lease_until > i.now
     RETURNING i.ord, i.at, i.now, i.result, m.id, m.queue, m.key, m.state, m.attempts, m.parent_id)
   SELECT count(*)::int,
          string_agg(CASE WHEN u.state = 2
@@ -52,12 +54,13 @@ BEGIN
       FROM unnest(p_ids, p_receipts, p_errors, p_retry, p_run_ats, p_nows, p_ats) WITH ORDINALITY
              AS i(id, receipt, error, retry, run_at, now, at, ord)
       JOIN {{schema}}.messages m ON m.id = i.id AND m.receipt = i.receipt AND m.state = 1 AND m.lease_until > i.now
+     WHERE m.id = ANY(p_ids)
      ORDER BY m.id FOR UPDATE OF m),
   u AS (
     UPDATE {{schema}}.messages m
        SET state = x.state, run_at = CASE WHEN x.state = 0 THEN x.run_at ELSE m.run_at END, error = x.error,
            finished_at = CASE WHEN x.state >= 2 THEN x.now END, receipt = NULL, lease_until = NULL, blocked = false
-      FROM x WHERE m.id = x.id
+      FROM x WHERE m.id = ANY(p_ids) AND m.id = x.id
     RETURNING x.ord, x.at, x.error, x.run_at, m.id, m.queue, m.key, m.state, m.attempts, m.parent_id)
   SELECT count(*)::int,
          string_agg({{schema}}.event(CASE u.state WHEN 0 THEN 'retrying' WHEN 3 THEN 'dead' ELSE 'cancelled' END,
@@ -98,7 +101,7 @@ BEGIN
            finished_at = CASE WHEN m.cancel_requested THEN p_now END,
            receipt = NULL, lease_until = NULL, blocked = CASE WHEN m.cancel_requested THEN false ELSE m.blocked END
       FROM unnest(p_ids, p_receipts) WITH ORDINALITY AS i(id, receipt, ord)
-     WHERE m.id = i.id AND m.receipt = i.receipt AND m.state = 1 AND m.lease_until > p_now
+     WHERE m.id = ANY(p_ids) AND m.id = i.id AND m.receipt = i.receipt AND m.state = 1 AND m.lease_until > p_now
     RETURNING i.ord, m.id, m.queue, m.key, m.state, m.attempts, m.parent_id)
   SELECT count(*)::int,
          string_agg(CASE WHEN u.state = 0

@@ -51,7 +51,7 @@ BEGIN
            run_at = CASE WHEN x.cancel_requested OR x.used_up THEN m.run_at ELSE x.retry_at END,
            finished_at = CASE WHEN x.cancel_requested OR x.used_up THEN p_now END,
            error = x.error, receipt = NULL, lease_until = NULL, blocked = false
-      FROM x WHERE m.id = x.id
+      FROM x WHERE m.id = ANY(ARRAY(SELECT x.id FROM x)) AND m.id = x.id
     RETURNING m.id, m.queue, m.key, m.state, m.attempts, m.seq, m.parent_id, x.error, x.retry_at)
   SELECT count(*)::int,
          string_agg({{schema}}.event(CASE u.state WHEN 0 THEN 'retrying' WHEN 3 THEN 'dead' ELSE 'cancelled' END,
@@ -96,7 +96,8 @@ BEGIN
   SELECT x.n, x.events, x.n_events INTO expired, v_events, v_n
     FROM {{schema}}.expire_leases(p_now, p_at, NULL, p_max_attempts) x;
   data := {{schema}}.stage_events(v_events, v_n, p_now, p_origin);
-  DELETE FROM {{schema}}.messages d WHERE d.id IN (
+  -- By primary key (= ANY of an array): an IN (subquery) here is planned as a hash join over the whole table.
+  DELETE FROM {{schema}}.messages d WHERE d.id = ANY(ARRAY(
     SELECT f.id
       FROM {{schema}}.queues q
       CROSS JOIN LATERAL (
@@ -104,7 +105,7 @@ BEGIN
          WHERE m.queue = q.name AND m.state >= 2
            AND m.finished_at <= p_now - coalesce((q.settings->>'retention')::bigint, p_retention)
          ORDER BY m.finished_at LIMIT 1000) f
-     LIMIT 1000);
+     LIMIT 1000));
   GET DIAGNOSTICS removed = ROW_COUNT;
   -- Among the oldest key rate windows, those closed by their queue's current keyRateLimit (every one, when the
   -- queue has none now). A window is never longer than a day, so older rows always go.

@@ -1,0 +1,210 @@
+/**
+ * The hot path never reads the whole `messages` table: each statement a worker, a producer or the sweep runs
+ * finds its rows through an index, so its cost follows the rows it touches, not the finished messages kept
+ * for retention. A hash join against a sequential scan of `messages` is what the planner picks for a join of
+ * a few hundred ids when nothing steers it to the primary key; this checks, by the table's own scan counter
+ * (pg_stat_xact_user_tables), that no function of the store lets it. Each function runs more than five times,
+ * so the plans PL/pgSQL switches to after its first calls (generic ones) are covered too.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import type { Ferry } from '../../src/core/types.ts';
+import { open } from '../../src/index.ts';
+import { testSchema } from '../support/postgres.ts';
+
+const FILLER = 20_000;
+
+interface Claimed {
+  id: string;
+  receipt: string;
+}
+
+describe('PostgreSQL: no statement of the hot path scans the messages table', () => {
+  let schema: Awaited<ReturnType<typeof testSchema>>;
+  let ferry: Ferry;
+  let c: pg.Client;
+  let s: string;
+  let now: number;
+
+  before(async () => {
+    schema = await testSchema('scans');
+    ferry = await open(schema.url);
+    s = `"${schema.schema}"`;
+    c = new pg.Client({ connectionString: schema.url.replace(/[?&]schema=[^&]*/, '') });
+    await c.connect();
+    if (process.env.EXPLAIN_DEBUG) {
+      await c.query("LOAD 'auto_explain'");
+      await c.query("SET auto_explain.log_min_duration = 0; SET auto_explain.log_nested_statements = on; SET auto_explain.log_level = 'notice'");
+      c.on('notice', (n) => { if (/Seq Scan on messages/.test(n.message ?? '')) console.log(n.message); });
+    }
+    // Finished messages kept for retention: what a long-running queue's table mostly holds.
+    for (let i = 0; i < FILLER; i += 1000) {
+      await ferry.sendBatch(
+        'old',
+        Array.from({ length: 1000 }, (_, j) => ({ payload: { i: i + j } })),
+      );
+    }
+    await c.query(`UPDATE ${s}.messages SET state = 2, finished_at = sent_at WHERE queue = 'old'`);
+    await c.query(`VACUUM ANALYZE ${s}.messages`);
+    now = Date.now();
+  });
+
+  after(async () => {
+    await ferry?.close();
+    await c?.end();
+    await schema?.drop();
+  });
+
+  /** Runs `text` in a transaction of its own and answers its rows, failing if it scanned `messages`. */
+  async function scanFree<R extends pg.QueryResultRow>(what: string, text: string, args: unknown[]): Promise<R[]> {
+    await c.query('BEGIN');
+    try {
+      const r = await c.query<R>(text, args);
+      const scans = await c.query<{ seq_scan: string }>(
+        `SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relid = '${s}.messages'::regclass`,
+      );
+      assert.equal(Number(scans.rows[0]?.seq_scan), 0, `${what} scanned the messages table`);
+      await c.query('COMMIT');
+      return r.rows;
+    } catch (error) {
+      await c.query('ROLLBACK');
+      throw error;
+    }
+  }
+
+  const stepSql = () => `SELECT data, c_ords, c_states, claimed FROM ${s}.step($1::text[], $2::text[], $3::text[],
+    $4::int8[], $5::text[], $6::text, $7::int, $8::int, $9::int, $10::int8, $11::text, $12::int, $13::int, $14::text)`;
+
+  async function step(what: string, acks: Claimed[], queue: string | null, max: number, at = now): Promise<Claimed[]> {
+    const has = acks.length > 0;
+    const [row] = await scanFree<{ claimed: string | null }>(what, stepSql(), [
+      has ? acks.map((a) => a.id) : null,
+      has ? acks.map((a) => a.receipt) : null,
+      has ? acks.map(() => '{"ok":true}') : null,
+      has ? acks.map(() => at) : null,
+      has ? acks.map(() => new Date(at).toISOString()) : null,
+      queue,
+      queue ? max : null,
+      queue ? 30_000 : null,
+      null,
+      queue ? at : null,
+      queue ? new Date(at).toISOString() : null,
+      30_000,
+      3,
+      'scans',
+    ]);
+    return row?.claimed ? (JSON.parse(row.claimed) as Claimed[]) : [];
+  }
+
+  it('claims and acks, plain and keyed, in steps of 50, 200, 500 and 1', async () => {
+    // A backlog: the queue claimed from holds most of the table's deliverable rows.
+    for (let i = 0; i < FILLER; i += 1000) {
+      await ferry.sendBatch(
+        'plain',
+        Array.from({ length: 1000 }, (_, j) => ({ payload: { i: i + j } })),
+      );
+    }
+    await c.query(`ANALYZE ${s}.messages`);
+    await ferry.sendBatch(
+      'keyed',
+      Array.from({ length: 600 }, (_, i) => ({ payload: { i }, key: `k${i % 300}` })),
+    );
+    now = Date.now();
+    for (const [queue, max, rounds] of [
+      ['plain', 50, 8],
+      ['plain', 200, 7],
+      ['plain', 500, 5],
+      ['plain', 1, 7],
+      ['keyed', 50, 8],
+    ] as const) {
+      let held: Claimed[] = [];
+      for (let r = 0; r < rounds; r++) held = await step(`a step (${queue}, ${max})`, held, queue, max);
+      assert.ok(held.length > 0, `${queue}: something was claimed`);
+      await step(`an ack-only step (${queue})`, held, null, 0);
+    }
+  });
+
+  it('fails (retried and dead), releases, and settles expired leases', async () => {
+    await ferry.sendBatch(
+      'failing',
+      Array.from({ length: 1200 }, (_, i) => ({ payload: { i } })),
+    );
+    now = Date.now();
+    const at = new Date(now).toISOString();
+    for (let r = 0; r < 7; r++) {
+      const held = await step('a claim', [], 'failing', 50);
+      const half = held.slice(0, 25);
+      await scanFree(
+        'fail_items',
+        `SELECT * FROM ${s}.fail_items($1::text[], $2::text[], $3::text[], $4::boolean[], $5::int8[], $6::int8[],
+           $7::text[], 3, 'scans')`,
+        [
+          half.map((h) => h.id),
+          half.map((h) => h.receipt),
+          half.map(() => '{"message":"no"}'),
+          half.map((_, i) => i % 2 === 0),
+          half.map(() => now + 1000),
+          half.map(() => now),
+          half.map(() => at),
+        ],
+      );
+      const rest = held.slice(25);
+      await scanFree(
+        'release_items',
+        `SELECT * FROM ${s}.release_items($1::text[], $2::text[], $3::int8, $4::text, 'scans')`,
+        [rest.map((h) => h.id), rest.map((h) => h.receipt), now, at],
+      );
+    }
+    // Leases that ran out: the next claim of the queue settles them first; the sweep settles the others.
+    for (let r = 0; r < 7; r++) await step('a claim', [], 'failing', 50, now + r);
+    for (let r = 0; r < 7; r++) await step('a claim settling expired leases', [], 'failing', 50, now + 60_000 + r);
+    for (let r = 0; r < 7; r++) await step('a claim', [], 'failing', 50, now + 60_000 + r);
+    for (let r = 0; r < 7; r++) {
+      const later = now + 200_000 + r;
+      await scanFree(
+        'sweep',
+        `SELECT * FROM ${s}.sweep($1::int8, $2::text, $3::int8, 3, 604800000, 'scans')`,
+        [later, new Date(later).toISOString(), 0],
+      );
+    }
+  });
+
+  it("acks of flow children count their parents down", async () => {
+    for (let f = 0; f < 8; f++) {
+      await ferry.sendFlow({
+        queue: 'parents',
+        payload: { f },
+        children: Array.from({ length: 40 }, (_, i) => ({ queue: 'children', payload: { i } })),
+      });
+    }
+    now = Date.now();
+    let held: Claimed[] = [];
+    for (let r = 0; r < 9; r++) held = await step('a step of flow children', held, 'children', 40);
+    await step('an ack-only step (flow children)', held, null, 0);
+    const [row] = await scanFree<{ n: string }>(
+      'counting',
+      `SELECT count(*) AS n FROM ${s}.messages WHERE queue = 'parents' AND state = 0`,
+      [],
+    );
+    assert.equal(Number(row?.n), 8, 'every parent is waiting');
+  });
+
+  it('sends, single and keyed', async () => {
+    for (let r = 0; r < 7; r++) {
+      await ferry.send('singles', { r });
+      await ferry.send('singles', { r }, { key: `k${r % 2}` });
+    }
+    // The SDK's sends ran on its own connections: the same statement here, where the counter can be read.
+    for (let r = 0; r < 7; r++) {
+      const at = new Date(now).toISOString();
+      await scanFree(
+        'send',
+        `SELECT * FROM ${s}.send(ARRAY[$1]::text[], ARRAY['singles'], ARRAY[0], ARRAY[$2::int8], ARRAY['{}'], ARRAY[NULL]::text[],
+           ARRAY[$3]::text[], ARRAY[NULL]::text[], ARRAY[NULL]::int[], ARRAY[NULL]::text[], ARRAY[NULL]::int[],
+           ARRAY[NULL]::int[], $2::int8, $4::text, NULL, 'scans', true)`,
+        [`scan-send-${r}`, now, r % 2 ? `k${r}` : null, at],
+      );
+    }
+  });
+});
