@@ -35,8 +35,12 @@ describe('PostgreSQL: no statement of the hot path scans the messages table', ()
     await c.connect();
     if (process.env.EXPLAIN_DEBUG) {
       await c.query("LOAD 'auto_explain'");
-      await c.query("SET auto_explain.log_min_duration = 0; SET auto_explain.log_nested_statements = on; SET auto_explain.log_level = 'notice'");
-      c.on('notice', (n) => { if (/Seq Scan on messages/.test(n.message ?? '')) console.log(n.message); });
+      await c.query(
+        "SET auto_explain.log_min_duration = 0; SET auto_explain.log_nested_statements = on; SET auto_explain.log_level = 'notice'",
+      );
+      c.on('notice', (n) => {
+        if (/Seq Scan on messages/.test(n.message ?? '')) console.log(n.message);
+      });
     }
     // Finished messages kept for retention: what a long-running queue's table mostly holds.
     for (let i = 0; i < FILLER; i += 1000) {
@@ -73,7 +77,7 @@ describe('PostgreSQL: no statement of the hot path scans the messages table', ()
     }
   }
 
-  const stepSql = () => `SELECT data, c_ords, c_states, claimed FROM ${s}.step($1::text[], $2::text[], $3::text[],
+  const stepSql = () => `SELECT data, c_settled, claimed FROM ${s}.step($1::text[], $2::text[], $3::text[],
     $4::int8[], $5::text[], $6::text, $7::int, $8::int, $9::int, $10::int8, $11::text, $12::int, $13::int, $14::text)`;
 
   async function step(what: string, acks: Claimed[], queue: string | null, max: number, at = now): Promise<Claimed[]> {
@@ -162,15 +166,15 @@ describe('PostgreSQL: no statement of the hot path scans the messages table', ()
     for (let r = 0; r < 7; r++) await step('a claim', [], 'failing', 50, now + 60_000 + r);
     for (let r = 0; r < 7; r++) {
       const later = now + 200_000 + r;
-      await scanFree(
-        'sweep',
-        `SELECT * FROM ${s}.sweep($1::int8, $2::text, $3::int8, 3, 604800000, 'scans')`,
-        [later, new Date(later).toISOString(), 0],
-      );
+      await scanFree('sweep', `SELECT * FROM ${s}.sweep($1::int8, $2::text, $3::int8, 3, 604800000, 'scans')`, [
+        later,
+        new Date(later).toISOString(),
+        0,
+      ]);
     }
   });
 
-  it("acks of flow children count their parents down", async () => {
+  it('acks of flow children count their parents down', async () => {
     for (let f = 0; f < 8; f++) {
       await ferry.sendFlow({
         queue: 'parents',

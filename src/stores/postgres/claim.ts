@@ -7,19 +7,16 @@ import { DEFAULT_SETTINGS } from '../../core/validate.ts';
 import type { Claimed, Completion, Settled } from '../../store/store.ts';
 import type { Database } from './connection.ts';
 import type { EventLog } from './events.ts';
-import { iso, settledStates } from './rows.ts';
+import { iso, settledCodes } from './rows.ts';
 import { SameTick, settleEach } from './tick.ts';
 
 interface StepRow {
   data: string | null;
-  c_ords: number[] | null;
-  c_states: number[] | null;
+  /** Each ack's new state code in order, one character each ('-': not settled). */
+  c_settled: string | null;
   /** A JSON array of ClaimedRow, as text (built by concatenation in SQL). */
   claimed: string | null;
 }
-
-/** A claimed row as the `step` function builds it: a delivery without its queue. */
-type ClaimedRow = Omit<Claimed, 'queue'>;
 
 interface ClaimCall {
   kind: 'claim';
@@ -51,7 +48,7 @@ export class Stepper {
     private readonly db: Database,
     private readonly log: EventLog,
   ) {
-    this.sql = `SELECT data, c_ords, c_states, claimed FROM ${db.s}.step(
+    this.sql = `SELECT data, c_settled, claimed FROM ${db.s}.step(
       $1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text, $7::int, $8::int, $9::int, $10::int8,
       $11::text, $12::int, $13::int, $14::text)`;
   }
@@ -97,7 +94,7 @@ export class Stepper {
         this.log.origin,
       ]);
       this.log.committed(row.data);
-      if (has) settleEach(acks, settledStates(items.length, row.c_ords, row.c_states));
+      if (has) settleEach(acks, settledCodes(items.length, row.c_settled));
       if (claim) claim.resolve(claimedRows(claim, row.claimed));
     } catch (error) {
       for (const call of acks) call.reject(error);
@@ -106,22 +103,10 @@ export class Stepper {
   }
 }
 
+/** The rows as `step` built them (every field of a delivery but its queue), completed in place. */
 function claimedRows(claim: ClaimCall, text: string | null): Claimed[] {
   if (text === null) return [];
-  return (JSON.parse(text) as ClaimedRow[]).map(
-    (c): Claimed => ({
-      id: c.id,
-      queue: claim.queue,
-      payload: c.payload,
-      attempt: c.attempt,
-      receipt: c.receipt,
-      priority: c.priority,
-      key: c.key,
-      headers: c.headers,
-      sentAt: c.sentAt,
-      leaseUntil: c.leaseUntil,
-      lease: c.lease,
-      deadline: c.deadline,
-    }),
-  );
+  const rows = JSON.parse(text) as Claimed[];
+  for (const row of rows) row.queue = claim.queue;
+  return rows;
 }

@@ -62,7 +62,11 @@ function parseHint(payload: string): { staged: boolean; seq: number; from: strin
 }
 
 export function expand(seq: number, data: string): FerryEvent[] {
-  return (JSON.parse(data) as StoredEvent[]).map((e, i) => ({ seq: seq + i, ...e }) as FerryEvent);
+  return numbered(seq, JSON.parse(data) as StoredEvent[]);
+}
+
+function numbered(seq: number, events: StoredEvent[]): FerryEvent[] {
+  return events.map((e, i) => ({ seq: seq + i, ...e }) as FerryEvent);
 }
 
 const sleep = (ms: number) =>
@@ -73,9 +77,14 @@ const sleep = (ms: number) =>
 interface PassRow {
   got: boolean;
   last_seq: string | null;
-  seqs: string[] | null;
-  origins: string[] | null;
-  blocks: string[] | null;
+  /** The blocks numbered, as a JSON array of MovedBlock (null: none). */
+  moved: string | null;
+}
+
+interface MovedBlock {
+  seq: number;
+  origin: string;
+  events: StoredEvent[];
 }
 
 export class EventLog {
@@ -109,7 +118,7 @@ export class EventLog {
     private readonly options: EventLogOptions,
   ) {
     this.channel = `ferry_${createHash('sha1').update(schema).digest('hex').slice(0, 24)}`;
-    this.passSql = `SELECT got, last_seq, seqs, origins, blocks FROM ${db.s}.sequence_events($1)`;
+    this.passSql = `SELECT got, last_seq, moved FROM ${db.s}.sequence_events($1)`;
   }
 
   async start(): Promise<void> {
@@ -222,17 +231,14 @@ export class EventLog {
         continue;
       }
       backoff = 1;
-      const seqs = row.seqs ?? [];
-      if (seqs.length === PASS) this.passWanted = true;
-      if (seqs.length > 0) {
+      const moved = row.moved === null ? [] : (JSON.parse(row.moved) as MovedBlock[]);
+      if (moved.length === PASS) this.passWanted = true;
+      if (moved.length > 0) {
         // Everyone reads up to the new seq.
         this.hintSeq = Math.max(this.hintSeq, Number(row.last_seq));
         this.hint();
       }
-      for (let i = 0; i < seqs.length; i++) {
-        const events = expand(Number(seqs[i]), (row.blocks as string[])[i] as string);
-        this.offer(events, (row.origins as string[])[i] === this.origin);
-      }
+      for (const block of moved) this.offer(numbered(block.seq, block.events), block.origin === this.origin);
     }
   }
 

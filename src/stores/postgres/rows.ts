@@ -93,6 +93,16 @@ export function settledStates(size: number, ords: number[] | null, states: numbe
   return out;
 }
 
+/** The same from a string of one state code per item ('-': not settled), as `step` answers it. */
+export function settledCodes(size: number, codes: string | null): Settled[] {
+  const out: Settled[] = new Array(size);
+  for (let i = 0; i < size; i++) {
+    const code = codes === null ? 45 : codes.charCodeAt(i);
+    out[i] = code >= 48 && code <= 57 ? (STATE_NAMES[code - 48] ?? null) : null;
+  }
+  return out;
+}
+
 /** A batch of new messages as the column arrays the `send` function takes (parameters $1–$12). */
 export function messageColumns(messages: NewMessage[]): unknown[][] {
   const col = <T>(f: (m: NewMessage) => T) => messages.map(f);

@@ -105,7 +105,9 @@ BEGIN
 END $$;
 
 -- One round trip of the worker cycle: the acks that arrived in one tick, then one claim, their events
--- staged as one block. Either part may be absent (null arrays, null queue).
+-- staged as one block. Either part may be absent (null arrays, null queue). c_settled answers each ack's
+-- outcome as one character, in order: its new state's code, or '-' when its lease was not live (a string,
+-- because parsing two int arrays of every step's acks was a sixth of the worker process's CPU).
 -- A step holding only a claim commits without waiting for its WAL flush (synchronous_commit off for this
 -- transaction): a server crash can lose such a claim, and losing it loses only a lease, as when a lease runs
 -- out (the message is delivered again; the lost delivery's ack finds no lease). A step with any durable
@@ -115,15 +117,23 @@ CREATE FUNCTION {{schema}}.step(
   c_ids text[], c_receipts text[], c_results text[], c_nows bigint[], c_ats text[],
   q_queue text, q_max int, q_lease int, q_timeout int, q_now bigint, q_at text,
   p_default_lease int, p_max_attempts int, p_origin text,
-  OUT data text, OUT c_ords int[], OUT c_states int[], OUT claimed text)
+  OUT data text, OUT c_settled text, OUT claimed text)
 LANGUAGE plpgsql AS $$
-DECLARE v_n int := 0; v_events text; c_n int; q_n int; q_events text; v_at bigint; q_expired int := 0;
+DECLARE v_n int := 0; v_events text; c_n int; c_ords int[]; c_states int[]; q_n int; q_events text; v_at bigint;
+  q_expired int := 0;
 BEGIN
   IF c_ids IS NOT NULL AND cardinality(c_ids) > 0 THEN
     SELECT x.n, x.events, x.ords, x.states INTO c_n, v_events, c_ords, c_states
       FROM {{schema}}.complete_items(c_ids, c_receipts, c_results, c_nows, c_ats) x;
     v_n := c_n;
     v_at := c_nows[1];
+    IF c_n = cardinality(c_ids) AND 4 <> ALL(c_states) THEN
+      c_settled := repeat('2', c_n);
+    ELSE
+      SELECT string_agg(coalesce(x.state::text, '-'), '' ORDER BY g.i) INTO c_settled
+        FROM generate_series(1, cardinality(c_ids)) AS g(i)
+        LEFT JOIN unnest(c_ords, c_states) AS x(ord, state) ON x.ord = g.i;
+    END IF;
   END IF;
   IF q_queue IS NOT NULL THEN
     SELECT x.n, x.events, x.claimed, x.expired INTO q_n, q_events, claimed, q_expired

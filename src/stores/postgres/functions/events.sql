@@ -20,28 +20,30 @@ $$;
 
 -- Numbers up to p_max blocks of the inbox (oldest first), then the block p_data of p_n events (if any), with the
 -- next seqs. The caller holds the numbering lock. Answers the seq of p_data's first event, and the inbox
--- blocks it moved.
+-- blocks it moved as one JSON array of {"seq","origin","events"} (null: none): one text, because a client
+-- parses a text array of JSON blocks character by character.
 CREATE FUNCTION {{schema}}.number_blocks(p_max int, p_data text, p_n int, p_at bigint, p_origin text,
-  OUT first_own bigint, OUT last_seq bigint, OUT seqs bigint[], OUT origins text[], OUT blocks text[])
+  OUT first_own bigint, OUT last_seq bigint, OUT moved text)
 LANGUAGE plpgsql AS $$
 DECLARE v_last bigint; v_n bigint;
 BEGIN
   SELECT e.last INTO v_last FROM {{schema}}.event_seq e;
   v_n := 0;
   IF p_max > 0 THEN
-    WITH moved AS (
+    WITH taken AS (
       DELETE FROM {{schema}}.event_inbox i
-       WHERE i.id IN (SELECT x.id FROM {{schema}}.event_inbox x ORDER BY x.id LIMIT p_max)
+       WHERE i.id = ANY(ARRAY(SELECT x.id FROM {{schema}}.event_inbox x ORDER BY x.id LIMIT p_max))
       RETURNING i.id, i.at, i.n, i.origin, i.data),
     numbered AS (
-      SELECT m.*, v_last + sum(m.n) OVER (ORDER BY m.id) - m.n + 1 AS seq FROM moved m),
+      SELECT t.*, v_last + sum(t.n) OVER (ORDER BY t.id) - t.n + 1 AS seq FROM taken t),
     ins AS (
       INSERT INTO {{schema}}.events (seq, n, at, origin, data)
       SELECT nb.seq, nb.n, nb.at, nb.origin, nb.data FROM numbered nb
       RETURNING seq, n, origin, data)
-    SELECT array_agg(ins.seq ORDER BY ins.seq), array_agg(ins.origin ORDER BY ins.seq),
-           array_agg(ins.data ORDER BY ins.seq), coalesce(sum(ins.n), 0)
-      INTO seqs, origins, blocks, v_n FROM ins;
+    SELECT '[' || string_agg('{"seq":' || ins.seq || ',"origin":' || to_json(ins.origin)::text || ',"events":'
+                             || ins.data || '}', ',' ORDER BY ins.seq) || ']',
+           coalesce(sum(ins.n), 0)
+      INTO moved, v_n FROM ins;
   END IF;
   last_seq := v_last + v_n;
   IF p_data IS NOT NULL THEN
@@ -75,12 +77,10 @@ END $$;
 
 -- One pass of the sequencer: up to p_max staged blocks get seqs. `got` is false when the numbering lock is
 -- held (then nothing was done). Answers the moved blocks, so the caller can deliver them without reading.
-CREATE FUNCTION {{schema}}.sequence_events(p_max int,
-  OUT got boolean, OUT last_seq bigint, OUT seqs bigint[], OUT origins text[], OUT blocks text[])
+CREATE FUNCTION {{schema}}.sequence_events(p_max int, OUT got boolean, OUT last_seq bigint, OUT moved text)
 LANGUAGE plpgsql AS $$
 BEGIN
   got := pg_try_advisory_xact_lock(hashtext('ferry.sequence'), hashtext('{{schema}}'));
   IF NOT got THEN RETURN; END IF;
-  SELECT x.last_seq, x.seqs, x.origins, x.blocks INTO last_seq, seqs, origins, blocks
-    FROM {{schema}}.number_blocks(p_max, NULL, 0, 0, '') x;
+  SELECT x.last_seq, x.moved INTO last_seq, moved FROM {{schema}}.number_blocks(p_max, NULL, 0, 0, '') x;
 END $$;
