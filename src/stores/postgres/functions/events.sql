@@ -67,8 +67,14 @@ BEGIN
   IF coalesce(p_n, 0) = 0 THEN RETURN NULL; END IF;
   v_data := '[' || p_events || ']';
   IF p_inline AND pg_try_advisory_xact_lock(hashtext('ferry.sequence'), hashtext('{{schema}}')) THEN
-    -- A few blocks others staged ride along, so staged blocks never wait on a busy numbering lock for long.
-    SELECT x.first_own INTO v_seq FROM {{schema}}.number_blocks(50, v_data, p_n, p_at, p_origin) x;
+    IF EXISTS (SELECT 1 FROM {{schema}}.event_inbox) THEN
+      -- A few blocks others staged ride along, so staged blocks never wait on a busy numbering lock for long.
+      SELECT x.first_own INTO v_seq FROM {{schema}}.number_blocks(50, v_data, p_n, p_at, p_origin) x;
+    ELSE
+      -- Nothing staged (the usual case): the block takes the next seqs, in two statements.
+      UPDATE {{schema}}.event_seq SET last = last + p_n RETURNING last - p_n + 1 INTO v_seq;
+      INSERT INTO {{schema}}.events (seq, n, at, origin, data) VALUES (v_seq, p_n, p_at, p_origin, v_data);
+    END IF;
     RETURN '{"seq":' || v_seq || ',"events":' || v_data || '}';
   END IF;
   INSERT INTO {{schema}}.event_inbox (at, n, origin, data) VALUES (p_at, p_n, p_origin, v_data);

@@ -14,9 +14,30 @@ CREATE FUNCTION {{schema}}.insert_messages(
   p_now bigint, p_at text, p_parents text[] DEFAULT NULL, p_children int[] DEFAULT NULL,
   p_ignore boolean[] DEFAULT NULL, p_seqs bigint[] DEFAULT NULL, OUT n int, OUT events text, OUT ids text[], OUT deduplicated boolean[])
 LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
-DECLARE kq text[]; kk text[];
+DECLARE kq text[]; kk text[]; v_keyed boolean; v_deduped boolean;
 BEGIN
-  IF EXISTS (SELECT 1 FROM unnest(p_keys) k WHERE k IS NOT NULL) THEN
+  SELECT bool_or(u.k IS NOT NULL), bool_or(u.d IS NOT NULL) INTO v_keyed, v_deduped
+    FROM unnest(p_keys, p_dedupes) AS u(k, d);
+  -- Most sends: no key, no dedupe id, not a flow. Then nothing can be blocked or deduplicated, and the rows
+  -- go in as they are (a third of a single send's time went to the general statement's window and sorts).
+  IF NOT v_keyed AND NOT v_deduped AND p_parents IS NULL THEN
+    WITH ins AS (
+      INSERT INTO {{schema}}.messages (id, seq, queue, state, priority, run_at, payload, headers, max_attempts,
+        backoff, lease, timeout, sent_at)
+      SELECT u.id, nextval('{{schema}}.messages_seq'), u.queue, 0, u.priority, u.run_at, u.payload, u.headers,
+             u.max_attempts, u.backoff, u.lease, u.timeout, p_now
+        FROM unnest(p_ids, p_queues, p_priorities, p_run_ats, p_payloads, p_headers, p_max_attempts, p_backoffs,
+                    p_leases, p_timeouts) WITH ORDINALITY
+               AS u(id, queue, priority, run_at, payload, headers, max_attempts, backoff, lease, timeout, ord)
+       ORDER BY u.ord
+      RETURNING id, queue, run_at, seq)
+    SELECT count(*)::int,
+           string_agg({{schema}}.event('sent', ins.queue, ins.id, p_at, NULL, ',"runAt":' || ins.run_at), ','
+                      ORDER BY ins.seq)
+      INTO n, events FROM ins;
+    RETURN;
+  END IF;
+  IF v_keyed THEN
     PERFORM {{schema}}.lock_keys(p_queues, p_keys);
   END IF;
   -- A keyed message is blocked when its queue's keyConcurrency (default 1) unfinished messages of its key
