@@ -14,7 +14,7 @@ import Fastify, {
 } from 'fastify';
 import type { Ferry } from '../../core/types.ts';
 import type { Metrics } from '../metrics.ts';
-import { OPEN_GRANT, type TokenSet } from '../tokens.ts';
+import { type Grant, OPEN_GRANT, type TokenSet } from '../tokens.ts';
 import { ACTIONS, UNSUPPORTED } from './actions.ts';
 import type { ActionContext } from './context.ts';
 import { SqsError, toSqsError } from './errors.ts';
@@ -39,10 +39,45 @@ export interface SqsServerOptions {
 const HOST = /^[A-Za-z0-9.-]{1,253}(:\d{1,5})?$|^\[[0-9A-Fa-f:.]{2,45}\](:\d{1,5})?$/;
 
 function answer(reply: FastifyReply, a: Answer): FastifyReply {
-  return reply
-    .code(a.status)
-    .headers({ ...a.headers, 'x-amzn-requestid': reply.request.id })
-    .send(a.body);
+  reply.code(a.status);
+  for (const name in a.headers) reply.header(name, a.headers[name]);
+  return reply.header('x-amzn-requestid', reply.request.id).send(a.body);
+}
+
+/**
+ * One request's {@link ActionContext}. A class rather than an object literal with closures: nothing is
+ * built per request beyond the instance. Only a long poll needs to hear that its client went away or that
+ * the server is closing, so the signal's controller is made on first use, not for every request.
+ */
+class RequestContext implements ActionContext {
+  #controller: AbortController | undefined;
+
+  constructor(
+    readonly ferry: Ferry,
+    readonly queues: QueueDirectory,
+    readonly grant: Grant,
+    readonly base: string,
+    readonly region: string,
+    private readonly request: FastifyRequest,
+    private readonly reply: FastifyReply,
+    private readonly shutdown: AbortSignal,
+    private readonly inFlight: Set<AbortController>,
+  ) {}
+
+  get signal(): AbortSignal {
+    if (this.#controller) return this.#controller.signal;
+    const controller = new AbortController();
+    this.#controller = controller;
+    // Not AbortSignal.any with the shutdown signal: on Node 20 each call leaves a listener on the long-lived one.
+    this.inFlight.add(controller);
+    const { reply, inFlight } = this;
+    reply.raw.once('close', () => {
+      inFlight.delete(controller);
+      if (!reply.raw.writableFinished) controller.abort();
+    });
+    if (this.shutdown.aborted || reply.raw.destroyed || this.request.raw.socket?.destroyed) controller.abort();
+    return controller.signal;
+  }
 }
 
 /** Any error, as an SQS error in the protocol the request spoke. */
@@ -88,8 +123,10 @@ export async function createSqsServer(ferry: Ferry, options: SqsServerOptions): 
     shutdown.abort(new Error('the server is closing'));
     for (const request of inFlight) request.abort();
   });
-  app.addHook('onSend', async (_request, reply) => {
+  // Hooks that run on every request take Fastify's callback form: no promise (and tick) per request.
+  app.addHook('onSend', (_request, reply, payload, done) => {
     if (shutdown.signal.aborted) reply.header('connection', 'close');
+    done(null, payload);
   });
 
   app.setErrorHandler((error: Error & { code?: string; statusCode?: number }, request, reply) => {
@@ -112,7 +149,7 @@ export async function createSqsServer(ferry: Ferry, options: SqsServerOptions): 
   /** The action each request named, once known: for its metric and log line. */
   const actions = new WeakMap<FastifyRequest, string>();
   // Every answer, those refused before `handle` ran (body too large, bad address) included.
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     const action = actions.get(request) ?? 'unknown';
     const status = reply.statusCode;
     options.metrics?.http(request.method, `sqs:${action}`, status, reply.elapsedTime / 1000);
@@ -121,27 +158,15 @@ export async function createSqsServer(ferry: Ferry, options: SqsServerOptions): 
     const line = { method: request.method, path: at < 0 ? request.url : request.url.slice(0, at), action, status };
     if (status >= 400) request.log.info(line, 'request refused');
     else request.log.debug(line, 'request');
+    done();
   });
 
+  /** The last Host header seen and the base URL built on it: clients send the same one on every request. */
+  let lastHost: string | undefined;
+  let lastBase = '';
   const handle = async (request: FastifyRequest, reply: FastifyReply) => {
     const at = request.url.indexOf('?');
     const path = at < 0 ? request.url : request.url.slice(0, at);
-    // Only a long poll needs to hear that its client went away or that the server is closing: the
-    // controller is made on first use of `context.signal`, not for every request.
-    let gone: AbortController | undefined;
-    const signal = (): AbortSignal => {
-      if (gone) return gone.signal;
-      const controller = new AbortController();
-      gone = controller;
-      // Not AbortSignal.any with the shutdown signal: on Node 20 each call leaves a listener on the long-lived one.
-      inFlight.add(controller);
-      reply.raw.once('close', () => {
-        inFlight.delete(controller);
-        if (!reply.raw.writableFinished) controller.abort();
-      });
-      if (shutdown.signal.aborted || reply.raw.destroyed || request.raw.socket?.destroyed) controller.abort();
-      return controller.signal;
-    };
     try {
       const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
       const query = at < 0 ? '' : request.url.slice(at + 1);
@@ -163,17 +188,14 @@ export async function createSqsServer(ferry: Ferry, options: SqsServerOptions): 
       }
       actions.set(request, action);
       const host = request.headers.host;
-      const base = `http://${typeof host === 'string' && HOST.test(host) ? host : `${request.hostname}`}`;
-      const context: ActionContext = {
-        ferry,
-        queues,
-        grant,
-        base,
-        region,
-        get signal() {
-          return signal();
-        },
-      };
+      let base: string;
+      if (host !== undefined && host === lastHost) base = lastBase;
+      else if (typeof host === 'string' && HOST.test(host)) {
+        base = `http://${host}`;
+        lastHost = host;
+        lastBase = base;
+      } else base = `http://${request.hostname}`;
+      const context = new RequestContext(ferry, queues, grant, base, region, request, reply, shutdown.signal, inFlight);
       const output = await run(context, input);
       return answer(reply, json ? jsonAnswer(output) : queryAnswer(action, output, request.id));
     } catch (error) {
