@@ -16,7 +16,9 @@ export interface ActionContext {
   base: string;
   region: string;
   /** Fires when the client goes away or the server closes: long polls end. */
-  signal: AbortSignal;
+  readonly signal: AbortSignal;
+  /** Whether {@link signal} has fired (or would have, had it been asked for): without making one. */
+  readonly gone: boolean;
 }
 
 export function queueUrl(context: ActionContext, name: string): string {
@@ -33,8 +35,21 @@ export function allow(context: ActionContext, scope: Scope | 'any', queue?: stri
   }
 }
 
+/** QueueUrls already read: a client names the same few on every call. Bounded: cleared when full. */
+const names = new Map<string, string>();
+const NAMES_KEPT = 1000;
+
 /** The queue name a QueueUrl names: its last path segment, whatever host it was built with. */
 export function queueName(url: string): string {
+  const known = names.get(url);
+  if (known !== undefined) return known;
+  const name = readQueueName(url);
+  if (names.size >= NAMES_KEPT) names.clear();
+  names.set(url, name);
+  return name;
+}
+
+function readQueueName(url: string): string {
   let path = url;
   const scheme = /^[a-z][a-z0-9+.-]*:\/\/[^/]*/i.exec(url);
   if (scheme) path = url.slice(scheme[0].length);
@@ -64,21 +79,25 @@ export function receiptHandle(delivery: DeliveryRef): string {
   return Buffer.from(JSON.stringify([delivery.id, delivery.receipt])).toString('base64url');
 }
 
+const HANDLE = /^[A-Za-z0-9_-]+$/;
+
+function invalidHandle(handle: string): SqsError {
+  return new SqsError(
+    'ReceiptHandleIsInvalid',
+    `The input receipt handle "${handle.slice(0, 80)}" is not a valid receipt handle.`,
+  );
+}
+
 export function parseReceiptHandle(handle: string): DeliveryRef {
-  const invalid = () =>
-    new SqsError(
-      'ReceiptHandleIsInvalid',
-      `The input receipt handle "${handle.slice(0, 80)}" is not a valid receipt handle.`,
-    );
-  if (handle.length === 0 || handle.length > 1024 || !/^[A-Za-z0-9_-]+$/.test(handle)) throw invalid();
+  if (handle.length === 0 || handle.length > 1024 || !HANDLE.test(handle)) throw invalidHandle(handle);
   let parsed: unknown;
   try {
     parsed = JSON.parse(Buffer.from(handle, 'base64url').toString('utf8'));
   } catch {
-    throw invalid();
+    throw invalidHandle(handle);
   }
   if (!Array.isArray(parsed) || parsed.length !== 2 || typeof parsed[0] !== 'string' || typeof parsed[1] !== 'string') {
-    throw invalid();
+    throw invalidHandle(handle);
   }
   return { id: parsed[0], receipt: parsed[1] };
 }

@@ -78,6 +78,11 @@ class RequestContext implements ActionContext {
     if (this.shutdown.aborted || reply.raw.destroyed || this.request.raw.socket?.destroyed) controller.abort();
     return controller.signal;
   }
+
+  get gone(): boolean {
+    if (this.#controller) return this.#controller.signal.aborted;
+    return this.shutdown.aborted || this.reply.raw.destroyed || this.request.raw.socket?.destroyed === true;
+  }
 }
 
 /** Any error, as an SQS error in the protocol the request spoke. */
