@@ -18,7 +18,7 @@ import { type Grant, OPEN_GRANT, type TokenSet } from '../tokens.ts';
 import { ACTIONS, UNSUPPORTED } from './actions.ts';
 import type { ActionContext } from './context.ts';
 import { SqsError, toSqsError } from './errors.ts';
-import { type Answer, jsonAnswer, jsonError, parseJsonRequest } from './json-protocol.ts';
+import { type Answer, JSON_TYPE, jsonAnswer, jsonError, parseJsonRequest } from './json-protocol.ts';
 import { parseForm, parseQueryRequest, queryAnswer, queryError } from './query-protocol.ts';
 import { QueueDirectory } from './queues.ts';
 import { parseQuery, verifySignature } from './sigv4.ts';
@@ -123,7 +123,11 @@ export async function createSqsServer(ferry: Ferry, options: SqsServerOptions): 
   });
   app.removeAllContentTypeParsers();
   // Raw bytes whatever the type: the signature covers the body as sent, and each protocol parses its own.
-  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+  const raw = (_request: FastifyRequest, body: Buffer, done: (error: null, body: Buffer) => void) => done(null, body);
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, raw);
+  // The same parser, named for the two protocols' types: Fastify remembers the parser of a named type, but
+  // parses the Content-Type header again on every request that falls to the catch-all.
+  app.addContentTypeParser([JSON_TYPE, 'application/x-www-form-urlencoded'], { parseAs: 'buffer' }, raw);
   app.addHook('preClose', async () => {
     shutdown.abort(new Error('the server is closing'));
     for (const request of inFlight) request.abort();
