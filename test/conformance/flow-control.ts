@@ -90,7 +90,9 @@ export function flowControlTests(ctx: Ctx): void {
       await ctx.ferry.send(q, 'receive', { timeout: '5m', priority: 1 });
       const within = (d: Delivery, ms: number, what: string) => {
         const left = isoMs(d.deadline, what) - Date.now();
-        assert.ok(left > ms - 5000 && left <= ms, `${what}: ${left} ms left, expected about ${ms}`);
+        // A store on PostgreSQL reads the database's clock (src/stores/postgres/clock.ts), which may run a
+        // millisecond or so ahead of this process's: `left` may exceed `ms` by that much.
+        assert.ok(left > ms - 5000 && left <= ms + 1000, `${what}: ${left} ms left, expected about ${ms}`);
       };
       const own = await receiveOne(ctx.ferry, q, '1m', 0);
       assert.equal(own.payload, 'own');
@@ -128,7 +130,8 @@ export function flowControlTests(ctx: Ctx): void {
       }
       assert.ok(capped > 0, 'extensions near the deadline answer the deadline');
       assert.ok(lost, 'extend is refused once the deadline passed');
-      assert.ok(Date.now() >= deadline, 'not before the deadline');
+      // Within the few ms by which a store on PostgreSQL's clock (the database's) may run ahead of this one.
+      assert.ok(Date.now() >= deadline - 50, 'not before the deadline');
       const info = await settled(ctx.ferry, sent.id);
       assertTimeoutError(info.error, 'the renewing consumer timed out');
       assert.equal(info.attempts, 1);
