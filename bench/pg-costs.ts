@@ -4,7 +4,8 @@
  *   npx tsx bench/pg-costs.ts [--messages 20000] [--claim 50] [--json] [--drop-index NAME,…]
  *
  * On a fresh schema: N messages sent in batches of 1000, then drained by the worker's statement (`step`: the
- * acks of the last claim and the next claim of --claim) on one connection, then 500 single awaited sends. For each
+ * acks of the last claim and the next claim of --claim) on one connection, then 500 single awaited sends, then the
+ * `send` statement of one message 300 times under EXPLAIN ANALYZE. For each
  * phase: the server's execution time per message (EXPLAIN ANALYZE of the very statements Ferry runs, so
  * no network and no client), WAL bytes per message (pg_current_wal_lsn before and after), and the heap
  * and index tuples written (pg_stat_user_tables / the index list). A checkpoint runs before each phase,
@@ -76,7 +77,7 @@ for (const name of values['drop-index'].split(',').filter(Boolean)) {
 await c.query(`VACUUM ANALYZE ${s}.messages`);
 
 // 2. Drain with the worker's statement, timed on the server.
-const step = `SELECT data, c_settled, claimed FROM ${s}.step($1::text[], $2::text[], $3::text[], $4::int8[],
+const step = `SELECT claimed FROM ${s}.step($1::text[], $2::text[], $3::text[], $4::int8[],
   $5::text[], $6::text, $7::int, $8::int, $9::int, $10::int8, $11::text, $12::int, $13::int, $14::text)`;
 let held: { id: string; receipt: string }[] = [];
 let serverMs = 0;
@@ -126,6 +127,18 @@ t0 = performance.now();
 for (let i = 0; i < singles; i++) await ferry.send('q2', { i });
 out['single send wall µs'] = ((performance.now() - t0) * 1000) / singles;
 out['single send WAL bytes'] = (await walSince(from)) / singles;
+
+// 4. The `send` statement of one message on the server (EXPLAIN ANALYZE, so no commit and no client): median.
+const sendSql = `SELECT data FROM ${s}.send(ARRAY[$1]::text[], ARRAY['q3'], ARRAY[0], ARRAY[$2::int8], ARRAY[$3],
+  ARRAY[NULL]::text[], ARRAY[NULL]::text[], ARRAY[NULL]::text[], ARRAY[NULL]::int[], ARRAY[NULL]::text[],
+  ARRAY[NULL]::int[], ARRAY[NULL]::int[], $2::int8, $4::text, NULL, 'cost', true)`;
+const sendMs: number[] = [];
+for (let i = 0; i < 300; i++) {
+  const now = Date.now();
+  sendMs.push((await timed(sendSql, [`cost-${i}`, now, JSON.stringify({ i }), new Date(now).toISOString()])).ms);
+}
+sendMs.sort((a, b) => a - b);
+out['single send server µs (median of 300)'] = (sendMs[150] as number) * 1000;
 
 const st = await tuples();
 out['messages heap tuples inserted'] = Number(st?.ins);

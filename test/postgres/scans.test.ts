@@ -4,7 +4,8 @@
  * for retention. A hash join against a sequential scan of `messages` is what the planner picks for a join of
  * a few hundred ids when nothing steers it to the primary key; this checks, by the table's own scan counter
  * (pg_stat_xact_user_tables), that no function of the store lets it. Each function runs more than five times,
- * so the plans PL/pgSQL switches to after its first calls (generic ones) are covered too.
+ * so the plans PL/pgSQL switches to after its first calls (generic ones) are covered too. With EXPLAIN_DEBUG=1
+ * in the environment, the plan of every statement that scanned `messages` is printed (auto_explain).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';

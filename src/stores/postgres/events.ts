@@ -30,8 +30,8 @@ const PASS_GAP = 10;
 const PAGE = 100;
 /**
  * Least time between the starts of two hints of this process (ms). A hint costs a transaction on the server,
- * and every listening session, this one included, handles it: sent after every commit, it took a quarter of
- * the throughput of sequential sends. Changes of a burst merge into one hint instead; an idle process's first
+ * and every listening session, this one included, handles it: sent after every commit, it competed with the
+ * next send for the same two cores. Changes of a burst merge into one hint instead; an idle process's first
  * hint goes at once, so the wait adds to another process's wake-up only while this one commits often.
  */
 const HINT_GAP = 3;

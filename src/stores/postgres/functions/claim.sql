@@ -73,7 +73,7 @@ BEGIN
     IF v_ids IS NULL THEN RETURN; END IF;
   END IF;
   -- A receipt is unique per delivery: the message's seq and attempt, and a random nonce drawn once per claim
-  -- (one draw per row cost more than the rest of the row's update).
+  -- (a strong random draw per row is a syscall's worth of work for every message claimed).
   v_nonce := '.' || replace(gen_random_uuid()::text, '-', '');
   WITH u AS (
     UPDATE {{schema}}.messages m
@@ -107,7 +107,7 @@ END $$;
 -- One round trip of the worker cycle: the acks that arrived in one tick, then one claim, their events
 -- staged as one block. Either part may be absent (null arrays, null queue). c_settled answers each ack's
 -- outcome as one character, in order: its new state's code, or '-' when its lease was not live (a string,
--- because parsing two int arrays of every step's acks was a sixth of the worker process's CPU).
+-- because node-postgres parses array results character by character, and these arrays have an entry per ack).
 -- A step holding only a claim commits without waiting for its WAL flush (synchronous_commit off for this
 -- transaction): a server crash can lose such a claim, and losing it loses only a lease, as when a lease runs
 -- out (the message is delivered again; the lost delivery's ack finds no lease). A step with any durable

@@ -1,7 +1,7 @@
 -- Event blocks, payloads and results are compressed with lz4 where the server was built with it (PostgreSQL 14
 -- and later, usually). A worker step's or a batch's event block is large enough to be compressed: pglz
--- (the default) was 1-2% of the server's CPU samples in a worker drain (perf), and lz4 compresses several
--- times faster. The setting applies to values written from now on. Dynamic SQL, so a server without the
+-- (the default) showed in perf profiles of a worker drain, and lz4 compresses several times faster (no
+-- throughput change could be told from noise). The setting applies to values written from now on. Dynamic SQL, so a server without the
 -- option (or without the syntax) skips it.
 DO $$
 BEGIN
