@@ -210,6 +210,11 @@ describe('PostgreSQL: no statement of the hot path scans the messages table', ()
            ARRAY[NULL]::int[], $2::int8, $4::text, NULL, 'scans', true)`,
         [`scan-send-${r}`, now, r % 2 ? `k${r}` : null, at],
       );
+      await scanFree(
+        'send_one',
+        `SELECT ${s}.send_one($1, 'singles', 0, $2::int8, '{}', NULL, NULL, NULL, NULL, NULL, $2::int8, $3, $4, 'scans', true)`,
+        [`scan-one-${r}`, now, at, r === 0],
+      );
     }
   });
 });

@@ -29,6 +29,7 @@ interface SendRow {
 export class Sender {
   private readonly knownQueues = new Set<string>();
   private readonly sql: string;
+  private readonly oneSql: string;
   private readonly batches = new SameTick<SendCall>((calls) => void this.run(calls));
 
   constructor(
@@ -38,6 +39,8 @@ export class Sender {
     this.sql = `SELECT data, ids, deduplicated FROM ${db.s}.send(
       $1::text[], $2::text[], $3::int[], $4::int8[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int[],
       $10::text[], $11::int[], $12::int[], $13::int8, $14::text, $15::text[], $16::text, $17::boolean)`;
+    this.oneSql = `SELECT ${db.s}.send_one($1::text, $2::text, $3::int, $4::int8, $5::text, $6::text, $7::int,
+      $8::text, $9::int, $10::int, $11::int8, $12::text, $13::boolean, $14::text, true) AS data`;
   }
 
   send(messages: NewMessage[], now: number): Promise<SendOutcome[]> {
@@ -51,12 +54,42 @@ export class Sender {
     return [...messageColumns(messages), now, iso(now), queues, this.log.origin, true];
   }
 
+  /** A lone message with no key or dedupe id, as `send_one` takes it (no arrays to bind and unnest). */
+  private oneParams(m: NewMessage, now: number): unknown[] {
+    const backoff = m.backoff === null ? null : JSON.stringify(m.backoff);
+    const newQueue = !this.knownQueues.has(m.queue);
+    return [
+      m.id,
+      m.queue,
+      m.priority,
+      m.runAt,
+      m.payload,
+      m.headers,
+      m.maxAttempts,
+      backoff,
+      m.lease,
+      m.timeout,
+      now,
+      iso(now),
+      newQueue,
+      this.log.origin,
+    ];
+  }
+
   private async run(calls: SendCall[]): Promise<void> {
     const messages = calls.length === 1 ? (calls[0] as SendCall).messages : calls.flatMap((c) => c.messages);
     // The turn's sends share one `now`: the latest, so no message is stamped before its caller asked.
     const now = Math.max(...calls.map((c) => c.now));
+    const lone = messages.length === 1 ? (messages[0] as NewMessage) : null;
     try {
-      const row = await this.db.call<SendRow>(this.sql, this.params(messages, now));
+      const row =
+        lone !== null && lone.key === null && lone.dedupeId === null
+          ? {
+              ...(await this.db.call<{ data: string | null }>(this.oneSql, this.oneParams(lone, now))),
+              ids: null,
+              deduplicated: null,
+            }
+          : await this.db.call<SendRow>(this.sql, this.params(messages, now));
       for (const m of messages) this.knownQueues.add(m.queue);
       this.log.committed(row.data);
       settleEach(calls, outcomes(messages, row));
