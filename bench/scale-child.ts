@@ -145,7 +145,9 @@ async function ferry(): Promise<void> {
 }
 
 (config.role.startsWith('raw') ? raw() : ferry()).then(
-  () => process.exit(0),
+  // Exit once stdout has taken the last answer: a mixed phase's latencies make a line of several hundred KB,
+  // which the pipe had not taken yet when the process exited at once (the parent saw no answer).
+  () => process.stdout.write('', () => process.exit(0)),
   (error: unknown) => {
     process.stderr.write(`scale-child ${config.role}: ${(error as Error)?.stack ?? error}\n`);
     process.exit(1);

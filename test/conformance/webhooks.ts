@@ -120,7 +120,11 @@ export function webhookTests(ctx: Ctx): void {
         const expected = [`/a completed ${m1}`, `/b dead ${m2}`, `/b sent ${m1}`, `/b sent ${m2}`].sort();
         const seen = () => receiver.received.map((r) => `${r.path} ${r.event.type} ${r.event.id}`).sort();
         // Under a full suite's load on PostgreSQL, a delivery took more than 10 s once; 30 s as the retry test.
-        await waitFor(async () => seen().length >= expected.length, 'four deliveries', 30_000);
+        await waitFor(async () => seen().length >= expected.length, 'four deliveries', 30_000).catch(async (error) => {
+          // What the relay did meanwhile (attempts, errors), so a stall under load says where it stalled.
+          const logs = { a: await ferry.webhookDeliveries(a), b: await ferry.webhookDeliveries(b) };
+          throw new Error(`${error.message}; received ${JSON.stringify(seen())}; logs ${JSON.stringify(logs)}`);
+        });
         await sleep(300); // nothing else arrives
         assert.deepEqual(seen(), expected);
         for (const r of receiver.received) {
