@@ -218,3 +218,78 @@ describe('PostgreSQL: no statement of the hot path scans the messages table', ()
     }
   });
 });
+
+describe('PostgreSQL: plans made while the table was small do not scan it once it has grown', () => {
+  let schema: Awaited<ReturnType<typeof testSchema>>;
+  let ferry: Ferry;
+  let c: pg.Client;
+
+  before(async () => {
+    schema = await testSchema('scans_small');
+    ferry = await open(schema.url);
+    c = new pg.Client({ connectionString: schema.url.replace(/[?&]schema=[^&]*/, '') });
+    await c.connect();
+  });
+
+  after(async () => {
+    await ferry?.close();
+    await c?.end();
+    await schema?.drop();
+  });
+
+  it('steps whose plans were cached on a near-empty table find their rows by index after it grew', async () => {
+    const s = `"${schema.schema}"`;
+    const sql = `SELECT c_settled, claimed FROM ${s}.step($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[],
+      $6::text, $7::int, $8::int, $9::int, $10::int8, $11::text, $12::int, $13::int, $14::text)`;
+    let held: Claimed[] = [];
+    /** One step on this connection: acks what it holds, claims up to 5; answers the table's scans. */
+    const step = async (): Promise<number> => {
+      const now = Date.now();
+      const at = new Date(now).toISOString();
+      const has = held.length > 0;
+      await c.query('BEGIN');
+      const r = await c.query<{ claimed: string | null }>(sql, [
+        has ? held.map((h) => h.id) : null,
+        has ? held.map((h) => h.receipt) : null,
+        has ? held.map(() => 'null') : null,
+        has ? held.map(() => now) : null,
+        has ? held.map(() => at) : null,
+        'grow',
+        5,
+        30_000,
+        null,
+        now,
+        at,
+        30_000,
+        3,
+        'scans',
+      ]);
+      const scans = await c.query<{ seq_scan: string }>(
+        `SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relid = '${s}.messages'::regclass`,
+      );
+      await c.query('COMMIT');
+      const claimed = r.rows[0]?.claimed;
+      held = claimed ? (JSON.parse(claimed) as Claimed[]) : [];
+      return Number(scans.rows[0]?.seq_scan);
+    };
+    // A new deployment: a handful of messages, and enough steps for PL/pgSQL to cache generic plans.
+    for (let r = 0; r < 10; r++) {
+      await ferry.sendBatch('grow', Array.from({ length: 5 }, (_, i) => ({ payload: { r, i } })));
+      await step();
+    }
+    // Then the table grows (finished messages kept for retention), with no ANALYZE in between, as in the
+    // first minutes of a busy queue, before autovacuum has looked at it.
+    for (let i = 0; i < FILLER; i += 1000) {
+      await ferry.sendBatch(
+        'kept',
+        Array.from({ length: 1000 }, (_, j) => ({ payload: { i: i + j } })),
+      );
+    }
+    await c.query(`UPDATE ${s}.messages SET state = 2, finished_at = sent_at WHERE queue = 'kept'`);
+    for (let r = 0; r < 5; r++) {
+      await ferry.sendBatch('grow', Array.from({ length: 5 }, (_, i) => ({ payload: { r, i } })));
+      assert.equal(await step(), 0, `step ${r} after the growth scanned the messages table`);
+    }
+    assert.ok(held.length > 0, 'the last step claimed messages');
+  });
+});

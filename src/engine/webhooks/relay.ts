@@ -145,6 +145,10 @@ export class WebhookRelay {
       const events = await this.store.readEvents(cursor, FAN_OUT_BATCH);
       const last = events[events.length - 1];
       if (!last) return;
+      // The endpoints are read after the events: an endpoint put before any of these events committed is
+      // then among them. Read before, one put meanwhile (while an earlier round or pass ran) would see the
+      // cursor move past events committed after it was put, and never receive them.
+      this.hooks = new Map((await this.store.listWebhooks()).map((h) => [h.name, h]));
       const now = this.clock.now();
       const deliveries: NewMessage[] = [];
       for (const event of events) {

@@ -93,9 +93,22 @@ export async function migrate(client: pg.ClientBase, schema: string): Promise<nu
  * Creates the current functions when their text changed, after dropping the ones this store created before
  * (their names are recorded in `meta`, so functions of the user's in a shared schema are never touched).
  */
+/**
+ * Planner settings of every PL/pgSQL function of the store. PL/pgSQL caches a statement's plan after a few
+ * calls (a generic plan), costed for the table as it was then: on a new schema, a near-empty `messages`,
+ * where a sequential scan is cheapest. The plan stays cached while the table grows (until ANALYZE invalidates
+ * it), and an ack's `m.id = ANY(…)` then compared every row against every id: 8-12 ms steps a few seconds
+ * into a mixed workload on a fresh schema (auto_explain). With sequential scans priced out, the cached plans
+ * find rows by index whatever the table held when they were made; JIT stays off, since the penalty's cost
+ * would otherwise cross `jit_above_cost` and compile each statement that must scan (the one-row `event_seq`).
+ * SQL functions are left alone: a SET clause would keep them from being inlined.
+ */
+const FUNCTION_SETTINGS = 'SET enable_seqscan = off SET jit = off';
+
 async function installFunctions(client: pg.ClientBase, s: string, schema: string): Promise<void> {
   const files = functions();
   const hash = createHash('sha256');
+  hash.update(FUNCTION_SETTINGS).update('\0');
   for (const f of files) hash.update(f.name).update('\0').update(f.sql).update('\0');
   const digest = hash.digest('hex');
   const meta = await client.query<{ key: string; value: string }>(
@@ -109,18 +122,27 @@ async function installFunctions(client: pg.ClientBase, s: string, schema: string
       WHERE p.pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1) AND p.proname = ANY($2::text[])`,
     [schema, before],
   );
-  for (const f of old.rows) {
-    // regprocedure's text is qualified only when the schema is not on the search path.
-    await client.query(`DROP FUNCTION ${f.signature.includes('.') ? f.signature : `${s}.${f.signature}`}`);
-  }
+  for (const f of old.rows) await client.query(`DROP FUNCTION ${qualified(f.signature, s)}`);
   const names = new Set<string>();
   for (const f of files) {
     for (const m of f.sql.matchAll(/CREATE FUNCTION \{\{schema\}\}\.(\w+)\(/g)) names.add(m[1] as string);
     await client.query(f.sql.replaceAll('{{schema}}', s));
   }
+  const plpgsql = await client.query<{ signature: string }>(
+    `SELECT p.oid::regprocedure::text AS signature FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+      WHERE p.pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1) AND p.proname = ANY($2::text[])
+        AND l.lanname = 'plpgsql'`,
+    [schema, [...names]],
+  );
+  for (const f of plpgsql.rows) await client.query(`ALTER FUNCTION ${qualified(f.signature, s)} ${FUNCTION_SETTINGS}`);
   await client.query(
     `INSERT INTO ${s}.meta (key, value) VALUES ('functions', $1), ('function_names', $2)
      ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
     [digest, JSON.stringify([...names].sort())],
   );
+}
+
+/** regprocedure's text is qualified only when the schema is not on the search path. */
+function qualified(signature: string, s: string): string {
+  return signature.includes('.') ? signature : `${s}.${signature}`;
 }
