@@ -274,7 +274,10 @@ describe('PostgreSQL: plans made while the table was small do not scan it once i
     };
     // A new deployment: a handful of messages, and enough steps for PL/pgSQL to cache generic plans.
     for (let r = 0; r < 10; r++) {
-      await ferry.sendBatch('grow', Array.from({ length: 5 }, (_, i) => ({ payload: { r, i } })));
+      await ferry.sendBatch(
+        'grow',
+        Array.from({ length: 5 }, (_, i) => ({ payload: { r, i } })),
+      );
       await step();
     }
     // Then the table grows (finished messages kept for retention), with no ANALYZE in between, as in the
@@ -287,7 +290,10 @@ describe('PostgreSQL: plans made while the table was small do not scan it once i
     }
     await c.query(`UPDATE ${s}.messages SET state = 2, finished_at = sent_at WHERE queue = 'kept'`);
     for (let r = 0; r < 5; r++) {
-      await ferry.sendBatch('grow', Array.from({ length: 5 }, (_, i) => ({ payload: { r, i } })));
+      await ferry.sendBatch(
+        'grow',
+        Array.from({ length: 5 }, (_, i) => ({ payload: { r, i } })),
+      );
       assert.equal(await step(), 0, `step ${r} after the growth scanned the messages table`);
     }
     assert.ok(held.length > 0, 'the last step claimed messages');
