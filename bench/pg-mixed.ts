@@ -6,8 +6,8 @@
  *
  * `--servers 0`: `open()` in this process; N: N `ferry serve` children on the schema, reached with `connect()`,
  * the lanes and the workers spread across them. `--lanes` awaited sends in flight for `--seconds`, while
- * `work()` handlers (no-ops, `--concurrency` in all) consume; then it waits until every message was handled
- * (the count is checked). Prints the send rate, PostgreSQL transactions per message (pg_stat_database), and
+ * `work()` handlers (no-ops, `--concurrency` in all; 0: none, the sends alone) consume; then it waits until
+ * every message was handled (the count is checked). Prints the send rate, PostgreSQL transactions per message (pg_stat_database), and
  * the CPU per message of the servers, of PostgreSQL's backends (from /proc: the database must run here) and
  * of this process.
  */
@@ -89,7 +89,8 @@ try {
     ferries.push(await connect((JSON.parse(line) as { url: string }).url));
   }
   let handled = 0;
-  const workers = ferries.map((f) =>
+  // --concurrency 0: sends alone, no workers.
+  const workers = (CONCURRENCY === 0 ? [] : ferries).map((f) =>
     f.work(
       'mixed',
       () => {
@@ -116,7 +117,7 @@ try {
   );
   const ms = performance.now() - t0;
   const deadline = performance.now() + 60_000;
-  while (handled < sent) {
+  while (CONCURRENCY > 0 && handled < sent) {
     if (performance.now() > deadline) throw new Error(`count check failed: ${sent} sent, ${handled} handled`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
@@ -126,7 +127,7 @@ try {
   const backends = per(backendsCpu() - backends0);
   const own = process.cpuUsage(own0);
   await Promise.all(workers.map((w) => w.close()));
-  if (handled !== sent) throw new Error(`count check failed: ${sent} sent, ${handled} handled`);
+  if (CONCURRENCY > 0 && handled !== sent) throw new Error(`count check failed: ${sent} sent, ${handled} handled`);
   const xacts = ((await transactions()) - xacts0) / sent;
   console.log(
     `${SERVERS === 0 ? 'open() in this process' : `${SERVERS} ferry serve`}, ${LANES} sends in flight, ` +
