@@ -210,7 +210,7 @@ export interface WorkOptions {
    * Messages fetched ahead, beyond those running, so a batch of quick handlers costs one claim. They are
    * leased (and renewed) while they wait, and released unprocessed if the worker closes. 0 fetches only for
    * free slots. Default: sized by the worker to about two round trips of work (handlers' finish rate times
-   * the store's round trip), from the concurrency up to ten times it.
+   * the store's round trip), from the concurrency up to twenty times it.
    */
   prefetch?: number;
   /** Lease per delivery; renewed while the handler runs. Default: the message's, else the queue's, else 30s. */

@@ -197,7 +197,8 @@ export class WorkerLoop<P, R> implements Worker {
    * Without a `prefetch` option, keeps about two round trips of work in hand: quick handlers then share large
    * claims (one statement and commit for hundreds of messages), while slow ones hold no more than their
    * concurrency, so messages never wait leased in one worker while another is idle. Between the concurrency
-   * and ten times it, by the measured round trip (of receives that found messages: a long poll's wait is not
+   * and twenty times it (ten measured 6% slower on PostgreSQL at concurrency 50: `npm run bench:peers`), by
+   * the measured round trip (of receives that found messages: a long poll's wait is not
    * a round trip) and the rate at which handlers finish.
    */
   private adapt(roundTrip: number): void {
@@ -212,7 +213,7 @@ export class WorkerLoop<P, R> implements Worker {
       this.sampledAt = now;
     }
     const wanted = Math.ceil(this.finishRate * this.roundTrip * 2);
-    this.prefetch = Math.min(Math.max(wanted, this.concurrency), 10 * this.concurrency);
+    this.prefetch = Math.min(Math.max(wanted, this.concurrency), 20 * this.concurrency);
   }
 
   /** Takes a delivery in hand: leased, renewed, watched for cancellation; started when a slot is free. */
