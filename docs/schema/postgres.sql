@@ -182,7 +182,7 @@ CREATE SEQUENCE ferry.webhook_attempts_id_seq;
 -- ferry.lock_keys(p_queues text[], p_keys text[]) -> void
 -- ferry.lock_queue_keys(p_queue text) -> void
 -- ferry.new_id(p_now bigint) -> text
--- ferry.number_blocks(p_max integer, p_data text, p_n integer, p_at bigint, p_origin text, OUT first_own bigint, OUT last_seq bigint, OUT moved text) -> record
+-- ferry.number_blocks(p_max integer, OUT last_seq bigint, OUT moved text) -> record
 -- ferry.progress_item(p_id text, p_receipt text, p_value text, p_now bigint, p_at text, p_origin text, OUT ok boolean, OUT data text) -> record
 -- ferry.purge_queue(p_queue text, p_states integer[], p_waiting boolean, p_delayed boolean, p_now bigint, p_at text, p_origin text, OUT purged integer, OUT data text) -> record
 -- ferry.put_webhook(p_name text, p_url text, p_queues text[], p_types text[], p_secret text, p_at bigint) -> SETOF ferry.webhooks
