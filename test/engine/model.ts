@@ -468,8 +468,11 @@ export async function runScenario(home: ModelHome, { queueTimeout, limits, comma
         case 'cancel': {
           if (ids.length === 0) break;
           const index = c.pick % ids.length;
-          // Like the store, cancel settles the lease of the message it acts on if it ran out.
-          model.expire(model.messages[index]);
+          // Like the store: a cancel of a message whose lease ran out first settles every expired lease of
+          // its queue, as a claim would (seed 677792118: a flow grandchild's expired lease, settled so,
+          // ended its parent and the root dead).
+          const target = model.messages[index] as ModelMessage;
+          if (target.state === 'active' && target.leaseUntil <= model.now) model.expire();
           await ferry.cancel(ids[index] as string);
           model.cancel(model.messages[index] as ModelMessage);
           break;
