@@ -28,6 +28,8 @@ function page(api: string): string {
     const seen = [];
     const stream = ferry.events({ queue: 'resize' });
     (async () => { for await (const e of stream) { seen.push(e.type); document.getElementById('events').textContent = seen.join(','); } })();
+    // Send once the stream is open: a stream opened after the message completed would start past its events.
+    await stream.since();
     const reply = await ferry.call('resize', { width: 21 }, { timeout: '20s' });
     out.textContent = JSON.stringify(reply);
   } catch (error) {
