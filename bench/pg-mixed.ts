@@ -21,6 +21,7 @@ import { connect } from '../src/client/index.ts';
 import type { Ferry } from '../src/core/types.ts';
 import { open } from '../src/index.ts';
 import { testSchema } from '../test/support/postgres.ts';
+import { integer } from './args.ts';
 
 const { values } = parseArgs({
   options: {
@@ -30,10 +31,10 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '32' },
   },
 });
-const SERVERS = Number(values.servers);
-const SECONDS = Number(values.seconds);
-const LANES = Number(values.lanes);
-const CONCURRENCY = Number(values.concurrency);
+const SERVERS = integer('--servers', values.servers, 0);
+const SECONDS = integer('--seconds', values.seconds, 1);
+const LANES = integer('--lanes', values.lanes, 1);
+const CONCURRENCY = integer('--concurrency', values.concurrency, 0);
 const CLI = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
 const TICK_MS = 1000 / 100; // USER_HZ
 

@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { open } from '../src/index.ts';
 import { testSchema } from '../test/support/postgres.ts';
+import { integer } from './args.ts';
 
 const { values } = parseArgs({
   options: {
@@ -21,11 +22,12 @@ const { values } = parseArgs({
     pool: { type: 'string' },
   },
 });
-const N = Number(values.messages);
-const ROUNDS = Number(values.rounds);
+const N = integer('--messages', values.messages, 1);
+const ROUNDS = integer('--rounds', values.rounds, 1);
+const POOL = values.pool === undefined ? undefined : integer('--pool', values.pool, 1);
 
 const schema = await testSchema('pg_sends');
-const ferry = await open(schema.url, values.pool ? { poolSize: Number(values.pool) } : {});
+const ferry = await open(schema.url, POOL === undefined ? {} : { poolSize: POOL });
 const client = new pg.Client({ connectionString: schema.url.replace(/[?&]schema=[^&]*/, '') });
 await client.connect();
 const table = `"${schema.schema}".raw_sends`;

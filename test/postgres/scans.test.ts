@@ -212,7 +212,7 @@ describe('PostgreSQL: no statement of the hot path scans the messages table', ()
       );
       await scanFree(
         'send_one',
-        `SELECT ${s}.send_one($1, 'singles', 0, $2::int8, '{}', NULL, NULL, NULL, NULL, NULL, $2::int8, $3, $4, 'scans', true)`,
+        `SELECT ${s}.send_one($1, 'singles', 0, $2::int8, '{}', NULL, NULL, NULL, NULL, NULL, $2::int8, $3, $4, 'scans')`,
         [`scan-one-${r}`, now, at, r === 0],
       );
     }

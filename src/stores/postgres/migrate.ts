@@ -90,10 +90,6 @@ export async function migrate(client: pg.ClientBase, schema: string): Promise<nu
 }
 
 /**
- * Creates the current functions when their text changed, after dropping the ones this store created before
- * (their names are recorded in `meta`, so functions of the user's in a shared schema are never touched).
- */
-/**
  * Planner settings of every PL/pgSQL function of the store. PL/pgSQL caches a statement's plan after a few
  * calls (a generic plan), costed for the table as it was then: on a new schema, a near-empty `messages`,
  * where a sequential scan is cheapest. The plan stays cached while the table grows (until ANALYZE invalidates
@@ -105,6 +101,10 @@ export async function migrate(client: pg.ClientBase, schema: string): Promise<nu
  */
 const FUNCTION_SETTINGS = 'SET enable_seqscan = off SET jit = off';
 
+/**
+ * Creates the current functions when their text changed, after dropping the ones this store created before
+ * (their names are recorded in `meta`, so functions of the user's in a shared schema are never touched).
+ */
 async function installFunctions(client: pg.ClientBase, s: string, schema: string): Promise<void> {
   const files = functions();
   const hash = createHash('sha256');

@@ -103,6 +103,9 @@ export function settledCodes(size: number, codes: string | null): Settled[] {
   return out;
 }
 
+/** A message's backoff as its column stores it (JSON text; null: the queue's). */
+export const backoffText = (m: NewMessage): string | null => (m.backoff === null ? null : JSON.stringify(m.backoff));
+
 /** A batch of new messages as the column arrays the `send` function takes (parameters $1–$12). */
 export function messageColumns(messages: NewMessage[]): unknown[][] {
   const col = <T>(f: (m: NewMessage) => T) => messages.map(f);
@@ -116,7 +119,7 @@ export function messageColumns(messages: NewMessage[]): unknown[][] {
     col((m) => m.key),
     col((m) => m.dedupeId),
     col((m) => m.maxAttempts),
-    col((m) => (m.backoff === null ? null : JSON.stringify(m.backoff))),
+    col(backoffText),
     col((m) => m.lease),
     col((m) => m.timeout),
   ];

@@ -9,7 +9,7 @@ import { InvalidRequestError } from '../../core/errors.ts';
 import type { FlowMessage, NewMessage, SendOutcome } from '../../store/store.ts';
 import { type Database, unavailable } from './connection.ts';
 import { type EventLog, hintPayload } from './events.ts';
-import { iso, messageColumns } from './rows.ts';
+import { backoffText, iso, messageColumns } from './rows.ts';
 import { SameTick, settleEach } from './tick.ts';
 
 interface SendCall {
@@ -40,7 +40,7 @@ export class Sender {
       $1::text[], $2::text[], $3::int[], $4::int8[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int[],
       $10::text[], $11::int[], $12::int[], $13::int8, $14::text, $15::text[], $16::text, $17::boolean)`;
     this.oneSql = `SELECT ${db.s}.send_one($1::text, $2::text, $3::int, $4::int8, $5::text, $6::text, $7::int,
-      $8::text, $9::int, $10::int, $11::int8, $12::text, $13::boolean, $14::text, true) AS data`;
+      $8::text, $9::int, $10::int, $11::int8, $12::text, $13::boolean, $14::text) AS data`;
   }
 
   send(messages: NewMessage[], now: number): Promise<SendOutcome[]> {
@@ -56,7 +56,6 @@ export class Sender {
 
   /** A lone message with no key or dedupe id, as `send_one` takes it (no arrays to bind and unnest). */
   private oneParams(m: NewMessage, now: number): unknown[] {
-    const backoff = m.backoff === null ? null : JSON.stringify(m.backoff);
     const newQueue = !this.knownQueues.has(m.queue);
     return [
       m.id,
@@ -66,7 +65,7 @@ export class Sender {
       m.payload,
       m.headers,
       m.maxAttempts,
-      backoff,
+      backoffText(m),
       m.lease,
       m.timeout,
       now,

@@ -49,8 +49,9 @@ BEGIN
   END IF;
 END $$;
 
--- The events (p_n comma-joined) of the calling transaction: numbered at once when the numbering lock is free
--- (answered as {"seq":first,"events":[…]}), else staged in the inbox (answered as the JSON array). Null when
+-- The events (p_n comma-joined) of the calling transaction: numbered at once when nothing is staged and the
+-- numbering lock is free (answered as {"seq":first,"events":[…]}), else staged in the inbox (answered as the
+-- JSON array). Null when
 -- there are none. The answer lets the writing process wake its own waiters at once. p_inline false: always
 -- staged (a transaction of the caller's may stay open long, and must not hold the numbering lock meanwhile).
 CREATE FUNCTION {{schema}}.stage_events(p_events text, p_n int, p_at bigint, p_origin text, p_inline boolean DEFAULT true)
