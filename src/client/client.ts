@@ -4,7 +4,7 @@
  * 60 s cap (receive `wait`, `result()` timeouts) are a sequence of long polls.
  */
 
-import type { Context } from '@opentelemetry/api';
+import { type Context, context, ROOT_CONTEXT } from '@opentelemetry/api';
 import { parseDuration } from '../core/duration.ts';
 import {
   errorFromCode,
@@ -63,6 +63,7 @@ import {
 import { ferryTracer, hasTraceContext, producerSpan, receiveSpan, withTraceOptions } from '../engine/tracing.ts';
 import { WorkerLoop } from '../engine/worker.ts';
 import { CancelWatch } from './cancel-watch.ts';
+import { Coalescer, type Outcome } from './coalesce.ts';
 import { HttpEventStream } from './events.ts';
 import type { RequestOptions, Transport } from './http.ts';
 
@@ -88,14 +89,40 @@ function ref(delivery: DeliveryRef): { id: string; receipt: string } {
   return { id: checkId(delivery.id, 'delivery.id'), receipt: delivery.receipt };
 }
 
+/** One item's answer in a joined request (`POST /v1/sends`, `POST /v1/acks`). */
+interface ItemResult {
+  ok: boolean;
+  type?: string;
+  detail?: string;
+}
+
+function itemOutcome<T>(r: ItemResult | undefined, value: () => T): Outcome<T> {
+  if (r?.ok) return { ok: true, value: value() };
+  return {
+    ok: false,
+    error: errorFromCode(r?.type ?? 'unavailable', r?.detail ?? 'the server gave no answer for this item'),
+  };
+}
+
 export class HttpFerry implements Ferry {
   readonly #http: Transport;
-  #ackInFlight = false;
-  readonly #acks: {
-    item: { id: string; receipt: string; result?: unknown };
-    resolve(): void;
-    reject(e: unknown): void;
-  }[] = [];
+  /** Concurrent sends share requests (`POST /v1/sends`), as concurrent acks do (`POST /v1/acks`). */
+  readonly #sends = new Coalescer<Sent>(async (jsons) => {
+    const { results } = await this.#joined<ItemResult & { id: string; queue: string; deduplicated: boolean }>(
+      '/v1/sends',
+      `{"sends":[${jsons.join(',')}]}`,
+    );
+    return jsons.map((_, i) =>
+      itemOutcome(results[i], () => {
+        const r = results[i] as { id: string; queue: string; deduplicated: boolean };
+        return this.#sent(r.id, r.queue, r.deduplicated);
+      }),
+    );
+  });
+  readonly #acks = new Coalescer<void>(async (jsons) => {
+    const { results } = await this.#joined<ItemResult>('/v1/acks', `{"acks":[${jsons.join(',')}]}`);
+    return jsons.map((_, i) => itemOutcome(results[i], () => undefined));
+  });
   readonly #closing = new AbortController();
   readonly #workers = new Set<Worker>();
   readonly #cancels: CancelWatch;
@@ -124,6 +151,14 @@ export class HttpFerry implements Ferry {
     }
   }
 
+  /**
+   * A joined request. It joins calls of many callers, so it continues none of their traces (each sent
+   * message carries its own trace context in its headers).
+   */
+  #joined<R>(path: string, json: string): Promise<{ results: R[] }> {
+    return context.with(ROOT_CONTEXT, () => this.#call<{ results: R[] }>('POST', path, { json }));
+  }
+
   #sent(id: string, queue: string, deduplicated: boolean): Sent {
     return { id, queue, deduplicated, result: (options) => this.result(id, options) };
   }
@@ -143,10 +178,15 @@ export class HttpFerry implements Ferry {
     );
   }
 
-  async #send(path: string, queue: string, payload: unknown, options: SendOptions | undefined): Promise<Sent> {
+  #send(path: string, queue: string, payload: unknown, options: SendOptions | undefined): Promise<Sent> {
     const body = { ...(options ?? {}), payload: payload ?? null };
-    const s = await this.#call<{ id: string; deduplicated: boolean }>('POST', path, { body });
-    return this.#sent(s.id, queue, s.deduplicated);
+    return this.#sends.run(
+      () => JSON.stringify({ queue, ...body }),
+      async () => {
+        const s = await this.#call<{ id: string; deduplicated: boolean }>('POST', path, { body });
+        return this.#sent(s.id, queue, s.deduplicated);
+      },
+    );
   }
 
   async sendBatch(queue: string, messages: BatchMessage[]): Promise<Sent[]> {
@@ -246,51 +286,19 @@ export class HttpFerry implements Ferry {
   }
 
   /**
-   * Acks go out one request at a time: a lone ack at once, and those that arrive while one is in flight
-   * together in the next request (`POST /v1/acks`). A worker's acks then cost one round trip per batch, not
-   * one each, with no delay added to a lone ack.
+   * A lone ack goes at once; those that arrive while one is in flight go together in the next request
+   * (`POST /v1/acks`, see coalesce.ts). A worker's acks then cost one round trip per batch, not one each,
+   * with no delay added to a lone ack. Sends share requests the same way.
    */
   async ack(delivery: DeliveryRef, result?: unknown): Promise<void> {
     const { id, receipt } = ref(delivery);
-    const item = result === undefined ? { id, receipt } : { id, receipt, result };
-    if (this.#ackInFlight) {
-      return new Promise<void>((resolve, reject) => this.#acks.push({ item, resolve, reject }));
-    }
-    this.#ackInFlight = true;
-    try {
-      await this.#call('POST', `/v1/messages/${m(id)}/ack`, {
-        body: result === undefined ? { receipt } : { receipt, result },
-      });
-    } finally {
-      this.#ackInFlight = false;
-      this.#sendAcks();
-    }
-  }
-
-  #sendAcks(): void {
-    if (this.#ackInFlight || this.#acks.length === 0) return;
-    const batch = this.#acks.splice(0, 1000);
-    this.#ackInFlight = true;
-    this.#call<{ results: { ok: boolean; type?: string; detail?: string }[] }>('POST', '/v1/acks', {
-      body: { acks: batch.map((b) => b.item) },
-    })
-      .then(
-        ({ results }) => {
-          batch.forEach((b, i) => {
-            const r = results[i];
-            if (r?.ok) b.resolve();
-            else
-              b.reject(errorFromCode(r?.type ?? 'unavailable', r?.detail ?? 'the server gave no answer for this ack'));
-          });
-        },
-        (error: unknown) => {
-          for (const b of batch) b.reject(error);
-        },
-      )
-      .finally(() => {
-        this.#ackInFlight = false;
-        this.#sendAcks();
-      });
+    const body = result === undefined ? { receipt } : { receipt, result };
+    return this.#acks.run(
+      () => JSON.stringify({ id, ...body }),
+      async () => {
+        await this.#call('POST', `/v1/messages/${m(id)}/ack`, { body });
+      },
+    );
   }
 
   async nack(delivery: DeliveryRef, options: NackOptions = {}): Promise<{ state: MessageState }> {

@@ -11,6 +11,8 @@ export type Fetch = typeof globalThis.fetch;
 
 export interface RequestOptions {
   body?: unknown;
+  /** The body as JSON text already (instead of `body`). */
+  json?: string;
   query?: Record<string, string | number | undefined>;
   signal?: AbortSignal | undefined;
   headers?: Record<string, string>;
@@ -98,7 +100,10 @@ export class Transport {
     const active = context.active();
     if (trace.getSpan(active) !== undefined) propagation.inject(active, headers);
     let body: string | undefined;
-    if (options.body !== undefined) {
+    if (options.json !== undefined) {
+      headers['content-type'] = 'application/json';
+      body = options.json;
+    } else if (options.body !== undefined) {
       headers['content-type'] = 'application/json';
       try {
         body = JSON.stringify(options.body);

@@ -59,7 +59,7 @@ export interface ServerOptions {
   rateLimit?: RateLimitOptions | false;
   /** Largest request body in bytes. Default 2 MiB (a 1 MiB payload plus its options, escaped). */
   bodyLimit?: number;
-  /** Largest body of `POST …/batch`. Default 32 MiB. */
+  /** Largest body of the routes that carry many items (`POST …/batch`, `/v1/sends`, `/v1/acks`). Default 32 MiB. */
   batchBodyLimit?: number;
   /** Deepest JSON nesting accepted in a body. Default 1024. */
   maxDepth?: number;
@@ -141,7 +141,10 @@ export async function createServer(ferry: Ferry, options: ServerOptions = {}): P
       if (method === 'HEAD') continue;
       app.ferryRoutes.push({ method, url: route.url, access: route.config?.access });
     }
-    if (route.url.startsWith('/v1/queues/:queue/batch')) route.bodyLimit ??= batchBodyLimit;
+    // Routes that carry many messages (or results) in one body take the batch limit.
+    if (route.url.startsWith('/v1/queues/:queue/batch') || route.url === '/v1/sends' || route.url === '/v1/acks') {
+      route.bodyLimit ??= batchBodyLimit;
+    }
   });
 
   app.addHook('onRequest', async (request, reply) => {

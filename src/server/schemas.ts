@@ -183,6 +183,34 @@ export const BatchBody = Type.Object(
   { additionalProperties: false },
 );
 
+/**
+ * `POST /v1/sends`: single sends to any queues, each answering on its own. Items are not checked by the schema
+ * (one bad item would refuse the whole request) but one by one, as `send()` checks its arguments.
+ */
+export const SendsBody = Type.Object(
+  {
+    sends: Type.Array(
+      Type.Unknown({
+        description: 'one send: { queue, payload, ...the fields of POST /v1/queues/{queue}/messages }',
+      }),
+      { minItems: 1, maxItems: 1000 },
+    ),
+  },
+  { additionalProperties: false },
+);
+export const SendsReply = Type.Object({
+  results: Type.Array(
+    Type.Object({
+      ok: Type.Boolean(),
+      id: Type.Optional(Type.String()),
+      queue: Type.Optional(Type.String()),
+      deduplicated: Type.Optional(Type.Boolean()),
+      type: Type.Optional(Type.String({ description: 'when not ok: the problem type, as a request would answer' })),
+      detail: Type.Optional(Type.String()),
+    }),
+  ),
+});
+
 export const WaitQuery = Type.Object(
   { wait: Type.Optional(Duration) },
   { additionalProperties: false, description: 'wait up to this long (at most 60s) for the message to end' },

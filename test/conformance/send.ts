@@ -9,6 +9,42 @@ const MIB = 1024 * 1024;
 
 export function sendTests(ctx: Ctx): void {
   describe('send and get', () => {
+    it('concurrent sends each answer on their own: distinct ids, their own options, a bad one refused alone', async () => {
+      const [qa, qb] = [qname(), qname()];
+      const settled = await Promise.allSettled(
+        Array.from({ length: 60 }, (_, i) =>
+          i === 31
+            ? ctx.ferry.send(qa, { i }, { maxAttempts: 0 })
+            : ctx.ferry.send(
+                i % 2 ? qa : qb,
+                { i },
+                { priority: i % 4, ...(i % 10 === 0 ? { dedupeId: 'same' } : {}) },
+              ),
+        ),
+      );
+      const refused = settled.flatMap((s, i) => (s.status === 'rejected' ? [{ i, error: s.reason }] : []));
+      assert.deepEqual(
+        refused.map((r) => r.i),
+        [31],
+      );
+      assert.ok(refused[0]?.error instanceof InvalidRequestError, String(refused[0]?.error));
+      const byIndex = settled.map((s) => (s.status === 'fulfilled' ? s.value : null));
+      // i % 10 === 0 all go to qb with one dedupe id: one message, the others deduplicated onto it.
+      const deduped = byIndex.filter((s, i) => i % 10 === 0 && s !== null);
+      assert.equal(new Set(deduped.map((s) => s?.id)).size, 1);
+      assert.equal(deduped.filter((s) => s?.deduplicated === false).length, 1);
+      const distinct = byIndex.filter((s, i) => i % 10 !== 0 && s !== null);
+      assert.equal(new Set(distinct.map((s) => s?.id)).size, 53);
+      for (const [i, s] of byIndex.entries()) {
+        if (s === null || i % 10 === 0) continue;
+        const info = await mustGet(ctx.ferry, s.id);
+        assert.deepEqual(
+          [s.queue, info.queue, info.payload, info.priority],
+          [i % 2 ? qa : qb, i % 2 ? qa : qb, { i }, i % 4],
+        );
+      }
+    });
+
     it('send answers { id, queue, deduplicated: false } and get answers the full message info', async () => {
       const q = qname();
       const before = Date.now();

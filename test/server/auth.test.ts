@@ -28,6 +28,7 @@ function bodyFor(method: string, url: string, queue: string): unknown {
   if (url.endsWith('/progress')) return { receipt: 'r', progress: 1 };
   if (url.endsWith('/release')) return { receipt: 'r' };
   if (url === '/v1/acks') return { acks: [{ id: 'x', receipt: 'r' }] };
+  if (url === '/v1/sends') return { sends: [{ queue, payload: 1 }] };
   if (url.startsWith('/v1/schedules/')) return { cron: '* * * * *', queue };
   if (url.endsWith('/batch')) return { messages: [{ payload: 1 }] };
   if (url === '/v1/cancellations') return { ids: ['x'] };
@@ -262,6 +263,27 @@ describe('auth over every route', () => {
       url: `/v1/events?queue=theirs&token=${encodeURIComponent(token)}`,
     });
     assert.equal(other.statusCode, 403, 'bound to its queue');
+  });
+
+  it('joined sends answer forbidden, item by item, for queues outside a queue-limited token', async () => {
+    const before = await h.ferry.stats('theirs');
+    const r = await h.app.inject({
+      method: 'POST',
+      url: '/v1/sends',
+      headers: { authorization: `Bearer ${LIMITED}` },
+      payload: {
+        sends: [
+          { queue: 'theirs', payload: 'x' },
+          { queue: 'own.joined', payload: 'y' },
+        ],
+      },
+    });
+    assert.equal(r.statusCode, 200, r.body);
+    const [refused, sent] = JSON.parse(r.body).results;
+    assert.deepEqual([refused.ok, refused.type], [false, 'forbidden']);
+    assert.equal(sent.ok, true);
+    assert.equal((await h.ferry.get(sent.id))?.queue, 'own.joined');
+    assert.deepEqual(await h.ferry.stats('theirs'), before, 'nothing was sent to theirs');
   });
 });
 

@@ -89,6 +89,13 @@ const TEMPLATES: Template[] = [
   },
   {
     method: 'POST',
+    path: '/v1/sends',
+    body: { sends: [{ queue: 'fuzz', payload: 1, priority: 2 }] },
+    fields: { sends: 'array' },
+    required: ['sends'],
+  },
+  {
+    method: 'POST',
     path: '/v1/acks',
     body: { acks: [{ id: 'id-1', receipt: 'r' }] },
     fields: { acks: 'array' },

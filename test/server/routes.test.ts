@@ -37,6 +37,69 @@ describe('HTTP routes', () => {
     assert.equal(stats.body.settings.maxAttempts, 3);
   });
 
+  it('joined sends (POST /v1/sends): each item is sent, or refused alone with the error its own request would get', async () => {
+    const [q1, q2] = [qname(), qname()];
+    const r = await call('POST', '/v1/sends', {
+      sends: [
+        { queue: q1, payload: { a: 1 }, priority: 3 },
+        { queue: 'bad name!', payload: 1 },
+        { queue: q2, payload: 2, delay: '1h', dedupeId: 'd' },
+        { queue: q1, payload: 3, priority: 'high' },
+        { queue: q1 },
+        [q1, 4],
+        { queue: q1, payload: 5, transaction: {} },
+        { queue: q1, payload: 6, bogus: true },
+        { queue: q2, payload: 7, dedupeId: 'd' },
+      ],
+    });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const results = r.body.results as {
+      ok: boolean;
+      id?: string;
+      queue?: string;
+      deduplicated?: boolean;
+      type?: string;
+      detail?: string;
+    }[];
+    assert.deepEqual(
+      results.map((x) => (x.ok ? 'ok' : x.type)),
+      [
+        'ok',
+        'invalid_request',
+        'ok',
+        'invalid_request',
+        'invalid_request',
+        'invalid_request',
+        'invalid_request',
+        'invalid_request',
+        'ok',
+      ],
+    );
+    assert.match(results[1]?.detail ?? '', /queue name/);
+    assert.match(results[3]?.detail ?? '', /priority/);
+    assert.match(results[4]?.detail ?? '', /payload is required/);
+    assert.match(results[7]?.detail ?? '', /unknown field "bogus"/);
+    assert.deepEqual([results[0]?.queue, results[2]?.queue], [q1, q2]);
+    assert.deepEqual([results[8]?.id, results[8]?.deduplicated], [results[2]?.id, true], 'dedupe as a lone send');
+    const first = await call('GET', `/v1/messages/${results[0]?.id}`);
+    assert.deepEqual([first.body.payload, first.body.priority, first.body.state], [{ a: 1 }, 3, 'waiting']);
+    assert.equal((await call('GET', `/v1/messages/${results[2]?.id}`)).body.state, 'delayed');
+    const [s1, s2] = [(await call('GET', `/v1/queues/${q1}`)).body, (await call('GET', `/v1/queues/${q2}`)).body];
+    assert.deepEqual(
+      [s1.waiting, s1.delayed, s2.waiting, s2.delayed],
+      [1, 0, 0, 1],
+      'only the accepted items were stored',
+    );
+    for (const body of [
+      { sends: [] },
+      { sends: Array.from({ length: 1001 }, () => ({ queue: q1, payload: 1 })) },
+      {},
+      { sends: 1 },
+    ]) {
+      assert.equal((await call('POST', '/v1/sends', body)).status, 400, JSON.stringify(body).slice(0, 60));
+    }
+  });
+
   it('timeout and deadLetter: PATCH sets them, send and receive take timeout, deliveries carry deadline; bad values are 400', async () => {
     const q = qname();
     const dlq = qname('dlq');

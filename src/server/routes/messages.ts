@@ -1,8 +1,8 @@
 /** Producing and following messages: send, batch, get (with `?wait`), cancel, retry. */
 
 import { Type } from 'typebox';
-import { MessageFailedError, NotFoundError } from '../../core/errors.ts';
-import { type Ferry, FINAL_STATES, type MessageInfo } from '../../core/types.ts';
+import { FerryError, InvalidRequestError, MessageFailedError, NotFoundError } from '../../core/errors.ts';
+import { type Ferry, FINAL_STATES, type MessageInfo, type SendOptions } from '../../core/types.ts';
 import type { App, RouteDeps } from '../deps.ts';
 import { parseWait, requestSignal } from '../long-poll.ts';
 import {
@@ -13,10 +13,13 @@ import {
   Problem,
   QueueParams,
   SendBody,
+  SendsBody,
+  SendsReply,
   SentReply,
   StateReply,
   WaitQuery,
 } from '../schemas.ts';
+import { queueAllowed } from '../tokens.ts';
 
 const problems = { 400: Problem, 401: Problem, 403: Problem, 404: Problem, 409: Problem, 413: Problem, 429: Problem };
 
@@ -35,6 +38,18 @@ async function waitForEnd(ferry: Ferry, id: string, ms: number, signal: AbortSig
 }
 
 const isFinal = (info: MessageInfo): boolean => FINAL_STATES.includes(info.state);
+
+/** One item of `POST /v1/sends`, its shape checked; its fields are checked by `send()` as any send's are. */
+function sendsItem(item: unknown, i: number): { queue: string; payload: unknown; options: SendOptions } {
+  if (item === null || typeof item !== 'object' || Array.isArray(item)) {
+    throw new InvalidRequestError(`sends[${i}] must be an object { queue, payload, ...options }`);
+  }
+  const { queue, payload, ...options } = item as Record<string, unknown>;
+  if (typeof queue !== 'string') throw new InvalidRequestError(`sends[${i}].queue must be a queue name`);
+  if (!('payload' in item)) throw new InvalidRequestError(`sends[${i}].payload is required (null for none)`);
+  if ('transaction' in options) throw new InvalidRequestError(`sends[${i}]: a transaction cannot be sent over HTTP`);
+  return { queue, payload, options: options as SendOptions };
+}
 
 export async function messageRoutes(app: App, deps: RouteDeps): Promise<void> {
   const { ferry } = deps;
@@ -82,6 +97,40 @@ export async function messageRoutes(app: App, deps: RouteDeps): Promise<void> {
     async (request, reply) => {
       const sents = await ferry.sendBatch(request.params.queue, request.body.messages);
       return reply.code(201).send({ messages: sents.map((s) => ({ id: s.id, deduplicated: s.deduplicated })) });
+    },
+  );
+
+  app.post(
+    '/v1/sends',
+    {
+      schema: {
+        summary: 'Send single messages to any queues in one request; each answers on its own (ok, or why not)',
+        description:
+          'Each item is what the body of `POST /v1/queues/{queue}/messages` would be, with its `queue`. Unlike a batch, the items are independent: each is checked, allowed and stored as its own request would be, and a refused item refuses only itself. `connect()` sends here the sends its callers start while one of its sends is in flight.',
+        body: SendsBody,
+        response: { 200: SendsReply, ...problems },
+      },
+      config: { access: { scopes: ['send'] } },
+    },
+    async (request) => {
+      const { grant } = request;
+      const results = await Promise.all(
+        request.body.sends.map(async (item, i) => {
+          try {
+            const { queue, payload, options } = sendsItem(item, i);
+            if (!queueAllowed(grant, queue)) {
+              return { ok: false, type: 'forbidden', detail: `this token may not use queue ${JSON.stringify(queue)}` };
+            }
+            const sent = await ferry.send(queue, payload, options);
+            return { ok: true, id: sent.id, queue: sent.queue, deduplicated: sent.deduplicated };
+          } catch (error) {
+            // A refusal answers for its item; anything else is the server's failure, and the request's.
+            if (!(error instanceof FerryError)) throw error;
+            return { ok: false, type: error.code, detail: error.message };
+          }
+        }),
+      );
+      return { results };
     },
   );
 
