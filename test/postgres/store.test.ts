@@ -1,6 +1,6 @@
 /** PostgreSQL-only cases: migrations, transactional send, events from another process's store. */
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import type { FerryEvent } from '../../src/core/types.ts';
@@ -126,6 +126,49 @@ describe('postgres store', () => {
     }
     await storeA.close();
     await storeB.close();
+  });
+
+  it('a process listening alone sends no hints; one that starts listening says hello, and hints resume', async () => {
+    const own = await testSchema('hints');
+    const channel = `ferry_${createHash('sha1').update(own.schema).digest('hex').slice(0, 24)}`;
+    // A watcher on the channel, not named as Ferry's listeners are: it is not counted as a process.
+    const watcher = new pg.Client({ connectionString: (await testDatabase()).url });
+    const heard: string[] = [];
+    await watcher.connect();
+    watcher.on('notification', (n) => heard.push(n.payload ?? ''));
+    const heardOne = (prefix: string) => heard.some((p) => p.startsWith(prefix));
+    await watcher.query(`LISTEN ${channel}`);
+    const storeA = await opened(own.url);
+    let storeB: Store | undefined;
+    try {
+      const queue = `hints-${randomUUID()}`;
+      // Polls (every 50 ms here) find A listening alone; then its sends hint no one.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      heard.length = 0;
+      for (let i = 0; i < 10; i++) {
+        await storeA.send([message(queue)], Date.now());
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.deepEqual(heard, [], 'no hints while alone');
+      storeB = await opened(own.url);
+      await until(() => heardOne('hello:'), "B's hello");
+      heard.length = 0;
+      await storeA.send([message(queue)], Date.now());
+      await until(() => heardOne('h'), "A's hint once B listens", 1000);
+      await storeB.close();
+      storeB = undefined;
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      heard.length = 0;
+      for (let i = 0; i < 5; i++) await storeA.send([message(queue)], Date.now());
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.deepEqual(heard, [], 'alone again after B closed');
+    } finally {
+      await storeB?.close();
+      await storeA.close();
+      await watcher.end();
+      await own.drop();
+    }
   });
 
   it('dedupe holds under concurrent sends from several processes', async () => {

@@ -9,6 +9,8 @@
  * outside any transaction (so it serializes nothing), at most one in flight, naming the queues it changed,
  * the newest seq it knows and whether it staged a block. Other processes wake their consumers of those
  * queues and read the log up to that seq (a tail); the sequencer runs a pass when a block was staged.
+ * A process that its poll finds listening alone on the schema (LISTEN connections are named `ferry:<channel>`
+ * and counted in pg_stat_activity) sends no hints, until a process that starts listening says hello.
  * Delivery to `onEvents` is strictly in seq order. Notifications only shorten waits: every process also
  * polls, reads what it missed, and numbers blocks left unnumbered too long (no sequencer elected, or LISTEN
  * turned off behind a pooler), so delivery never depends on a notification.
@@ -115,11 +117,19 @@ export class EventLog {
   private hintTimer: ReturnType<typeof setTimeout> | undefined;
   private lastHint = Number.NEGATIVE_INFINITY;
   private leader = false;
+  /**
+   * No other process listens on this schema's channel (the last poll counted the listening connections by
+   * their application_name, ours among them): hints would reach no one, so none are sent. A process that
+   * starts listening says hello, which ends this at once.
+   */
+  private alone = false;
   private timer: ReturnType<typeof setInterval> | undefined;
   private listener: pg.Client | null = null;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   private closed = false;
   private readonly passSql: string;
+  /** The application_name of every process's LISTEN connection on this schema (how processes count each other). */
+  private readonly listenName: string;
 
   constructor(
     private readonly db: Database,
@@ -130,6 +140,7 @@ export class EventLog {
   ) {
     this.channel = `ferry_${createHash('sha1').update(schema).digest('hex').slice(0, 24)}`;
     this.passSql = `SELECT got, last_seq, moved FROM ${db.s}.sequence_events($1)`;
+    this.listenName = `ferry:${this.channel}`;
   }
 
   async start(): Promise<void> {
@@ -173,6 +184,12 @@ export class EventLog {
 
   /** Tells the other processes (and the sequencer) what changed. One NOTIFY in flight; the rest merge. */
   private hint(): void {
+    if (this.alone) {
+      this.hintQueues.clear();
+      this.hintStaged = false;
+      this.hintSeq = 0;
+      return;
+    }
     if (this.hinting || this.closed || (this.hintQueues.size === 0 && !this.hintSeq)) return;
     this.hinting = true;
     const wait = this.lastHint + HINT_GAP - performance.now();
@@ -363,13 +380,27 @@ export class EventLog {
     if (this.closed) return;
     try {
       if (this.listener && !this.leader) await this.elect(this.listener);
-      const r = await this.db.query<{ last: string; min_id: string | null; max_id: string | null }>(
+      // node-postgres keeps the backend's pid from BackendKeyData (not in its types).
+      const mine = (this.listener as { processID?: number } | null)?.processID ?? null;
+      const r = await this.db.query<{
+        last: string;
+        min_id: string | null;
+        max_id: string | null;
+        listeners: number;
+        ours: number;
+      }>(
         `SELECT last, (SELECT min(id) FROM ${this.db.s}.event_inbox) AS min_id,
-                (SELECT max(id) FROM ${this.db.s}.event_inbox) AS max_id
-           FROM ${this.db.s}.event_seq`,
+                (SELECT max(id) FROM ${this.db.s}.event_inbox) AS max_id,
+                a.listeners, a.ours
+           FROM ${this.db.s}.event_seq,
+                (SELECT count(*)::int AS listeners, (count(*) FILTER (WHERE pid = $2))::int AS ours
+                   FROM pg_stat_activity WHERE application_name = $1) a`,
+        [this.listenName, mine],
       );
       const row = r.rows[0];
       if (!row) return;
+      // Alone only when our own listener is among those counted (so the count sees it) and is the only one.
+      this.alone = mine !== null && row.ours === 1 && row.listeners === 1;
       // A block already there at the last poll is still unnumbered: no sequencer is at work (none elected, or
       // LISTEN is off behind a pooler), so this process numbers it. The sequencer itself passes on any block.
       const stale = row.min_id !== null && this.lastMaxId !== null && Number(row.min_id) <= this.lastMaxId;
@@ -397,19 +428,28 @@ export class EventLog {
 
   private async listen(): Promise<void> {
     if (this.closed || !this.options.listen) return;
-    const client = new pg.Client(this.options.listen);
+    const client = new pg.Client({ ...this.options.listen, application_name: this.listenName });
     client.on('error', () => this.scheduleReconnect());
     client.on('end', () => this.scheduleReconnect());
     client.on('notification', (msg) => this.notified(msg.payload ?? ''));
     this.listener = client;
     await client.connect();
     await client.query(`LISTEN ${this.channel}`);
+    // Processes that were alone start hinting again (hints need no durability: see hint()).
+    await client.query(`SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, $2)`, [
+      this.channel,
+      `hello:${this.origin}`,
+    ]);
     await this.elect(client);
     // Anything committed while we were not listening.
     void this.poll();
   }
 
   private notified(payload: string): void {
+    if (payload.startsWith('hello:')) {
+      if (payload !== `hello:${this.origin}`) this.alone = false;
+      return;
+    }
     const hint = parseHint(payload);
     if (!hint) return;
     // This process woke its own waiters at commit; a hint of its own only tells the sequencer.
