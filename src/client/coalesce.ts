@@ -1,14 +1,17 @@
 /**
- * Calls of one kind (sends, acks) sharing requests: a call goes out alone, on its own route, when no call of
- * its kind is in flight; calls made while one is go together in the next request, on the joined route
- * (`POST /v1/sends`, `POST /v1/acks`), where each item answers on its own. So a lone call costs no added
- * wait, and many concurrent callers cost one round trip per batch instead of one each.
+ * Calls of one kind (sends, acks) sharing requests: a call goes out alone, on its own route, while fewer
+ * than `slots` requests of its kind are in flight; calls made while every slot is taken go together in the
+ * next request, on the joined route (`POST /v1/sends`, `POST /v1/acks`), where each item answers on its
+ * own. So a lone call costs no added wait, and many concurrent callers cost one round trip per batch
+ * instead of one each.
  *
  * A joined request is capped by items and by characters of JSON, so it stays far below the server's body
- * limit. Should the server refuse it whole anyway (413: its limit was set lower; 404: a server without the
- * joined route), each of its calls goes alone, as it would have without joining.
+ * limit. Should the server refuse it whole anyway (413: its limit was set lower; 400: the joined body broke
+ * a rule a lone one keeps, such as the nesting depth; 404: a server without the joined route), nothing of it
+ * was stored, and each of its calls goes alone, as it would have without joining.
  */
-import { NotFoundError, PayloadTooLargeError, UnavailableError } from '../core/errors.ts';
+import { context } from '@opentelemetry/api';
+import { InvalidRequestError, NotFoundError, PayloadTooLargeError, UnavailableError } from '../core/errors.ts';
 
 /** Items per joined request (the joined routes' schemas allow 1000). */
 export const JOIN_MAX_ITEMS = 1000;
@@ -25,41 +28,44 @@ interface Waiting<T> {
 }
 
 export class Coalescer<T> {
-  #inFlight = false;
+  /** Requests of this kind in flight, lone or joined. */
+  #inFlight = 0;
   /** False once the server answered that it has no joined route. */
   #joinable = true;
   readonly #waiting: Waiting<T>[] = [];
 
-  /** `joined` sends the items' JSON texts as one request and answers each item's outcome, in order. */
-  constructor(private readonly joined: (jsons: string[]) => Promise<Outcome<T>[]>) {}
+  /**
+   * `joined` sends the items' JSON texts as one request and answers each item's outcome, in order; at most
+   * `slots` requests are in flight at once, so one slow request does not hold every later call.
+   */
+  constructor(
+    private readonly joined: (jsons: string[]) => Promise<Outcome<T>[]>,
+    private readonly slots = 1,
+  ) {}
 
   /**
-   * Runs a call: alone at once, or joined to the next request. `json` gives the item as the joined route
-   * takes it; it may throw (a value JSON cannot hold), and the call then goes alone, to fail as it would.
+   * Runs a call: alone at once, or joined to the next request. `item` is the call as the joined route takes
+   * it (null: it cannot be joined, and goes alone); `alone` makes the call on its own route.
    */
-  run(json: () => string, alone: () => Promise<T>): Promise<T> {
-    if (!this.#inFlight && this.#waiting.length === 0) {
-      this.#inFlight = true;
-      return alone().finally(() => {
-        this.#inFlight = false;
+  run(item: string | null, alone: () => Promise<T>): Promise<T> {
+    if (this.#inFlight < this.slots && this.#waiting.length === 0) {
+      this.#inFlight++;
+      return start(alone).finally(() => {
+        this.#inFlight--;
         this.#flush();
       });
     }
-    let text: string;
-    try {
-      text = json();
-    } catch {
-      return alone();
-    }
-    // Too large to share a request, or nowhere to join: alone, beside the request in flight.
-    if (!this.#joinable || text.length > JOIN_MAX_CHARS) return alone();
+    // Too large to share a request, or nowhere to join: alone, beside the requests in flight.
+    if (item === null || !this.#joinable || item.length > JOIN_MAX_CHARS) return start(alone);
     return new Promise<T>((resolve, reject) => {
-      this.#waiting.push({ json: text, alone, resolve, reject });
+      // Should it go alone after all (a batch of one, a refused joined request), it runs in its caller's
+      // trace context, not in that of the call whose completion sent it.
+      this.#waiting.push({ json: item, alone: context.bind(context.active(), alone), resolve, reject });
     });
   }
 
   #flush(): void {
-    if (this.#inFlight || this.#waiting.length === 0) return;
+    if (this.#inFlight >= this.slots || this.#waiting.length === 0) return;
     let chars = 0;
     let n = 0;
     for (const w of this.#waiting) {
@@ -68,7 +74,7 @@ export class Coalescer<T> {
       n++;
     }
     const batch = this.#waiting.splice(0, n);
-    this.#inFlight = true;
+    this.#inFlight++;
     // A batch of one goes on its own route, as a lone call does.
     const answered =
       batch.length === 1
@@ -88,21 +94,29 @@ export class Coalescer<T> {
         },
       )
       .finally(() => {
-        this.#inFlight = false;
+        this.#inFlight--;
         this.#flush();
       });
   }
 
-  /** A joined request refused whole: its calls go alone where that can succeed; otherwise they all fail. */
+  /** A joined request refused whole: nothing of it was stored, so its calls go alone where that can help. */
   #refused(error: unknown, batch: Waiting<T>[]): Promise<Outcome<T>[]> {
     if (error instanceof NotFoundError) this.#joinable = false;
-    else if (!(error instanceof PayloadTooLargeError)) throw error;
+    else if (!(error instanceof PayloadTooLargeError || error instanceof InvalidRequestError)) throw error;
     return alone(batch);
+  }
+}
+
+function start<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return call();
+  } catch (error) {
+    return Promise.reject(error);
   }
 }
 
 /** Each call on its own route, at once. */
 async function alone<T>(batch: Waiting<T>[]): Promise<Outcome<T>[]> {
-  const settled = await Promise.allSettled(batch.map((w) => w.alone()));
+  const settled = await Promise.allSettled(batch.map((w) => start(w.alone)));
   return settled.map((s) => (s.status === 'fulfilled' ? { ok: true, value: s.value } : { ok: false, error: s.reason }));
 }

@@ -50,6 +50,15 @@ function loadNodeRequest(): Promise<NodeRequest | null> {
   return nodeRequest;
 }
 
+/** A request body as JSON text; a value JSON cannot hold (a BigInt, a cycle) is the caller's error. */
+export function jsonBody(value: unknown): string {
+  try {
+    return JSON.stringify(value);
+  } catch (error) {
+    throw new InvalidRequestError(`the request must be JSON-serializable: ${(error as Error).message}`);
+  }
+}
+
 export class Transport {
   readonly base: string;
   readonly #token: string | undefined;
@@ -100,16 +109,9 @@ export class Transport {
     const active = context.active();
     if (trace.getSpan(active) !== undefined) propagation.inject(active, headers);
     let body: string | undefined;
-    if (options.json !== undefined) {
+    if (options.json !== undefined || options.body !== undefined) {
       headers['content-type'] = 'application/json';
-      body = options.json;
-    } else if (options.body !== undefined) {
-      headers['content-type'] = 'application/json';
-      try {
-        body = JSON.stringify(options.body);
-      } catch (error) {
-        throw new InvalidRequestError(`the request must be JSON-serializable: ${(error as Error).message}`);
-      }
+      body = options.json ?? jsonBody(options.body);
     }
     return { headers, body };
   }

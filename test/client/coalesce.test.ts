@@ -5,19 +5,25 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { context, createContextKey } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { Coalescer } from '../../src/client/coalesce.ts';
 import { connect, type Ferry, InvalidRequestError } from '../../src/client/index.ts';
 import { type Harness, harness, qname } from '../server/helpers.ts';
 
 /** fetch that counts requests by `METHOD path`; `refuse` answers some paths itself (an older server). */
 function countingFetch(refuse?: (path: string) => Response | undefined) {
   const counts = new Map<string, number>();
+  const largest = new Map<string, number>();
   const f: typeof fetch = async (input, init) => {
     const url = new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url);
     const key = `${init?.method ?? 'GET'} ${url.pathname}`;
     counts.set(key, (counts.get(key) ?? 0) + 1);
+    const size = typeof init?.body === 'string' ? init.body.length : 0;
+    largest.set(key, Math.max(largest.get(key) ?? 0, size));
     return refuse?.(url.pathname) ?? fetch(input, init);
   };
-  return { fetch: f, count: (key: string) => counts.get(key) ?? 0 };
+  return { fetch: f, count: (key: string) => counts.get(key) ?? 0, largest: (key: string) => largest.get(key) ?? 0 };
 }
 
 async function served(options: Parameters<typeof harness>[0] = {}): Promise<{ h: Harness; url: string }> {
@@ -89,9 +95,11 @@ describe('connect(): concurrent sends and acks share requests', () => {
       const big = 'x'.repeat(300_000);
       const sent = await Promise.all(Array.from({ length: 21 }, (_, i) => client.send(q, { i, big })));
       assert.equal((await h.ferry.stats(q)).waiting, 21);
-      assert.equal(((await h.ferry.get(sent[20]?.id as string))?.payload as { big: string }).big.length, 300_000);
-      // 20 joined sends of 300 KB: at most three to a request (1 MiB of JSON).
-      assert.ok(counter.count('POST /v1/sends') >= 7, `${counter.count('POST /v1/sends')} joined requests`);
+      const last = await h.ferry.get(sent[20]?.id as string);
+      assert.equal((last?.payload as { big: string } | undefined)?.big.length, 300_000);
+      // Sends of 300 KB join at most three to a request (1 MiB of JSON).
+      assert.ok(counter.count('POST /v1/sends') >= 2, `${counter.count('POST /v1/sends')} joined requests`);
+      assert.ok(counter.largest('POST /v1/sends') <= 1024 * 1024, `${counter.largest('POST /v1/sends')} characters`);
     } finally {
       await client.close();
     }
@@ -127,6 +135,97 @@ describe('connect(): concurrent sends and acks share requests', () => {
       assert.deepEqual([stats.completed, stats.dead], [40, 0]);
     } finally {
       await client.close();
+    }
+  });
+});
+
+describe('connect(): every call answers for itself', () => {
+  let h: Harness;
+  let url: string;
+  before(async () => {
+    ({ h, url } = await served());
+  });
+  after(async () => h.close());
+
+  it('a send the server refuses only when joined (a __proto__ key) makes its request go alone: the others land', async () => {
+    const client = await connect(url);
+    try {
+      const q = qname();
+      const poisoned = JSON.parse('{"__proto__": {"x": 1}}') as unknown;
+      const settled = await Promise.allSettled(
+        Array.from({ length: 12 }, (_, i) => client.send(q, i === 7 ? poisoned : { i })),
+      );
+      assert.deepEqual(
+        settled.map((s) => s.status),
+        settled.map((_, i) => (i === 7 ? 'rejected' : 'fulfilled')),
+      );
+      assert.ok((settled[7] as PromiseRejectedResult).reason instanceof InvalidRequestError);
+      assert.equal((await h.ferry.stats(q)).waiting, 11);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('a stray queue option is refused joined as it is alone, and stores nothing elsewhere', async () => {
+    const client = await connect(url);
+    try {
+      const [q, other] = [qname(), qname('other')];
+      const settled = await Promise.allSettled(
+        Array.from({ length: 6 }, (_, i) => client.send(q, i, (i === 4 ? { queue: other } : {}) as object)),
+      );
+      assert.equal(settled.filter((s) => s.status === 'rejected').length, 1);
+      assert.ok((settled[4] as PromiseRejectedResult).reason instanceof InvalidRequestError);
+      assert.deepEqual([(await h.ferry.stats(q)).waiting, (await h.ferry.stats(other)).waiting], [5, 0]);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('close() with sends queued settles every one of them', async () => {
+    const slow = countingFetch();
+    const delayed: typeof fetch = async (input, init) => {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      return slow.fetch(input, init);
+    };
+    const client = await connect(url, { fetch: delayed });
+    const q = qname();
+    const calls = Array.from({ length: 20 }, (_, i) => client.send(q, i));
+    await client.close();
+    const settled = await Promise.allSettled(calls);
+    assert.equal(settled.length, 20, 'every call settled');
+  });
+});
+
+describe('Coalescer', () => {
+  it('a queued call that ends up alone runs in its caller’s trace context, not in the one that freed its slot', async () => {
+    const manager = new AsyncLocalStorageContextManager().enable();
+    context.setGlobalContextManager(manager);
+    try {
+      const who = createContextKey('who');
+      let release: () => void = () => {};
+      const first = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      const coalescer = new Coalescer<string>(async () => assert.fail('nothing is joined here'));
+      const seen: unknown[] = [];
+      const a = context.with(context.active().setValue(who, 'a'), () =>
+        coalescer.run('{}', async () => {
+          await first;
+          seen.push(context.active().getValue(who));
+          return 'a';
+        }),
+      );
+      const b = context.with(context.active().setValue(who, 'b'), () =>
+        coalescer.run('{}', async () => {
+          seen.push(context.active().getValue(who));
+          return 'b';
+        }),
+      );
+      release();
+      assert.deepEqual([await a, await b], ['a', 'b']);
+      assert.deepEqual(seen, ['a', 'b']);
+    } finally {
+      context.disable();
     }
   });
 });

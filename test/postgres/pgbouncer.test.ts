@@ -175,9 +175,10 @@ for (const mode of MODES) {
         const client = new pg.Client({ connectionString: direct });
         await client.connect();
         try {
-          // Only the listen URL carries this application_name: one connection per instance, not through PgBouncer.
+          // Only the listen URL carries this application_name (after Ferry's own `ferry:<channel> `): one
+          // connection per instance, not through PgBouncer.
           const r = await client.query<{ n: string }>(
-            'SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = $1',
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name LIKE 'ferry:% ' || $1",
             [mode.listenApp],
           );
           assert.ok(Number(r.rows[0]?.n) >= 2, `${r.rows[0]?.n} direct connections under the listen URL`);

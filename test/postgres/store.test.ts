@@ -151,8 +151,19 @@ describe('postgres store', () => {
       }
       await new Promise((resolve) => setTimeout(resolve, 100));
       assert.deepEqual(heard, [], 'no hints while alone');
-      storeB = await opened(own.url);
+      // B's LISTEN URL names an application: its listener is named as Ferry's anyway, so A counts it.
+      const direct = `${(await testDatabase()).url}${(await testDatabase()).url.includes('?') ? '&' : '?'}application_name=custom`;
+      storeB = await opened(`${own.url}&listen=${encodeURIComponent(direct)}`);
       await until(() => heardOne('hello:'), "B's hello");
+      const named = await watcher.query<{ name: string }>(
+        'SELECT application_name AS name FROM pg_stat_activity WHERE application_name LIKE $1 ORDER BY 1',
+        [`ferry:${channel}%`],
+      );
+      assert.deepEqual(
+        named.rows.map((r) => r.name),
+        [`ferry:${channel}`, `ferry:${channel} custom`],
+        "both listeners are named ferry:<channel>, B's with the name its URL gave after",
+      );
       heard.length = 0;
       await storeA.send([message(queue)], Date.now());
       await until(() => heardOne('h'), "A's hint once B listens", 1000);

@@ -1,7 +1,13 @@
 /** Producing and following messages: send, batch, get (with `?wait`), cancel, retry. */
 
 import { Type } from 'typebox';
-import { FerryError, InvalidRequestError, MessageFailedError, NotFoundError } from '../../core/errors.ts';
+import {
+  FerryError,
+  InvalidRequestError,
+  MessageFailedError,
+  NotFoundError,
+  UnavailableError,
+} from '../../core/errors.ts';
 import { type Ferry, FINAL_STATES, type MessageInfo, type SendOptions } from '../../core/types.ts';
 import type { App, RouteDeps } from '../deps.ts';
 import { parseWait, requestSignal } from '../long-poll.ts';
@@ -114,6 +120,8 @@ export async function messageRoutes(app: App, deps: RouteDeps): Promise<void> {
     },
     async (request) => {
       const { grant } = request;
+      let stored = 0;
+      let unavailable: UnavailableError | undefined;
       const results = await Promise.all(
         request.body.sends.map(async (item, i) => {
           try {
@@ -122,14 +130,21 @@ export async function messageRoutes(app: App, deps: RouteDeps): Promise<void> {
               return { ok: false, type: 'forbidden', detail: `this token may not use queue ${JSON.stringify(queue)}` };
             }
             const sent = await ferry.send(queue, payload, options);
+            stored++;
             return { ok: true, id: sent.id, queue: sent.queue, deduplicated: sent.deduplicated };
           } catch (error) {
-            // A refusal answers for its item; anything else is the server's failure, and the request's.
-            if (!(error instanceof FerryError)) throw error;
-            return { ok: false, type: error.code, detail: error.message };
+            // Every item answers for itself, whatever the others did (failing the request would make the
+            // callers of items already stored send them again).
+            if (error instanceof UnavailableError) unavailable = error;
+            if (error instanceof FerryError) return { ok: false, type: error.code, detail: error.message };
+            request.log.error({ err: error, item: i }, 'a joined send failed');
+            return { ok: false, type: 'unavailable', detail: 'the server failed to store this message' };
           }
         }),
       );
+      // Nothing stored because the store is unavailable: the request fails as a lone send would (503), which
+      // /healthz counts as a failed write.
+      if (stored === 0 && unavailable) throw unavailable;
       return { results };
     },
   );

@@ -9,8 +9,9 @@
  * outside any transaction (so it serializes nothing), at most one in flight, naming the queues it changed,
  * the newest seq it knows and whether it staged a block. Other processes wake their consumers of those
  * queues and read the log up to that seq (a tail); the sequencer runs a pass when a block was staged.
- * A process that its poll finds listening alone on the schema (LISTEN connections are named `ferry:<channel>`
- * and counted in pg_stat_activity) sends no hints, until a process that starts listening says hello.
+ * A process that its poll finds listening alone on the schema (LISTEN connections' application_name starts
+ * with `ferry:<channel>`; the poll counts them in pg_stat_activity) sends no hints, until a process that
+ * starts listening says hello.
  * Delivery to `onEvents` is strictly in seq order. Notifications only shorten waits: every process also
  * polls, reads what it missed, and numbers blocks left unnumbered too long (no sequencer elected, or LISTEN
  * turned off behind a pooler), so delivery never depends on a notification.
@@ -68,6 +69,29 @@ function parseHint(payload: string): { staged: boolean; seq: number; from: strin
     from: m[3] as string,
     queues: queues === '*' ? null : queues ? queues.split(',') : [],
   };
+}
+
+/**
+ * The LISTEN connection's settings, its application_name starting with `name` (processes count each other by
+ * it), then the one the settings gave, if any. node-postgres lets a connection string's parameters override
+ * the other settings, so the name given there moves after ours.
+ */
+function named(config: pg.ClientConfig, name: string): pg.ClientConfig {
+  let given = config.application_name;
+  let connectionString = config.connectionString;
+  if (typeof connectionString === 'string' && connectionString.includes('application_name')) {
+    try {
+      const url = new URL(connectionString);
+      given = url.searchParams.get('application_name') ?? given;
+      url.searchParams.delete('application_name');
+      connectionString = url.href;
+    } catch {
+      // Not a URL node-postgres reads either: connecting reports it.
+    }
+  }
+  // PostgreSQL keeps 63 bytes of it.
+  const full = given ? `${name} ${given}` : name;
+  return { ...config, connectionString, application_name: Buffer.from(full).subarray(0, 63).toString() };
 }
 
 export function expand(seq: number, data: string): FerryEvent[] {
@@ -128,7 +152,7 @@ export class EventLog {
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   private closed = false;
   private readonly passSql: string;
-  /** The application_name of every process's LISTEN connection on this schema (how processes count each other). */
+  /** How the application_name of every process's LISTEN connection on this schema starts (how they count each other). */
   private readonly listenName: string;
 
   constructor(
@@ -394,13 +418,14 @@ export class EventLog {
                 a.listeners, a.ours
            FROM ${this.db.s}.event_seq,
                 (SELECT count(*)::int AS listeners, (count(*) FILTER (WHERE pid = $2))::int AS ours
-                   FROM pg_stat_activity WHERE application_name = $1) a`,
+                   FROM pg_stat_activity
+                  WHERE left(application_name, length($1)) = $1 AND datname = current_database()) a`,
         [this.listenName, mine],
       );
       const row = r.rows[0];
       if (!row) return;
       // Alone only when our own listener is among those counted (so the count sees it) and is the only one.
-      this.alone = mine !== null && row.ours === 1 && row.listeners === 1;
+      this.alone = row.ours === 1 && row.listeners === 1;
       // A block already there at the last poll is still unnumbered: no sequencer is at work (none elected, or
       // LISTEN is off behind a pooler), so this process numbers it. The sequencer itself passes on any block.
       const stale = row.min_id !== null && this.lastMaxId !== null && Number(row.min_id) <= this.lastMaxId;
@@ -428,7 +453,7 @@ export class EventLog {
 
   private async listen(): Promise<void> {
     if (this.closed || !this.options.listen) return;
-    const client = new pg.Client({ ...this.options.listen, application_name: this.listenName });
+    const client = new pg.Client(named(this.options.listen, this.listenName));
     client.on('error', () => this.scheduleReconnect());
     client.on('end', () => this.scheduleReconnect());
     client.on('notification', (msg) => this.notified(msg.payload ?? ''));
