@@ -112,7 +112,7 @@ export async function messageRoutes(app: App, deps: RouteDeps): Promise<void> {
       schema: {
         summary: 'Send single messages to any queues in one request; each answers on its own (ok, or why not)',
         description:
-          'Each item is what the body of `POST /v1/queues/{queue}/messages` would be, with its `queue`. Unlike a batch, the items are independent: each is checked, allowed and stored as its own request would be, and a refused item refuses only itself. `connect()` sends here the sends its callers start while one of its sends is in flight.',
+          'Each item is what the body of `POST /v1/queues/{queue}/messages` would be, with its `queue`. Unlike a batch, the items are independent: each is checked, allowed and stored as its own request would be, and a refused item refuses only itself. `connect()` sends here the sends its callers start while two of its sends are in flight.',
         body: SendsBody,
         response: { 200: SendsReply, ...problems },
       },
