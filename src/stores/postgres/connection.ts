@@ -2,9 +2,11 @@
  * The connection to PostgreSQL: statements and transactions on the pool, with the one retry loop of this
  * store (deadlocks and serialization failures run again) and the mapping of connection failures (a server
  * restarting, a network cut) to {@link UnavailableError}. Nothing here keeps session state on a pooled
- * connection (no SET, no session advisory lock, no named prepared statement), so a pooler in transaction mode
- * (PgBouncer) can sit in between.
+ * connection (no SET, no session advisory lock), so a pooler in transaction mode (PgBouncer) can sit in
+ * between. The one exception, named prepared statements for the hot path's calls, stops at the first sign
+ * of such a pooler (see `call`).
  */
+import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { UnavailableError } from '../../core/errors.ts';
 
@@ -38,6 +40,12 @@ export function unavailable(error: unknown): unknown {
 
 const retryable = (error: unknown) => RETRYABLE.has((error as { code?: string }).code ?? '');
 
+/**
+ * A named statement the server does not have (26000), or has already under that name (42P05): its
+ * connection was not the one that prepared it, as behind a pooler in transaction mode. Nothing ran.
+ */
+const unprepared = (error: unknown) => ['26000', '42P05'].includes((error as { code?: string }).code ?? '');
+
 export class Database {
   private closed = false;
 
@@ -56,14 +64,40 @@ export class Database {
     if (this.closed) throw unavailable(Object.assign(new Error('store is closed'), { code: '08003' }));
   }
 
-  /** One statement, its own transaction, run again on a deadlock or serialization failure; its first row. */
+  /**
+   * Whether `call` names its statements, so that each connection parses and plans one once (PostgreSQL
+   * otherwise does both for every call). Off for good once a statement turns out unprepared.
+   */
+  private named = true;
+  private readonly names = new Map<string, string>();
+
+  private nameOf(text: string): string {
+    let name = this.names.get(text);
+    if (name === undefined) {
+      name = `ferry_${createHash('sha1').update(text).digest('hex').slice(0, 24)}`;
+      this.names.set(text, name);
+    }
+    return name;
+  }
+
+  /**
+   * One statement, its own transaction, run again on a deadlock or serialization failure; its first row.
+   * A fixed `text` (the hot path's function calls) runs as a named prepared statement, until a statement
+   * turns out unprepared on its connection: then it runs again unnamed, as every later one does.
+   */
   async call<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<R> {
     this.open();
     for (let attempt = 1; ; attempt++) {
+      const named = this.named;
       try {
-        const r = await this.pool.query<R>(text, values);
+        const r = await this.pool.query<R>(named ? { name: this.nameOf(text), text, values } : { text, values });
         return r.rows[0] as R;
       } catch (error) {
+        if (named && unprepared(error)) {
+          this.named = false;
+          attempt--;
+          continue;
+        }
         if (retryable(error) && attempt < ATTEMPTS) continue;
         throw unavailable(error);
       }
