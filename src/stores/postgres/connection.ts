@@ -42,9 +42,14 @@ const retryable = (error: unknown) => RETRYABLE.has((error as { code?: string })
 
 /**
  * A named statement the server does not have (26000), or has already under that name (42P05): its
- * connection was not the one that prepared it, as behind a pooler in transaction mode. Nothing ran.
+ * connection was not the one that prepared it, as behind a pooler in transaction mode. Or its cached plan
+ * no longer fits (0A000, "cached plan must not change result type": another process's migration changed a
+ * function's result). Nothing ran.
  */
-const unprepared = (error: unknown) => ['26000', '42P05'].includes((error as { code?: string }).code ?? '');
+function unprepared(error: unknown): boolean {
+  const e = error as { code?: string; message?: string };
+  return e.code === '26000' || e.code === '42P05' || (e.code === '0A000' && /cached plan/.test(e.message ?? ''));
+}
 
 export class Database {
   private closed = false;
