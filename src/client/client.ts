@@ -110,6 +110,10 @@ interface SendResult extends ItemResult {
  */
 const SEND_SLOTS = 2;
 
+/** A lone call's JSON body (a non-empty object) as an item of a joined request: `key` first, then the body's fields. */
+const withField = (key: string, value: string, json: string): string =>
+  `{${JSON.stringify(key)}:${JSON.stringify(value)},${json.slice(1)}`;
+
 function itemOutcome<R extends ItemResult, T>(r: R | undefined, value: (r: R) => T): Outcome<T> {
   if (r?.ok) return { ok: true, value: value(r) };
   return {
@@ -188,8 +192,7 @@ export class HttpFerry implements Ferry {
     // Serialized once, now: a payload changed after send() is sent as it was, whichever route takes it.
     const json = jsonBody({ ...(options ?? {}), payload: payload ?? null });
     // A joined item names its queue; a stray `queue` option goes alone, to be refused as it would be.
-    const item =
-      options && Object.hasOwn(options, 'queue') ? null : `{"queue":${JSON.stringify(queue)},${json.slice(1)}`;
+    const item = options && Object.hasOwn(options, 'queue') ? null : withField('queue', queue, json);
     return this.#sends.run(item, async () => {
       const s = await this.#call<{ id: string; deduplicated: boolean }>('POST', path, { json });
       return this.#sent(s.id, queue, s.deduplicated);
@@ -300,7 +303,7 @@ export class HttpFerry implements Ferry {
   async ack(delivery: DeliveryRef, result?: unknown): Promise<void> {
     const { id, receipt } = ref(delivery);
     const json = jsonBody(result === undefined ? { receipt } : { receipt, result });
-    return this.#acks.run(`{"id":${JSON.stringify(id)},${json.slice(1)}`, async () => {
+    return this.#acks.run(withField('id', id, json), async () => {
       await this.#call('POST', `/v1/messages/${m(id)}/ack`, { json });
     });
   }

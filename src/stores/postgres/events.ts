@@ -38,6 +38,12 @@ const PAGE = 100;
  * hint goes at once, so the wait adds to another process's wake-up only while this one commits often.
  */
 const HINT_GAP = 3;
+/**
+ * A notification (a hint, a hello), sent outside any transaction. A notifying transaction takes an xid, so its
+ * commit would wait for a WAL flush; a notification needs no durability, so it commits without waiting (this
+ * statement's own transaction only).
+ */
+const NOTIFY = `SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, $2)`;
 /** NOTIFY payloads are limited to 8000 bytes; a longer list of queues becomes "any queue". */
 const HINT_MAX = 7000;
 
@@ -206,12 +212,17 @@ export class EventLog {
     this.hint();
   }
 
+  /** What changed since the last hint, forgotten (sent, or no one to send it to). */
+  private clearHint(): void {
+    this.hintQueues.clear();
+    this.hintStaged = false;
+    this.hintSeq = 0;
+  }
+
   /** Tells the other processes (and the sequencer) what changed. One NOTIFY in flight; the rest merge. */
   private hint(): void {
     if (this.alone) {
-      this.hintQueues.clear();
-      this.hintStaged = false;
-      this.hintSeq = 0;
+      this.clearHint();
       return;
     }
     if (this.hinting || this.closed || (this.hintQueues.size === 0 && !this.hintSeq)) return;
@@ -227,16 +238,12 @@ export class EventLog {
     }
     this.lastHint = performance.now();
     const payload = hintPayload(this.hintStaged, this.hintSeq, this.origin, this.hintQueues);
-    this.hintQueues.clear();
-    this.hintStaged = false;
-    this.hintSeq = 0;
-    // A notifying transaction takes an xid, so its commit would wait for a WAL flush: a hint needs no
-    // durability, so it commits without waiting (this statement's own transaction only). It goes on the
-    // dedicated connection when there is one, so it never takes a pooled connection from a send or a claim.
-    const text = `SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, $2)`;
+    this.clearHint();
+    // It goes on the dedicated connection when there is one, so it never takes a pooled connection from a
+    // send or a claim.
     const on: Pick<pg.Client, 'query'> = this.listener ?? this.db.pool;
     this.hintSent = on
-      .query(text, [this.channel, payload])
+      .query(NOTIFY, [this.channel, payload])
       .catch(() => {
         // A lost hint costs latency only: the poll finds the work.
       })
@@ -460,11 +467,8 @@ export class EventLog {
     this.listener = client;
     await client.connect();
     await client.query(`LISTEN ${this.channel}`);
-    // Processes that were alone start hinting again (hints need no durability: see hint()).
-    await client.query(`SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, $2)`, [
-      this.channel,
-      `hello:${this.origin}`,
-    ]);
+    // Processes that were alone start hinting again.
+    await client.query(NOTIFY, [this.channel, `hello:${this.origin}`]);
     await this.elect(client);
     // Anything committed while we were not listening.
     void this.poll();
