@@ -1,17 +1,37 @@
 /**
  * Tells a remote worker's jobs at once when their message is cancelled: one long poll of
- * `POST /v1/cancellations` per client carries every id in hand, and is reissued when that set changes.
+ * `POST /v1/cancellations` per client carries every id in hand, and a new one goes out when that set grows.
+ *
+ * The new poll names the client's `watcher`, so the server answers the poll it replaces (empty) instead of the
+ * client aborting it: an HTTP/1.1 request aborted mid-way takes its connection along, and a worker whose
+ * messages arrive one at a time would otherwise open a connection per message. Ids taken in hand together
+ * (one receive's batch) go out in one poll. A server that does not know `watcher` (400) gets the old way:
+ * the poll in flight is aborted and reissued.
  */
+import { InvalidRequestError } from '../core/errors.ts';
 import type { Transport } from './http.ts';
 
 const POLL_MS = 25_000;
+
+/** 128 random bits as hex: `crypto.getRandomValues` exists in browsers' insecure contexts too. */
+function watcherId(): string {
+  const bytes = new Uint8Array(16);
+  globalThis.crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
 
 export class CancelWatch {
   readonly #http: Transport;
   readonly #closed: AbortSignal;
   readonly #watched = new Map<string, () => void>();
+  readonly #watcher = watcherId();
+  /** Whether the server answers a watcher's replaced poll (else a replaced poll is aborted). */
+  #named = true;
+  /** Bumped by every poll sent: only the newest one's end sends the next. */
+  #generation = 0;
   #poll: AbortController | null = null;
-  #running = false;
+  #scheduled = false;
+  #failures = 0;
 
   constructor(http: Transport, closed: AbortSignal) {
     this.#http = http;
@@ -21,45 +41,48 @@ export class CancelWatch {
   /** Calls `abort` if message `id` is cancelled; returns the unsubscribe. */
   watch(id: string, abort: () => void): () => void {
     this.#watched.set(id, abort);
-    this.#restart();
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      setTimeout(() => {
+        this.#scheduled = false;
+        void this.#send();
+      }, 0);
+    }
     return () => {
       if (this.#watched.get(id) === abort) this.#watched.delete(id);
     };
   }
 
-  #restart(): void {
-    this.#poll?.abort();
-    if (!this.#running) {
-      this.#running = true;
-      void this.#loop().finally(() => {
-        this.#running = false;
+  /** Sends a poll for every id in hand, replacing the one in flight; the newest poll's end sends the next. */
+  async #send(): Promise<void> {
+    if (this.#watched.size === 0 || this.#closed.aborted) return;
+    const generation = ++this.#generation;
+    const named = this.#named;
+    if (!named) this.#poll?.abort();
+    const poll = new AbortController();
+    this.#poll = poll;
+    try {
+      const answer = await this.#http.request<{ ids: string[] }>('POST', '/v1/cancellations', {
+        body: { ids: [...this.#watched.keys()], wait: POLL_MS, ...(named ? { watcher: this.#watcher } : {}) },
+        signal: AbortSignal.any([poll.signal, this.#closed]),
       });
-    }
-  }
-
-  async #loop(): Promise<void> {
-    let failures = 0;
-    while (this.#watched.size > 0 && !this.#closed.aborted) {
-      const poll = new AbortController();
-      this.#poll = poll;
-      try {
-        const answer = await this.#http.request<{ ids: string[] }>('POST', '/v1/cancellations', {
-          body: { ids: [...this.#watched.keys()], wait: POLL_MS },
-          signal: AbortSignal.any([poll.signal, this.#closed]),
-        });
-        failures = 0;
-        for (const id of answer.body.ids) {
-          const abort = this.#watched.get(id);
-          this.#watched.delete(id);
-          abort?.();
-        }
-      } catch {
-        // Reissued with a new set, or the server is away: lease renewal still catches cancels meanwhile.
-        if (!poll.signal.aborted) {
-          failures++;
-          await new Promise((resolve) => setTimeout(resolve, Math.min(5000, 200 * 2 ** failures)));
-        }
+      this.#failures = 0;
+      // A replaced poll may still answer cancels that came in before it was replaced.
+      for (const id of answer.body.ids) {
+        const abort = this.#watched.get(id);
+        this.#watched.delete(id);
+        abort?.();
+      }
+    } catch (error) {
+      if (poll.signal.aborted || this.#closed.aborted || generation !== this.#generation) return;
+      if (named && error instanceof InvalidRequestError) {
+        this.#named = false;
+      } else {
+        // The server is away: lease renewal still catches cancels meanwhile.
+        this.#failures++;
+        await new Promise((resolve) => setTimeout(resolve, Math.min(5000, 200 * 2 ** this.#failures)));
       }
     }
+    if (generation === this.#generation) void this.#send();
   }
 }

@@ -4,6 +4,10 @@
  * workers, but a worker on the far side of HTTP would otherwise learn it only when its next lease renewal
  * is refused. Workers long-poll `POST /v1/cancellations` with the ids they hold; a DELETE answered `active`
  * wakes them. Cancels made elsewhere (another process on the same store) still reach them by renewal.
+ *
+ * A worker's set of ids changes with every message it takes. Its poll names a `watcher` (a random id of the
+ * client's), and a new poll of the same watcher answers the one it replaces, empty: the client never has to
+ * abort a request, which would cost it its connection (an HTTP/1.1 request cut mid-way takes its socket along).
  */
 
 /** Flags are kept this long: the longest lease. */
@@ -20,6 +24,7 @@ interface Flag {
 
 interface Waiter {
   ids: ReadonlySet<string>;
+  watcher: string | undefined;
   allowed: QueueFilter;
   wake: (ids: string[]) => void;
 }
@@ -27,6 +32,8 @@ interface Waiter {
 export class Cancellations {
   readonly #flags = new Map<string, Flag>();
   readonly #waiters = new Set<Waiter>();
+  /** The current poll of each watcher that named itself. */
+  readonly #byWatcher = new Map<string, Waiter>();
 
   flag(id: string, queue: string, now = Date.now()): void {
     if (this.#flags.size >= MAX_FLAGS) {
@@ -50,24 +57,34 @@ export class Cancellations {
   /**
    * The ids among `ids` with a cancel request, waiting up to `ms` for one when there is none yet. Ids of
    * queues `allowed` refuses are never answered, as if they had no cancel request: a token limited to some
-   * queues learns nothing about the others, not even that an id exists.
+   * queues learns nothing about the others, not even that an id exists. A poll naming a `watcher` first
+   * answers that watcher's waiting poll, if any, with no ids.
    */
-  wait(ids: readonly string[], ms: number, signal: AbortSignal, allowed: QueueFilter = () => true): Promise<string[]> {
+  wait(
+    ids: readonly string[],
+    ms: number,
+    signal: AbortSignal,
+    allowed: QueueFilter = () => true,
+    watcher?: string,
+  ): Promise<string[]> {
+    if (watcher !== undefined) this.#byWatcher.get(watcher)?.wake([]);
     const now = Date.now();
     const found = this.#flagged(ids, allowed, now);
     if (found.length > 0 || ms <= 0 || signal.aborted) return Promise.resolve(found);
     return new Promise((resolve) => {
-      const waiter: Waiter = { ids: new Set(ids), allowed, wake: (hit) => done(hit) };
+      const waiter: Waiter = { ids: new Set(ids), watcher, allowed, wake: (hit) => done(hit) };
       const done = (hit: string[]): void => {
         clearTimeout(timer);
         signal.removeEventListener('abort', onAbort);
         this.#waiters.delete(waiter);
+        if (watcher !== undefined && this.#byWatcher.get(watcher) === waiter) this.#byWatcher.delete(watcher);
         resolve(hit);
       };
       const onAbort = (): void => done([]);
       const timer = setTimeout(() => done([]), ms);
       signal.addEventListener('abort', onAbort, { once: true });
       this.#waiters.add(waiter);
+      if (watcher !== undefined) this.#byWatcher.set(watcher, waiter);
     });
   }
 }

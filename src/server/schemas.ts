@@ -470,7 +470,17 @@ export const Problem = Type.Object(
 );
 export const Health = Type.Object({ ok: Type.Boolean() });
 export const CancellationsBody = Type.Object(
-  { ids: Type.Array(MessageId, { minItems: 1, maxItems: 10_000 }), wait: Type.Optional(Duration) },
+  {
+    ids: Type.Array(MessageId, { minItems: 1, maxItems: 10_000 }),
+    wait: Type.Optional(Duration),
+    watcher: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 64,
+        description: "the caller's poll: a new poll of the same watcher answers the one it replaces, empty",
+      }),
+    ),
+  },
   { additionalProperties: false },
 );
 export const CancellationsReply = Type.Object({ ids: Type.Array(Type.String()) });

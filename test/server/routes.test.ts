@@ -1,6 +1,7 @@
 /** Every route of SPEC §4 answers as documented (through `inject`, no socket). */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type Harness, harness, qname } from './helpers.ts';
 
 describe('HTTP routes', () => {
@@ -308,6 +309,26 @@ describe('HTTP routes', () => {
     assert.deepEqual((await call('DELETE', `/v1/messages/${d.id}`)).body, { state: 'active' });
     assert.deepEqual((await watch).body, { ids: [d.id] });
     assert.ok(Date.now() - start < 2000);
+  });
+
+  it("cancellations: a watcher's new poll answers the one it replaces, empty; other watchers' polls wait on", async () => {
+    const q = qname();
+    await call('POST', `/v1/queues/${q}/messages`, { payload: 1 });
+    const [d] = (await call('POST', `/v1/queues/${q}/receive`, {})).body.messages;
+    const first = call('POST', '/v1/cancellations', { ids: [d.id], wait: '10s', watcher: 'w1' });
+    const other = call('POST', '/v1/cancellations', { ids: [d.id], wait: '10s', watcher: 'w2' });
+    await sleep(50);
+    const start = Date.now();
+    const second = call('POST', '/v1/cancellations', { ids: [d.id, 'other'], wait: '10s', watcher: 'w1' });
+    const replaced = await first;
+    assert.equal(replaced.status, 200);
+    assert.deepEqual(replaced.body, { ids: [] });
+    assert.ok(Date.now() - start < 2000, 'answered when replaced, not at its wait');
+    assert.deepEqual((await call('DELETE', `/v1/messages/${d.id}`)).body, { state: 'active' });
+    assert.deepEqual((await second).body, { ids: [d.id] });
+    assert.deepEqual((await other).body, { ids: [d.id] });
+    const bad = await call('POST', '/v1/cancellations', { ids: [d.id], watcher: '' });
+    assert.equal(bad.status, 400);
   });
 
   it('healthz, metrics and openapi.json', async () => {

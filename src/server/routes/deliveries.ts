@@ -23,7 +23,7 @@ import {
   ReleaseBody,
   StateReply,
 } from '../schemas.ts';
-import { queueAllowed } from '../tokens.ts';
+import { OPEN_GRANT, queueAllowed } from '../tokens.ts';
 
 /**
  * A client that aborts a long poll may be gone by the time the claim that its wait led to commits: the abort
@@ -82,7 +82,8 @@ export async function deliveryRoutes(app: App, deps: RouteDeps): Promise<void> {
       schema: {
         summary: 'Which of these active messages were cancelled (for remote workers)',
         description:
-          'Answers the ids among `ids` whose cancel was requested through this server, waiting up to `wait` (≤ 60s) for one.',
+          'Answers the ids among `ids` whose cancel was requested through this server, waiting up to `wait` (≤ 60s) for one. ' +
+          "A poll naming a `watcher` answers that watcher's earlier poll, if still waiting, with no ids.",
         body: CancellationsBody,
         response: { 200: CancellationsReply, ...problems },
       },
@@ -93,7 +94,11 @@ export async function deliveryRoutes(app: App, deps: RouteDeps): Promise<void> {
       const signal = requestSignal(request, reply, deps.shutdown);
       const { grant } = request;
       const allowed = (queue: string) => queueAllowed(grant, queue);
-      return { ids: await deps.cancellations.wait(request.body.ids, wait, signal, allowed) };
+      const { ids, watcher } = request.body;
+      // A watcher is the caller's own: one token (or, open, one address) cannot answer another's poll.
+      const owner =
+        watcher === undefined ? undefined : `${grant === OPEN_GRANT ? `ip:${request.ip}` : grant.id} ${watcher}`;
+      return { ids: await deps.cancellations.wait(ids, wait, signal, allowed, owner) };
     },
   );
 
