@@ -5,15 +5,12 @@
 -- their count of children (a node with children is pending: state 5), whether they ignore children's failures,
 -- and their seqs (taken in the tree's order, as it is inserted level by level). Answers null ids when every message was inserted;
 -- else every message's id (the existing one when deduplicated) and whether it was deduplicated.
--- A generic plan: planning the insert for each call's arrays cost more than it saved (bench/pg-costs.ts,
--- alternated runs: single send 1.82 → 1.56 ms; the same setting on the claim and ack functions made a
--- claim+ack 1.6× slower, so they keep custom plans).
 CREATE FUNCTION {{schema}}.insert_messages(
   p_ids text[], p_queues text[], p_priorities int[], p_run_ats bigint[], p_payloads text[], p_headers text[],
   p_keys text[], p_dedupes text[], p_max_attempts int[], p_backoffs text[], p_leases int[], p_timeouts int[],
   p_now bigint, p_at text, p_parents text[] DEFAULT NULL, p_children int[] DEFAULT NULL,
   p_ignore boolean[] DEFAULT NULL, p_seqs bigint[] DEFAULT NULL, OUT n int, OUT events text, OUT ids text[], OUT deduplicated boolean[])
-LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+LANGUAGE plpgsql AS $$
 DECLARE kq text[]; kk text[]; v_keyed boolean; v_deduped boolean;
 BEGIN
   SELECT bool_or(u.k IS NOT NULL), bool_or(u.d IS NOT NULL) INTO v_keyed, v_deduped
