@@ -30,6 +30,7 @@ import { queueRoutes } from './routes/queues.ts';
 import { scheduleRoutes } from './routes/schedules.ts';
 import { topicRoutes } from './routes/topics.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
+import { endIdleSocketsOnClose } from './sockets.ts';
 import { StreamTokens } from './stream-tokens.ts';
 import { TokenSet } from './tokens.ts';
 import { registerTracing } from './tracing.ts';
@@ -162,6 +163,7 @@ export async function createServer(ferry: Ferry, options: ServerOptions = {}): P
   const shutdown = new AbortController();
   app.addHook('onReady', async () => metrics.start());
   app.addHook('preClose', async () => shutdown.abort(new Error('the server is closing')));
+  endIdleSocketsOnClose(app as unknown as FastifyInstance);
   // Answers given while draining end their connection, so close() does not wait out keep-alive timeouts.
   app.addHook('onSend', async (_request, reply) => {
     if (shutdown.signal.aborted) reply.header('connection', 'close');

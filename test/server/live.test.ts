@@ -1,6 +1,8 @@
 /** Against a real listening server: SSE resume and heartbeats, stream tokens, body and header limits, graceful close. */
 import assert from 'node:assert/strict';
-import { request as httpRequest } from 'node:http';
+import { once } from 'node:events';
+import { Agent, request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { readSse, type SseMessage } from '../../src/client/sse.ts';
 import { type RunningServer, startServer } from '../../src/server/index.ts';
@@ -133,5 +135,34 @@ describe('live server', () => {
     // Far below the poll's 30 s wait, so a loaded machine cannot fail it, yet a close that waited it out would.
     assert.ok(Date.now() - start < 20_000, `closed in ${Date.now() - start} ms`);
     await assert.rejects(fetch(`${other.url}/healthz`));
+  });
+
+  it('close() does not wait for connections that carry no request (HTTP API and SQS port)', async () => {
+    const other = await startServer({ store: 'memory:', port: 0, sqsPort: 0, logger: false });
+    // Connections opened for a request that never came (a client's aborted long poll leaves one), and a
+    // keep-alive connection after its answer: a close that waited for their clients took 4-10 s.
+    const sockets = [];
+    for (const url of [other.url, other.sqsUrl as string]) {
+      for (let i = 0; i < 2; i++) {
+        const socket = connect(Number(new URL(url).port), '127.0.0.1');
+        await once(socket, 'connect');
+        sockets.push(socket);
+      }
+    }
+    const kept = new Agent({ keepAlive: true });
+    await new Promise<void>((resolve, reject) => {
+      httpRequest(`${other.url}/healthz`, { agent: kept }, (res) => {
+        res.resume();
+        res.on('end', resolve);
+      })
+        .on('error', reject)
+        .end();
+    });
+    const start = Date.now();
+    await other.close();
+    const ms = Date.now() - start;
+    kept.destroy();
+    for (const socket of sockets) socket.destroy();
+    assert.ok(ms < 3000, `closed in ${ms} ms`);
   });
 });

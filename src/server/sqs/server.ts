@@ -14,6 +14,7 @@ import Fastify, {
 } from 'fastify';
 import type { Ferry } from '../../core/types.ts';
 import type { Metrics } from '../metrics.ts';
+import { endIdleSocketsOnClose } from '../sockets.ts';
 import { type Grant, OPEN_GRANT, type TokenSet } from '../tokens.ts';
 import { ACTIONS, UNSUPPORTED } from './actions.ts';
 import type { ActionContext } from './context.ts';
@@ -132,6 +133,7 @@ export async function createSqsServer(ferry: Ferry, options: SqsServerOptions): 
     shutdown.abort(new Error('the server is closing'));
     for (const request of inFlight) request.abort();
   });
+  endIdleSocketsOnClose(app);
   // Hooks that run on every request take Fastify's callback form: no promise (and tick) per request.
   app.addHook('onSend', (_request, reply, payload, done) => {
     if (shutdown.signal.aborted) reply.header('connection', 'close');
