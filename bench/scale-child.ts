@@ -1,6 +1,9 @@
 /**
  * One process of bench/scale.ts: `scale-child.ts '<ChildConfig JSON>'`. It prepares (connects, starts its
  * worker), prints `{"ready":true}` and waits for `go` on stdin, so every process of a phase starts together.
+ * With `warmMs`, it first waits for `warm`, runs its workload that long (a process that has run a while: code
+ * compiled, pools and caches filled), prints `{"warmed"}`, and after `reset` (the parent has drained and
+ * cleared what it sent) forgets what it counted and prints `{"reset":true}`.
  * Then for `durationMs` it sends from `lanes` loops, each awaiting one single send (or one autocommit
  * INSERT) at a time, and prints `{"sent", "ms"}`. Send-only roles exit there. Mixed roles keep consuming
  * until `stop` (the parent sends it once every message sent is processed), then print
@@ -30,6 +33,8 @@ export interface ChildConfig {
   /** Mixed: handlers at once (Ferry), or rows per `DELETE … SKIP LOCKED LIMIT n` (raw). */
   concurrency: number;
   durationMs: number;
+  /** How long the workload runs before the measured window (0: none). */
+  warmMs: number;
   /** An upper bound on sends per lane, whatever the duration. */
   cap: number;
 }
@@ -44,13 +49,18 @@ lines.on('line', (line) => waiters.get(line.trim())?.());
 // The parent ended without releasing this process: do not linger as an orphan holding connections.
 lines.on('close', () => process.exit(1));
 const signal = (word: string) => new Promise<void>((resolve) => waiters.set(word, resolve));
+const warm = signal('warm');
+const reset = signal('reset');
 const go = signal('go');
 const stop = signal('stop');
 
 /** Runs `lanes` loops of awaited `once()` until the window closes; answers how many completed. */
-async function lanes(once: (lane: number, i: number) => Promise<unknown>): Promise<{ sent: number; ms: number }> {
+async function lanes(
+  once: (lane: number, i: number) => Promise<unknown>,
+  ms = config.durationMs,
+): Promise<{ sent: number; ms: number }> {
   const t0 = performance.now();
-  const deadline = t0 + config.durationMs;
+  const deadline = t0 + ms;
   let sent = 0;
   await Promise.all(
     Array.from({ length: config.lanes }, async (_, lane) => {
@@ -76,6 +86,21 @@ class Starts {
     this.latencies.push(now - sentAt);
     if (now <= this.windowEnd) this.inWindow++;
   }
+  clear(): void {
+    this.handled = 0;
+    this.inWindow = 0;
+    this.latencies = [];
+  }
+}
+
+/** The warm-up, when the config asks for one (see the header). */
+async function warmUp(once: (lane: number, i: number) => Promise<unknown>, starts: Starts): Promise<void> {
+  if (config.warmMs <= 0) return;
+  await warm;
+  say({ warmed: (await lanes(once, config.warmMs)).sent });
+  await reset;
+  starts.clear();
+  say({ reset: true });
 }
 
 async function raw(): Promise<void> {
@@ -103,9 +128,11 @@ async function raw(): Promise<void> {
     })();
   }
   say({ ready: true });
+  const once = () => pool.query(insert, [{ t: wallNow() }]);
+  await warmUp(once, starts);
   await go;
   starts.windowEnd = wallNow() + config.durationMs;
-  say(await lanes(() => pool.query(insert, [{ t: wallNow() }])));
+  say(await lanes(once));
   if (mixed) {
     await stop;
     consuming = false;
@@ -132,10 +159,12 @@ async function ferry(): Promise<void> {
           }),
         );
   say({ ready: true });
+  // Lanes take the handles in turn: with two servers, half the lanes send through each.
+  const once = (lane: number) => (handles[lane % handles.length] as Ferry).send(queue, { t: wallNow() });
+  await warmUp(once, starts);
   await go;
   starts.windowEnd = wallNow() + config.durationMs;
-  // Lanes take the handles in turn: with two servers, half the lanes send through each.
-  say(await lanes((lane) => (handles[lane % handles.length] as Ferry).send(queue, { t: wallNow() })));
+  say(await lanes(once));
   if (workers.length > 0) {
     await stop;
     await Promise.all(workers.map((w) => w.close()));

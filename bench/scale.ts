@@ -2,11 +2,13 @@
  * Ferry on one PostgreSQL as it scales out, beside raw PostgreSQL doing the same with the same concurrency,
  * in the same run (issue 9):
  *
- *   npx tsx bench/scale.ts            about 3 s per phase
- *   npx tsx bench/scale.ts --quick    about 1 s per phase (a smoke run)
+ *   npx tsx bench/scale.ts            about 3 s per phase, after 5 s of warm-up
+ *   npx tsx bench/scale.ts --quick    about 1 s per phase, after 0.5 s (a smoke run)
  *   npx tsx bench/scale.ts --json     machine-readable
+ *   npx tsx bench/scale.ts --phases http    some phases only (sends, mixed, http; default all)
  *
- * Phases, each its processes started first and then released together (bench/scale-child.ts):
+ * Phases, each its processes started first, warmed up (5 s of the same workload, then drained and cleared: a
+ * fresh process runs its code interpreted at first) and then released together (bench/scale-child.ts):
  *   sends   single awaited sends with 1, 4 and 32 in flight in one process (pool = in flight), and 2 processes
  *           × 16; baseline: autocommit single-row INSERTs into a bare jsonb table, same connections
  *   mixed   producers (8 sends in flight) and workers (32 handlers) in 1, 2 and 4 processes; baseline: the
@@ -32,9 +34,23 @@ import { testDatabase } from '../test/support/postgres.ts';
 import type { ChildConfig } from './scale-child.ts';
 
 const { values } = parseArgs({
-  options: { quick: { type: 'boolean', default: false }, json: { type: 'boolean', default: false } },
+  options: {
+    quick: { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+    phases: { type: 'string', default: 'sends,mixed,http' },
+  },
 });
+const PHASES = new Set(values.phases.split(','));
+for (const phase of PHASES) {
+  if (!['sends', 'mixed', 'http'].includes(phase)) throw new Error(`--phases: unknown phase ${phase}`);
+}
 const DURATION = values.quick ? 1000 : 3000;
+/**
+ * Every process runs its workload this long before the window: fresh Node processes run their code
+ * interpreted at first, and two `ferry serve` with their clients took 10-15 s to reach their rate (a scratch
+ * loop of 3 s windows: 185, 328, 388, 466, 514, 543 msgs/s), so a cold window measured mostly the warm-up.
+ */
+const WARM_MS = values.quick ? 500 : 5000;
 const CAP = 100_000;
 const CHILD = fileURLToPath(new URL('./scale-child.ts', import.meta.url));
 const CLI = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
@@ -205,11 +221,23 @@ const rawCount = async () => Number((await admin.query(`SELECT count(*) AS n FRO
 async function side(
   configs: ChildConfig[],
   app: string,
-  check: { stored: (sent: number) => Promise<void>; drained?: (sent: number) => Promise<boolean> },
+  check: {
+    stored: (sent: number) => Promise<void>;
+    drained?: (sent: number) => Promise<boolean>;
+    /** After the warm-up: waits until what it sent is processed (mixed), then clears it. */
+    warmed: (sent: number) => Promise<void>;
+  },
 ): Promise<Side> {
   const children = configs.map((c) => new Child([CHILD, JSON.stringify(c)]));
   try {
     for (const c of children) await c.next<{ ready: true }>();
+    if (WARM_MS > 0) {
+      for (const c of children) c.tell('warm');
+      const warmed = await Promise.all(children.map((c) => c.next<{ warmed: number }>()));
+      await check.warmed(warmed.reduce((n, w) => n + w.warmed, 0));
+      for (const c of children) c.tell('reset');
+      for (const c of children) await c.next<{ reset: true }>();
+    }
     sampler.start(app);
     for (const c of children) c.tell('go');
     const sends = await Promise.all(children.map((c) => c.next<{ sent: number; ms: number }>()));
@@ -249,8 +277,15 @@ const rawChecks = {
     if (n !== sent) throw new Error(`count check failed: ${sent} inserted, table holds ${n}`);
     await admin.query(`TRUNCATE ${table}`);
   },
+  warmed: async () => {
+    await admin.query(`TRUNCATE ${table}`);
+  },
 };
-const rawDrained = { ...rawChecks, drained: async () => (await rawCount()) === 0 };
+const rawDrained = {
+  ...rawChecks,
+  drained: async () => (await rawCount()) === 0,
+  warmed: () => until('draining the warm-up', async () => (await rawCount()) === 0),
+};
 
 function ferryChecks(queue: string) {
   return {
@@ -264,21 +299,37 @@ function ferryChecks(queue: string) {
       if (s.dead > 0) throw new Error(`count check failed: ${s.dead} dead`);
       return s.completed === sent && s.waiting + s.delayed + s.active === 0;
     },
+    /** Sends only: clears the queue; with workers, first waits until they processed everything. */
+    warmed: async (sent: number, working = false) => {
+      if (working) {
+        await until('draining the warm-up', async () => {
+          const s = await parent.stats(queue);
+          return s.completed === sent && s.waiting + s.delayed + s.active === 0;
+        });
+      }
+      await parent.purge(queue);
+    },
   };
+}
+function ferryDrained(queue: string) {
+  const checks = ferryChecks(queue);
+  return { ...checks, warmed: (sent: number) => checks.warmed(sent, true) };
 }
 
 const shapes = (procs: number, make: (i: number) => ChildConfig) => Array.from({ length: procs }, (_, i) => make(i));
-const common = { durationMs: DURATION, cap: CAP };
+const common = { durationMs: DURATION, warmMs: WARM_MS, cap: CAP };
 const rows: Row[] = [];
 const servers: Child[] = [];
 
 try {
-  for (const [procs, lanes] of [
-    [1, 1],
-    [1, 4],
-    [1, 32],
-    [2, 16],
-  ] as const) {
+  for (const [procs, lanes] of PHASES.has('sends')
+    ? ([
+        [1, 1],
+        [1, 4],
+        [1, 32],
+        [2, 16],
+      ] as const)
+    : []) {
     const shape = procs === 1 ? `${lanes}` : `${procs} processes × ${lanes}`;
     log(`sends, ${shape} in flight`);
     const queue = `scale-send-${procs}x${lanes}`;
@@ -290,12 +341,12 @@ try {
     const ferry = await side(
       shapes(procs, () => ({ role: 'ferry-send', url: ferryUrl, queue, lanes, concurrency: 0, ...common })),
       FERRY_APP,
-      { stored: ferryChecks(queue).stored },
+      { stored: ferryChecks(queue).stored, warmed: ferryChecks(queue).warmed },
     );
     rows.push({ phase: 'sends', shape, raw, ferry });
   }
 
-  for (const procs of [1, 2, 4]) {
+  for (const procs of PHASES.has('mixed') ? [1, 2, 4] : []) {
     const shape = `${procs} × (8 sending, 32 working)`;
     log(`producers and workers, ${shape}`);
     const queue = `scale-mixed-${procs}`;
@@ -307,37 +358,39 @@ try {
     const ferry = await side(
       shapes(procs, () => ({ role: 'ferry-mixed', url: ferryUrl, queue, lanes: 8, concurrency: 32, ...common })),
       FERRY_APP,
-      ferryChecks(queue),
+      ferryDrained(queue),
     );
     await parent.purge(queue);
     rows.push({ phase: 'mixed', shape, raw, ferry });
   }
 
-  log('two ferry serve processes, 2 client processes across both');
-  for (let i = 0; i < 2; i++) {
-    servers.push(new Child([CLI, 'serve', '--store', ferryUrl, '--port', '0', '--json', '--log-level', 'warn']));
+  if (PHASES.has('http')) {
+    log('two ferry serve processes, 2 client processes across both');
+    for (let i = 0; i < 2; i++) {
+      servers.push(new Child([CLI, 'serve', '--store', ferryUrl, '--port', '0', '--json', '--log-level', 'warn']));
+    }
+    const urls = await Promise.all(servers.map(async (s) => (await s.next<{ url: string }>()).url));
+    const queue = 'scale-http';
+    const raw = await side(
+      shapes(2, () => ({ role: 'raw-mixed', url: rawUrl, table, lanes: 8, concurrency: 32, ...common })),
+      RAW_APP,
+      rawDrained,
+    );
+    const ferry = await side(
+      shapes(2, () => ({
+        role: 'http-mixed',
+        url: ferryUrl,
+        servers: urls,
+        queue,
+        lanes: 8,
+        concurrency: 32,
+        ...common,
+      })),
+      FERRY_APP,
+      ferryDrained(queue),
+    );
+    rows.push({ phase: 'http', shape: '2 servers, 2 × (8 sending, 32 working)', raw, ferry });
   }
-  const urls = await Promise.all(servers.map(async (s) => (await s.next<{ url: string }>()).url));
-  const queue = 'scale-http';
-  const raw = await side(
-    shapes(2, () => ({ role: 'raw-mixed', url: rawUrl, table, lanes: 8, concurrency: 32, ...common })),
-    RAW_APP,
-    rawDrained,
-  );
-  const ferry = await side(
-    shapes(2, () => ({
-      role: 'http-mixed',
-      url: ferryUrl,
-      servers: urls,
-      queue,
-      lanes: 8,
-      concurrency: 32,
-      ...common,
-    })),
-    FERRY_APP,
-    ferryChecks(queue),
-  );
-  rows.push({ phase: 'http', shape: '2 servers, 2 × (8 sending, 32 working)', raw, ferry });
 } finally {
   for (const s of servers) {
     s.proc.kill('SIGTERM');
