@@ -5,13 +5,16 @@
  * The new poll names the client's `watcher`, so the server answers the poll it replaces (empty) instead of the
  * client aborting it: an HTTP/1.1 request aborted mid-way takes its connection along, and a worker whose
  * messages arrive one at a time would otherwise open a connection per message. Ids taken in hand together
- * (one receive's batch) go out in one poll. A server that does not know `watcher` (400) gets the old way:
- * the poll in flight is aborted and reissued.
+ * (one receive's batch) go out in one poll. A server that does not know `watcher` (400 naming it) gets the
+ * old way for a while (the poll in flight is aborted and reissued), then is asked again: it may have been
+ * upgraded.
  */
 import { InvalidRequestError } from '../core/errors.ts';
 import type { Transport } from './http.ts';
 
 const POLL_MS = 25_000;
+/** How long a server that refused `watcher` is polled the old way before it is asked again. */
+const UNNAMED_MS = 10 * 60_000;
 
 /** 128 random bits as hex: `crypto.getRandomValues` exists in browsers' insecure contexts too. */
 function watcherId(): string {
@@ -25,8 +28,8 @@ export class CancelWatch {
   readonly #closed: AbortSignal;
   readonly #watched = new Map<string, () => void>();
   readonly #watcher = watcherId();
-  /** Whether the server answers a watcher's replaced poll (else a replaced poll is aborted). */
-  #named = true;
+  /** Until when polls go without `watcher` (a server refused it), replaced polls being aborted instead. */
+  #unnamedUntil = 0;
   /** Bumped by every poll sent: only the newest one's end sends the next. */
   #generation = 0;
   #poll: AbortController | null = null;
@@ -57,7 +60,7 @@ export class CancelWatch {
   async #send(): Promise<void> {
     if (this.#watched.size === 0 || this.#closed.aborted) return;
     const generation = ++this.#generation;
-    const named = this.#named;
+    const named = Date.now() >= this.#unnamedUntil;
     if (!named) this.#poll?.abort();
     const poll = new AbortController();
     this.#poll = poll;
@@ -75,14 +78,28 @@ export class CancelWatch {
       }
     } catch (error) {
       if (poll.signal.aborted || this.#closed.aborted || generation !== this.#generation) return;
-      if (named && error instanceof InvalidRequestError) {
-        this.#named = false;
+      if (named && error instanceof InvalidRequestError && error.message.includes('watcher')) {
+        this.#unnamedUntil = Date.now() + UNNAMED_MS;
       } else {
         // The server is away: lease renewal still catches cancels meanwhile.
         this.#failures++;
-        await new Promise((resolve) => setTimeout(resolve, Math.min(5000, 200 * 2 ** this.#failures)));
+        await this.#pause(Math.min(5000, 200 * 2 ** this.#failures));
+        if (this.#closed.aborted) return;
       }
     }
     if (generation === this.#generation) void this.#send();
+  }
+
+  /** Waits `ms`, or less if the client closes meanwhile. */
+  #pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#closed.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.#closed.addEventListener('abort', done, { once: true });
+    });
   }
 }

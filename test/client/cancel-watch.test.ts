@@ -118,7 +118,12 @@ describe('connect(): the cancel watch of a remote worker', () => {
       if (path === '/v1/cancellations' && typeof init?.body === 'string' && init.body.includes('"watcher"')) {
         refused++;
         return new Response(
-          JSON.stringify({ type: 'invalid_request', title: 'Invalid request', status: 400, detail: 'body/watcher' }),
+          JSON.stringify({
+            type: 'invalid_request',
+            title: 'Invalid request',
+            status: 400,
+            detail: 'body has an unknown field "watcher"; allowed: ids, wait',
+          }),
           { status: 400, headers: { 'content-type': 'application/problem+json' } },
         );
       }

@@ -217,6 +217,50 @@ describe('PostgreSQL: no statement of the hot path scans the messages table', ()
       );
     }
   });
+  it("settling one queue's expired leases reads none of another queue's, call after call", async () => {
+    // Another queue's leases, expired as of `later` (not of the clock, so the store's own sweep leaves them).
+    const later = Date.now() + 20 * 60_000;
+    await ferry.sendBatch(
+      'exp-b',
+      Array.from({ length: 2000 }, (_, i) => ({ payload: i })),
+    );
+    for (let got = 0; got < 2000; ) got += (await ferry.receive('exp-b', { max: 500, lease: '1h' })).length;
+    await ferry.send('exp-a', 'a');
+    await c.query(`UPDATE ${s}.messages SET lease_until = $1 WHERE queue = 'exp-b' AND state = 1`, [later - 600_000]);
+    // More calls than PL/pgSQL makes before it may switch a statement to a generic plan.
+    for (let call = 0; call < 8; call++) {
+      const [d] = await ferry.receive('exp-a', { lease: '1h' });
+      assert.ok(d, `call ${call}: exp-a's message was received`);
+      await c.query(`UPDATE ${s}.messages SET lease_until = $1 WHERE id = $2`, [later - 600_000, d.id]);
+      // Rows fetched through the table's indexes, by this backend's counters not yet reported (they may
+      // hold earlier transactions' counts too: the call's own are the difference).
+      const fetched = async () =>
+        Number(
+          (
+            await c.query<{ n: string }>(
+              `SELECT idx_tup_fetch AS n FROM pg_stat_xact_user_tables WHERE relid = '${s}.messages'::regclass`,
+            )
+          ).rows[0]?.n,
+        );
+      await c.query('BEGIN');
+      try {
+        const before = await fetched();
+        const r = await c.query<{ n: number }>(`SELECT n FROM ${s}.expire_leases($1, $2, 'exp-a', 25)`, [
+          later,
+          new Date(later).toISOString(),
+        ]);
+        assert.equal(r.rows[0]?.n, 1, `call ${call} settled exp-a's lease`);
+        const read = (await fetched()) - before;
+        assert.ok(read < 100, `call ${call} read ${read} rows`);
+        await c.query('COMMIT');
+        // Settled as of `later`, it would run again then: due now instead, for the next call.
+        await c.query(`UPDATE ${s}.messages SET run_at = $1 WHERE id = $2`, [Date.now(), d.id]);
+      } catch (error) {
+        await c.query('ROLLBACK');
+        throw error;
+      }
+    }
+  });
 });
 
 describe('PostgreSQL: plans made while the table was small do not scan it once it has grown', () => {

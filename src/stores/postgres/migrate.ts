@@ -102,7 +102,8 @@ export async function migrate(client: pg.ClientBase, schema: string): Promise<nu
  * one), so every claim and ack was planned again, and planning was most of a small step's cost.
  * `npx tsx bench/pg-costs.ts --claim 1` (alternated, this setting for the whole database against none):
  * claim+ack server time 859 / 1,167 -> 417 / 333 µs per message; `--claim 50`: 41.3 / 40.8 -> 37.8 / 38.6.
- * SQL functions are left alone: a SET clause would keep them from being inlined.
+ * A statement whose best plan depends on a parameter's value (one queue or all) is written as two statements
+ * instead (`expire_leases`). SQL functions are left alone: a SET clause would keep them from being inlined.
  */
 const FUNCTION_SETTINGS = 'SET enable_seqscan = off SET jit = off SET plan_cache_mode = force_generic_plan';
 

@@ -29,8 +29,25 @@ END $$;
 CREATE FUNCTION {{schema}}.expire_leases(p_now bigint, p_at text, p_queue text, p_max_attempts int,
   OUT n int, OUT events text, OUT n_events int) LANGUAGE plpgsql AS $$
 DECLARE kq text[]; kk text[]; v_dead text[]; d_n int; d_events text; e_ids text[]; e_n int; e_events text;
-  v_error constant text := '{"message":"lease expired","name":"LeaseExpired"}';
+  v_error constant text := '{"message":"lease expired","name":"LeaseExpired"}'; v_ids text[];
 BEGIN
+  -- The leases are picked by one of two statements, each with a plan of its own: one statement for both
+  -- (`p_queue IS NULL OR m.queue = p_queue`) has a generic plan that cannot find one queue's rows by index,
+  -- and walked every queue's expired leases (test/postgres/scans.test.ts). One queue's go through its
+  -- (queue, state, seq) entries (`+ 0` keeps them off messages_lease, which holds every queue's leases):
+  -- this queue's active messages, not every other queue's expired ones.
+  IF p_queue IS NULL THEN
+    SELECT array_agg(p.id) INTO v_ids
+      FROM (SELECT m.id FROM {{schema}}.messages m WHERE m.state = 1 AND m.lease_until <= p_now
+             ORDER BY m.lease_until LIMIT 1000 FOR UPDATE SKIP LOCKED) p;
+  ELSE
+    SELECT array_agg(p.id) INTO v_ids
+      FROM (SELECT m.id FROM {{schema}}.messages m WHERE m.queue = p_queue AND m.state = 1 AND m.lease_until + 0 <= p_now
+             ORDER BY m.lease_until LIMIT 1000 FOR UPDATE SKIP LOCKED) p;
+  END IF;
+  n := 0;
+  n_events := 0;
+  IF v_ids IS NULL THEN RETURN; END IF;
   WITH x AS (
     SELECT m.id, m.cancel_requested,
            m.attempts >= coalesce(m.max_attempts, {{schema}}.queue_setting(m.queue, 'maxAttempts')::int,
@@ -43,8 +60,7 @@ BEGIN
                        (SELECT q.settings->'backoff' FROM {{schema}}.queues q WHERE q.name = m.queue), '{}'))
                 ELSE p_now END AS retry_at
       FROM {{schema}}.messages m
-     WHERE m.state = 1 AND m.lease_until <= p_now AND (p_queue IS NULL OR m.queue = p_queue)
-     ORDER BY m.lease_until LIMIT 1000 FOR UPDATE SKIP LOCKED),
+     WHERE m.id = ANY(v_ids)),
   u AS (
     UPDATE {{schema}}.messages m
        SET state = CASE WHEN x.cancel_requested THEN 4 WHEN x.used_up THEN 3 ELSE 0 END,
