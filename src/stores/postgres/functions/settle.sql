@@ -4,7 +4,7 @@
 -- every way out of that state clears it), and receipts are never reused (seq, attempt, a random nonce).
 -- Every join of the items to `messages` says `m.id = ANY(p_ids)` and never `m.state = 1`, so the rows can
 -- only be found by primary key: given `state = 1`, the planner may read every active lease through
--- messages_lease (and, with stale statistics, loop over them once per item: 40-70 ms a step, seen), and
+-- messages_leases (and, with stale statistics, loop over them once per item: 40-70 ms a step, seen), and
 -- given the join alone it may hash-join a scan of the whole table.
 
 -- Completes leased messages (cancelled instead when a cancel was requested meanwhile); a flow's parents count

@@ -31,18 +31,19 @@ CREATE FUNCTION {{schema}}.expire_leases(p_now bigint, p_at text, p_queue text, 
 DECLARE kq text[]; kk text[]; v_dead text[]; d_n int; d_events text; e_ids text[]; e_n int; e_events text;
   v_error constant text := '{"message":"lease expired","name":"LeaseExpired"}'; v_ids text[];
 BEGIN
-  -- The leases are picked by one of two statements, each with a plan of its own: one statement for both
-  -- (`p_queue IS NULL OR m.queue = p_queue`) has a generic plan that cannot find one queue's rows by index,
-  -- and walked every queue's expired leases (test/postgres/scans.test.ts). One queue's go through its
-  -- (queue, state, seq) entries (`+ 0` keeps them off messages_lease, which holds every queue's leases):
-  -- this queue's active messages, not every other queue's expired ones.
+  -- The leases are picked by one of two statements, each with a plan of its own (one statement for both,
+  -- `p_queue IS NULL OR m.queue = p_queue`, has a generic plan that cannot use the queue to find rows). Both
+  -- read messages_leases (queue, lease_until) by range: one queue's lapsed leases, or each queue's in turn.
   IF p_queue IS NULL THEN
     SELECT array_agg(p.id) INTO v_ids
-      FROM (SELECT m.id FROM {{schema}}.messages m WHERE m.state = 1 AND m.lease_until <= p_now
-             ORDER BY m.lease_until LIMIT 1000 FOR UPDATE SKIP LOCKED) p;
+      FROM (SELECT f.id FROM {{schema}}.queues q
+              CROSS JOIN LATERAL (SELECT m.id FROM {{schema}}.messages m
+                                   WHERE m.queue = q.name AND m.state = 1 AND m.lease_until <= p_now
+                                   ORDER BY m.lease_until LIMIT 1000 FOR UPDATE SKIP LOCKED) f
+             LIMIT 1000) p;
   ELSE
     SELECT array_agg(p.id) INTO v_ids
-      FROM (SELECT m.id FROM {{schema}}.messages m WHERE m.queue = p_queue AND m.state = 1 AND m.lease_until + 0 <= p_now
+      FROM (SELECT m.id FROM {{schema}}.messages m WHERE m.queue = p_queue AND m.state = 1 AND m.lease_until <= p_now
              ORDER BY m.lease_until LIMIT 1000 FOR UPDATE SKIP LOCKED) p;
   END IF;
   n := 0;
