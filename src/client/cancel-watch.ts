@@ -64,6 +64,7 @@ export class CancelWatch {
     if (!named) this.#poll?.abort();
     const poll = new AbortController();
     this.#poll = poll;
+    const sentAt = Date.now();
     try {
       const answer = await this.#http.request<{ ids: string[] }>('POST', '/v1/cancellations', {
         body: { ids: [...this.#watched.keys()], wait: POLL_MS, ...(named ? { watcher: this.#watcher } : {}) },
@@ -75,6 +76,11 @@ export class CancelWatch {
         const abort = this.#watched.get(id);
         this.#watched.delete(id);
         abort?.();
+      }
+      // The newest poll answered at once with nothing (a draining server, or a poll of ours that overtook
+      // it): poll again, but not in a tight loop.
+      if (answer.body.ids.length === 0 && Date.now() - sentAt < 50 && generation === this.#generation) {
+        await this.#pause(100);
       }
     } catch (error) {
       if (poll.signal.aborted || this.#closed.aborted || generation !== this.#generation) return;
