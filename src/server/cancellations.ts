@@ -24,7 +24,6 @@ interface Flag {
 
 interface Waiter {
   ids: ReadonlySet<string>;
-  watcher: string | undefined;
   allowed: QueueFilter;
   wake: (ids: string[]) => void;
 }
@@ -72,7 +71,7 @@ export class Cancellations {
     const found = this.#flagged(ids, allowed, now);
     if (found.length > 0 || ms <= 0 || signal.aborted) return Promise.resolve(found);
     return new Promise((resolve) => {
-      const waiter: Waiter = { ids: new Set(ids), watcher, allowed, wake: (hit) => done(hit) };
+      const waiter: Waiter = { ids: new Set(ids), allowed, wake: (hit) => done(hit) };
       const done = (hit: string[]): void => {
         clearTimeout(timer);
         signal.removeEventListener('abort', onAbort);
