@@ -4,7 +4,7 @@
  */
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
-import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { errorKind, FerryError, RateLimitedError, UnavailableError } from '../core/errors.ts';
 
 export const PROBLEM_TYPE = 'application/problem+json';
@@ -20,6 +20,28 @@ export interface Problem {
 
 export function problem(code: string, status: number, detail: string): Problem {
   return { type: code, title: errorKind(code)?.title ?? 'Error', status, detail };
+}
+
+/** A refused item of a request that carries many (`POST /v1/sends`, `/v1/acks`): each answers on its own. */
+export interface ItemFailure {
+  ok: false;
+  type: string;
+  detail: string;
+}
+
+/** An item in a queue the token may not use, refused alone. */
+export function forbiddenItem(queue: string): ItemFailure {
+  return { ok: false, type: 'forbidden', detail: `this token may not use queue ${JSON.stringify(queue)}` };
+}
+
+/**
+ * An item that failed, as its own request would have answered; an error that is not the engine's is logged
+ * and its text kept from the caller, as `errorHandler` does for a whole request.
+ */
+export function itemFailure(error: unknown, log: FastifyBaseLogger, item: number): ItemFailure {
+  if (error instanceof FerryError) return { ok: false, type: error.code, detail: error.message };
+  log.error({ err: error, item }, 'an item of a joined request failed');
+  return { ok: false, type: 'unavailable', detail: 'the server failed to handle this item' };
 }
 
 /** The wait (Retry-After) given with an unavailable answer: a store restart or failover takes seconds. */

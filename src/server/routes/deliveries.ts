@@ -1,9 +1,9 @@
 /** Consuming: receive (a long poll), then ack, nack, extend or progress with the delivery's receipt. */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { FerryError } from '../../core/errors.ts';
 import type { Delivery, Ferry } from '../../core/types.ts';
 import type { App, RouteDeps } from '../deps.ts';
 import { parseWait, requestSignal } from '../long-poll.ts';
+import { forbiddenItem, itemFailure } from '../problem.ts';
 import {
   AckBody,
   AcksBody,
@@ -154,20 +154,17 @@ export async function deliveryRoutes(app: App, deps: RouteDeps): Promise<void> {
       const { acks } = request.body;
       const { grant } = request;
       const results = await Promise.all(
-        acks.map(async ({ id, receipt, result }) => {
+        acks.map(async ({ id, receipt, result }, i) => {
           try {
             if (grant.queues !== null) {
               const info = await ferry.get(id);
-              if (info && !queueAllowed(grant, info.queue)) {
-                return { id, ok: false, type: 'forbidden', detail: `this token may not use queue ${info.queue}` };
-              }
+              if (info && !queueAllowed(grant, info.queue)) return { id, ...forbiddenItem(info.queue) };
             }
             await ferry.ack({ id, receipt }, result);
             metrics.settled('ack');
             return { id, ok: true };
           } catch (error) {
-            const code = error instanceof FerryError ? error.code : 'unavailable';
-            return { id, ok: false, type: code, detail: (error as Error).message };
+            return { id, ...itemFailure(error, request.log, i) };
           }
         }),
       );

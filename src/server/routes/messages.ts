@@ -1,16 +1,11 @@
 /** Producing and following messages: send, batch, get (with `?wait`), cancel, retry. */
 
 import { Type } from 'typebox';
-import {
-  FerryError,
-  InvalidRequestError,
-  MessageFailedError,
-  NotFoundError,
-  UnavailableError,
-} from '../../core/errors.ts';
+import { InvalidRequestError, MessageFailedError, NotFoundError, UnavailableError } from '../../core/errors.ts';
 import { type Ferry, FINAL_STATES, type MessageInfo, type SendOptions } from '../../core/types.ts';
 import type { App, RouteDeps } from '../deps.ts';
 import { parseWait, requestSignal } from '../long-poll.ts';
+import { forbiddenItem, itemFailure } from '../problem.ts';
 import {
   BatchBody,
   BatchReply,
@@ -126,9 +121,7 @@ export async function messageRoutes(app: App, deps: RouteDeps): Promise<void> {
         request.body.sends.map(async (item, i) => {
           try {
             const { queue, payload, options } = sendsItem(item, i);
-            if (!queueAllowed(grant, queue)) {
-              return { ok: false, type: 'forbidden', detail: `this token may not use queue ${JSON.stringify(queue)}` };
-            }
+            if (!queueAllowed(grant, queue)) return forbiddenItem(queue);
             const sent = await ferry.send(queue, payload, options);
             stored++;
             return { ok: true, id: sent.id, queue: sent.queue, deduplicated: sent.deduplicated };
@@ -136,9 +129,7 @@ export async function messageRoutes(app: App, deps: RouteDeps): Promise<void> {
             // Every item answers for itself, whatever the others did (failing the request would make the
             // callers of items already stored send them again).
             if (error instanceof UnavailableError) unavailable = error;
-            if (error instanceof FerryError) return { ok: false, type: error.code, detail: error.message };
-            request.log.error({ err: error, item: i }, 'a joined send failed');
-            return { ok: false, type: 'unavailable', detail: 'the server failed to store this message' };
+            return itemFailure(error, request.log, i);
           }
         }),
       );
