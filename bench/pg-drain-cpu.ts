@@ -4,7 +4,10 @@
  * message of every PostgreSQL process on the machine (from /proc, so the database must run here), split into
  * backends and the rest, with the backends' minor page faults and the WAL written.
  *
- *   npx tsx bench/pg-drain-cpu.ts [--messages 20000] [--rounds 3] [--pool 10]
+ *   npx tsx bench/pg-drain-cpu.ts [--messages 20000] [--rounds 3] [--pool 10] [--sql '<statements>']
+ *
+ * `--sql` runs statements on the fresh schema before the first round (`{{schema}}` names it), to try a change
+ * of layout (an index dropped, a collation) against the same drain without a migration.
  *
  * The first round runs on fresh connections and a cold process; `npm run bench:peers` measures that one.
  */
@@ -19,6 +22,7 @@ const { values } = parseArgs({
     messages: { type: 'string', default: '20000' },
     rounds: { type: 'string', default: '3' },
     pool: { type: 'string', default: '10' },
+    sql: { type: 'string' },
   },
 });
 const N = Number(values.messages);
@@ -49,15 +53,18 @@ const schema = await testSchema('drain_cpu');
 const admin = new pg.Client({ connectionString: schema.url.replace(/[?&]schema=[^&]*/, '') });
 await admin.connect();
 const ferry = await open(schema.url, { poolSize: Number(values.pool) });
+if (values.sql) await admin.query(values.sql.replaceAll('{{schema}}', `"${schema.schema}"`));
 try {
   for (let round = 1; round <= Number(values.rounds); round++) {
     const queue = `drain-${round}`;
+    const sendPg = postgresCpu().backends;
     for (let b = 0; b < N; b += 1000) {
       await ferry.sendBatch(
         queue,
         Array.from({ length: Math.min(1000, N - b) }, (_, i) => ({ payload: { i: b + i } })),
       );
     }
+    const sendUs = ((postgresCpu().backends - sendPg) * 1000) / N;
     const lsn = (await admin.query<{ l: string }>('SELECT pg_current_wal_lsn() AS l')).rows[0]?.l;
     const pg0 = postgresCpu();
     const node0 = process.cpuUsage();
@@ -88,7 +95,8 @@ try {
         (node.user + node.system) / 1000,
       )}, PostgreSQL backends ${per(pg1.backends - pg0.backends)}, other PostgreSQL processes ${per(
         pg1.other - pg0.other,
-      )}; backends' minor faults ${pg1.faults - pg0.faults}; WAL ${Math.round(wal / N)} B/msg\n`,
+      )}; backends' minor faults ${pg1.faults - pg0.faults}; WAL ${Math.round(wal / N)} B/msg` +
+        ` (sending them in batches of 1,000: backends ${sendUs.toFixed(1)} µs/msg)\n`,
     );
   }
 } finally {

@@ -74,9 +74,12 @@ async function dumpPostgres(): Promise<string> {
         WHERE c.relnamespace = $1::regnamespace AND c.relkind = 'r' ORDER BY c.relname`,
     );
     const columns = await q<{ tbl: string; name: string; type: string; notnull: boolean; def: string | null }>(
-      `SELECT c.relname AS tbl, a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS notnull,
-              pg_get_expr(d.adbin, d.adrelid) AS def
-         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+      `SELECT c.relname AS tbl, a.attname AS name,
+              format_type(a.atttypid, a.atttypmod)
+                || CASE WHEN a.attcollation <> t.typcollation THEN ' COLLATE ' || quote_ident(l.collname) ELSE '' END AS type,
+              a.attnotnull AS notnull, pg_get_expr(d.adbin, d.adrelid) AS def
+         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_type t ON t.oid = a.atttypid
+         LEFT JOIN pg_collation l ON l.oid = a.attcollation
          LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
         WHERE c.relnamespace = $1::regnamespace AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
         ORDER BY c.relname, a.attnum`,

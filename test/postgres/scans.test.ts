@@ -12,9 +12,22 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import type { Ferry } from '../../src/core/types.ts';
 import { open } from '../../src/index.ts';
+import { listSql, statsSql } from '../../src/stores/postgres/admin.ts';
 import { testSchema } from '../support/postgres.ts';
 
 const FILLER = 20_000;
+
+/** With EXPLAIN_DEBUG=1, prints the plan of every statement on `c` that scans `messages` (auto_explain). */
+async function explainScans(c: pg.Client): Promise<void> {
+  if (!process.env.EXPLAIN_DEBUG) return;
+  await c.query("LOAD 'auto_explain'");
+  await c.query(
+    "SET auto_explain.log_min_duration = 0; SET auto_explain.log_nested_statements = on; SET auto_explain.log_level = 'notice'",
+  );
+  c.on('notice', (n) => {
+    if (/Seq Scan on messages/.test(n.message ?? '')) console.log(n.message);
+  });
+}
 
 interface Claimed {
   id: string;
@@ -34,15 +47,7 @@ describe('PostgreSQL: no statement of the hot path scans the messages table', ()
     s = `"${schema.schema}"`;
     c = new pg.Client({ connectionString: schema.url.replace(/[?&]schema=[^&]*/, '') });
     await c.connect();
-    if (process.env.EXPLAIN_DEBUG) {
-      await c.query("LOAD 'auto_explain'");
-      await c.query(
-        "SET auto_explain.log_min_duration = 0; SET auto_explain.log_nested_statements = on; SET auto_explain.log_level = 'notice'",
-      );
-      c.on('notice', (n) => {
-        if (/Seq Scan on messages/.test(n.message ?? '')) console.log(n.message);
-      });
-    }
+    await explainScans(c);
     // Finished messages kept for retention: what a long-running queue's table mostly holds.
     for (let i = 0; i < FILLER; i += 1000) {
       await ferry.sendBatch(
@@ -50,7 +55,7 @@ describe('PostgreSQL: no statement of the hot path scans the messages table', ()
         Array.from({ length: 1000 }, (_, j) => ({ payload: { i: i + j } })),
       );
     }
-    await c.query(`UPDATE ${s}.messages SET state = 2, finished_at = sent_at WHERE queue = 'old'`);
+    await c.query(`UPDATE ${s}.messages SET state = 2, finished_at = sent_at WHERE queue = 'old' AND state = 0`);
     await c.query(`VACUUM ANALYZE ${s}.messages`);
     now = Date.now();
   });
@@ -175,6 +180,81 @@ describe('PostgreSQL: no statement of the hot path scans the messages table', ()
     }
   });
 
+  it('lists, counts, redrives and purges through the index of each state', async () => {
+    // A queue in every state beside the 20,000 finished rows of 'old': some dead, some waiting, some delayed,
+    // some active.
+    await ferry.sendBatch(
+      'admin',
+      Array.from({ length: 40 }, (_, i) => ({ payload: { i }, delay: i % 4 === 0 ? '1h' : undefined })),
+    );
+    const t = Date.now();
+    const held = await step('a claim', [], 'admin', 20, t);
+    await scanFree(
+      'fail_items',
+      `SELECT * FROM ${s}.fail_items($1::text[], $2::text[], $3::text[], $4::bool[], $5::int8[], $6::int8[],
+         $7::text[], 3, 'scans')`,
+      [
+        held.slice(0, 10).map((h) => h.id),
+        held.slice(0, 10).map((h) => h.receipt),
+        held.slice(0, 10).map(() => '{"message":"no"}'),
+        held.slice(0, 10).map(() => false),
+        held.slice(0, 10).map(() => t),
+        held.slice(0, 10).map(() => t),
+        held.slice(0, 10).map(() => new Date(t).toISOString()),
+      ],
+    );
+    const states = ['waiting', 'delayed', 'active', 'completed', 'dead', 'cancelled', 'pending', null] as const;
+    const seen: Record<string, number> = {};
+    for (const state of states) {
+      for (let r = 0; r < 6; r++) {
+        const timed = state === 'waiting' || state === 'delayed';
+        const rows = await scanFree<{ seq: string }>(`list ${state}`, listSql(s, state), [
+          'admin',
+          0,
+          100,
+          ...(timed ? [t] : []),
+        ]);
+        seen[String(state)] = rows.length;
+        const seqs = rows.map((row) => Number(row.seq));
+        assert.deepEqual(
+          seqs,
+          [...seqs].sort((a, b) => a - b),
+          `list ${state} is in send order`,
+        );
+      }
+    }
+    assert.deepEqual(seen, {
+      waiting: 10,
+      delayed: 10,
+      active: 10,
+      completed: 0,
+      dead: 10,
+      cancelled: 0,
+      pending: 0,
+      null: 40,
+    });
+    for (let r = 0; r < 6; r++) {
+      const rows = await scanFree<{ state: number; n: string; later: string }>('stats', statsSql(s), [['admin'], t]);
+      const counts = Object.fromEntries(rows.map((row) => [row.state, [Number(row.n), Number(row.later)]]));
+      assert.deepEqual(counts, { 0: [20, 10], 1: [10, 0], 3: [10, 0] });
+    }
+    for (let r = 0; r < 6; r++) {
+      await scanFree('redrive_queue', `SELECT * FROM ${s}.redrive_queue('admin', $1::int8, $2::text, 'scans')`, [
+        t,
+        new Date(t).toISOString(),
+      ]);
+    }
+    for (let r = 0; r < 6; r++) {
+      await scanFree(
+        'purge_queue',
+        `SELECT * FROM ${s}.purge_queue('admin', $1::int[], true, true, $2::int8, $3::text, 'scans')`,
+        [[1, 3], t, new Date(t).toISOString()],
+      );
+    }
+    const left = await scanFree('list', listSql(s, null), ['admin', 0, 100]);
+    assert.equal(left.length, 0, 'everything of the queue was purged');
+  });
+
   it('acks of flow children count their parents down', async () => {
     for (let f = 0; f < 8; f++) {
       await ferry.sendFlow({
@@ -273,6 +353,7 @@ describe('PostgreSQL: plans made while the table was small do not scan it once i
     ferry = await open(schema.url);
     c = new pg.Client({ connectionString: schema.url.replace(/[?&]schema=[^&]*/, '') });
     await c.connect();
+    await explainScans(c);
   });
 
   after(async () => {
@@ -332,7 +413,7 @@ describe('PostgreSQL: plans made while the table was small do not scan it once i
         Array.from({ length: 1000 }, (_, j) => ({ payload: { i: i + j } })),
       );
     }
-    await c.query(`UPDATE ${s}.messages SET state = 2, finished_at = sent_at WHERE queue = 'kept'`);
+    await c.query(`UPDATE ${s}.messages SET state = 2, finished_at = sent_at WHERE queue = 'kept' AND state = 0`);
     for (let r = 0; r < 5; r++) {
       await ferry.sendBatch(
         'grow',

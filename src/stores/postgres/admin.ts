@@ -78,19 +78,8 @@ export class Admin {
 
   async list(queue: string, q: ListQuery, now: number): Promise<RecordPage> {
     const after = q.cursor === null ? 0 : Number(q.cursor);
-    let where = 'm.queue = $1 AND m.seq > $2';
-    const params: unknown[] = [queue, after, q.limit];
-    if (q.state === 'waiting') {
-      where += ' AND m.state = 0 AND m.run_at <= $4';
-      params.push(now);
-    } else if (q.state === 'delayed') {
-      where += ' AND m.state = 0 AND m.run_at > $4';
-      params.push(now);
-    } else if (q.state !== null) {
-      where += ' AND m.state = $4';
-      params.push(STATE_NAMES.indexOf(q.state));
-    }
-    const r = await this.db.query<Row>(`${this.select} WHERE ${where} ORDER BY m.seq LIMIT $3`, params);
+    const timed = q.state === 'waiting' || q.state === 'delayed';
+    const r = await this.db.query<Row>(listSql(this.db.s, q.state), [queue, after, q.limit, ...(timed ? [now] : [])]);
     const last = r.rows[r.rows.length - 1];
     return {
       records: r.rows.map(toRecord),
@@ -111,14 +100,7 @@ export class Admin {
       state: number | null;
       n: string;
       later: string;
-    }>(
-      `SELECT n.name, q.paused, c.state, coalesce(c.n, 0) AS n, coalesce(c.later, 0) AS later
-         FROM unnest($1::text[]) AS n(name)
-         LEFT JOIN ${s}.queues q ON q.name = n.name
-         LEFT JOIN LATERAL (SELECT m.state, count(*) AS n, count(*) FILTER (WHERE m.run_at > $2) AS later
-                              FROM ${s}.messages m WHERE m.queue = n.name GROUP BY m.state) c ON true`,
-      [names, now],
-    );
+    }>(statsSql(s), [names, now]);
     const byName = new Map<string, QueueStats>();
     for (const name of names) {
       byName.set(name, {
@@ -183,4 +165,27 @@ export class Admin {
     );
     return r.rows.map((row) => row.queue);
   }
+}
+
+/**
+ * A page of one queue's messages in send order, after the cursor's seq: `$1` queue, `$2` cursor, `$3` limit,
+ * and for waiting and delayed `$4` now. No index holds every state (each state's rows are in the partial index of that state, see
+ * migration 012), so the state is written into the text, where the planner can match it to its index, and a
+ * page of every state merges a page of each.
+ */
+export function listSql(s: string, state: ListQuery['state']): string {
+  const page = (where: string) =>
+    `${selectRow(s)} WHERE m.queue = $1 AND m.seq > $2 AND ${where} ORDER BY m.seq LIMIT $3`;
+  if (state === 'waiting') return page('m.state = 0 AND m.run_at <= $4');
+  if (state === 'delayed') return page('m.state = 0 AND m.run_at > $4');
+  if (state === 'active') return page('m.state = 1');
+  if (state !== null) return page(`m.state >= 2 AND m.state = ${STATE_NAMES.indexOf(state)}`);
+  return `SELECT * FROM ((${page('m.state = 0')}) UNION ALL (${page('m.state = 1')})
+    UNION ALL (${page('m.state >= 2')})) p ORDER BY p.seq LIMIT $3`;
+}
+
+/** Each queue's count of messages by state (`$1` the queues' names, `$2` now), and whether it is paused. */
+export function statsSql(s: string): string {
+  return `SELECT c.name, q.paused, c.state, c.n, c.later
+    FROM ${s}.queue_counts($1::text[], $2::int8) c LEFT JOIN ${s}.queues q ON q.name = c.name`;
 }

@@ -102,7 +102,8 @@ BEGIN
   data := {{schema}}.stage_events(concat_ws(',', v_events, r_events), v_n + r_n, p_now, p_origin);
 END $$;
 
--- Queues every dead message of p_queue again, in batches of 1000. Answers how many.
+-- Queues every dead message of p_queue again, in batches of 1000, in the order they died (the order of the
+-- index on finished messages, so each batch reads its own rows only). Answers how many.
 CREATE FUNCTION {{schema}}.redrive_queue(p_queue text, p_now bigint, p_at text, p_origin text,
   OUT moved int, OUT data text)
 LANGUAGE plpgsql AS $$
@@ -111,7 +112,7 @@ BEGIN
   moved := 0;
   LOOP
     SELECT array_agg(x.id) INTO v_ids
-      FROM (SELECT m.id FROM {{schema}}.messages m WHERE m.queue = p_queue AND m.state = 3 ORDER BY m.seq LIMIT 1000) x;
+      FROM (SELECT m.id FROM {{schema}}.messages m WHERE m.queue = p_queue AND m.state = 3 ORDER BY m.finished_at LIMIT 1000) x;
     EXIT WHEN v_ids IS NULL;
     SELECT r.n, r.events INTO v_n, v_events FROM {{schema}}.revive(v_ids, ARRAY[3], p_now, p_at) r;
     moved := moved + v_n;
@@ -129,9 +130,20 @@ CREATE FUNCTION {{schema}}.purge_queue(p_queue text, p_states int[], p_waiting b
 LANGUAGE plpgsql AS $$
 DECLARE kk text[]; e_ids text[]; e_parents text[]; v_n int := 0; v_events text;
 BEGIN
+  -- The rows are found through the index of each state (no index holds every state) and deleted by id,
+  -- their state checked again as they are.
   WITH d AS (
     DELETE FROM {{schema}}.messages m
-     WHERE m.queue = p_queue
+     WHERE m.id = ANY(ARRAY(
+             SELECT x.id FROM {{schema}}.messages x
+              WHERE x.queue = p_queue AND x.state = 0
+                AND ((p_waiting AND x.run_at <= p_now) OR (p_delayed AND x.run_at > p_now))
+             UNION ALL
+             SELECT x.id FROM {{schema}}.messages x WHERE x.queue = p_queue AND x.state = 1 AND 1 = ANY(p_states)
+             UNION ALL
+             SELECT x.id FROM {{schema}}.messages x
+              WHERE x.queue = p_queue AND x.state >= 2 AND x.state = ANY(p_states)))
+       AND m.queue = p_queue
        AND (m.state = ANY(p_states)
             OR (m.state = 0 AND ((p_waiting AND m.run_at <= p_now) OR (p_delayed AND m.run_at > p_now))))
     RETURNING m.id, m.queue, m.key, m.state, m.parent_id)
@@ -148,4 +160,24 @@ BEGIN
                                      array_fill(4, ARRAY[cardinality(e_ids)]), p_now, p_at) x;
   END IF;
   data := {{schema}}.stage_events(v_events, v_n, p_now, p_origin);
+END $$;
+
+-- Each named queue's count of messages by state, the queued ones also counted as delayed (run_at past
+-- p_now): every state from its own index (no index holds them all, see migration 012), and never by reading
+-- the table, however many queues there are (the planner settings every function of the store has).
+CREATE FUNCTION {{schema}}.queue_counts(p_names text[], p_now bigint)
+  RETURNS TABLE (name text, state int, n bigint, later bigint)
+LANGUAGE plpgsql AS $$
+BEGIN
+  RETURN QUERY
+    SELECT q.name, c.state, c.n, c.later
+      FROM unnest(p_names) AS q(name)
+      CROSS JOIN LATERAL (
+        SELECT 0 AS state, count(*) AS n, count(*) FILTER (WHERE m.run_at > p_now) AS later
+          FROM {{schema}}.messages m WHERE m.queue = q.name AND m.state = 0
+        UNION ALL
+        SELECT 1, count(*), 0 FROM {{schema}}.messages m WHERE m.queue = q.name AND m.state = 1
+        UNION ALL
+        SELECT m.state, count(*), 0 FROM {{schema}}.messages m WHERE m.queue = q.name AND m.state >= 2
+         GROUP BY m.state) c;
 END $$;

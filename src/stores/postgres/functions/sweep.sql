@@ -104,7 +104,8 @@ END $$;
 
 -- One housekeeping pass, bounded: expired leases, then finished messages whose queue's current retention has
 -- passed (so changing a queue's retention acts on messages already finished), then the oldest events past
--- p_event_before. Looks at each queue through the index on (queue, finished_at): one probe per queue.
+-- p_event_before. Looks at each queue's finished states through the index on (queue, state, finished_at):
+-- one probe per queue and state.
 CREATE FUNCTION {{schema}}.sweep(p_now bigint, p_at text, p_event_before bigint, p_max_attempts int,
   p_retention bigint, p_origin text, OUT expired int, OUT removed int, OUT data text)
 LANGUAGE plpgsql SET jit = off AS $$
@@ -117,9 +118,10 @@ BEGIN
   DELETE FROM {{schema}}.messages d WHERE d.id = ANY(ARRAY(
     SELECT f.id
       FROM {{schema}}.queues q
+      CROSS JOIN (VALUES (2::smallint), (3::smallint), (4::smallint)) st(state)
       CROSS JOIN LATERAL (
         SELECT m.id FROM {{schema}}.messages m
-         WHERE m.queue = q.name AND m.state >= 2
+         WHERE m.queue = q.name AND m.state >= 2 AND m.state = st.state
            AND m.finished_at <= p_now - coalesce((q.settings->>'retention')::bigint, p_retention)
          ORDER BY m.finished_at LIMIT 1000) f
      LIMIT 1000));
