@@ -758,19 +758,34 @@ export class Engine implements Ferry {
   }
 }
 
+/**
+ * Epoch ms as ISO text, remembering the last few: the deliveries of one claim mostly share their lease's end
+ * and deadline, and messages sent in one batch their send time.
+ */
+const isoCache = new Map<number, string>();
+function isoOf(ms: number): string {
+  let text = isoCache.get(ms);
+  if (text === undefined) {
+    if (isoCache.size >= 64) isoCache.clear();
+    text = new Date(ms).toISOString();
+    isoCache.set(ms, text);
+  }
+  return text;
+}
+
 function toDelivery(c: Claimed): Delivery {
   const delivery: Delivery & { [LEASE_UNTIL_MS]?: number } = {
     id: c.id,
     queue: c.queue,
-    payload: JSON.parse(c.payload),
+    payload: c.payload,
     attempt: c.attempt,
     receipt: c.receipt,
     priority: c.priority,
     key: c.key,
-    headers: c.headers === null ? {} : JSON.parse(c.headers),
-    sentAt: new Date(c.sentAt).toISOString(),
-    leaseUntil: new Date(c.leaseUntil).toISOString(),
-    deadline: c.deadline === null ? null : new Date(c.deadline).toISOString(),
+    headers: c.headers ?? {},
+    sentAt: isoOf(c.sentAt),
+    leaseUntil: isoOf(c.leaseUntil),
+    deadline: c.deadline === null ? null : isoOf(c.deadline),
   };
   delivery[LEASE_UNTIL_MS] = c.leaseUntil;
   return delivery;

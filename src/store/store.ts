@@ -114,12 +114,14 @@ export interface MessageRecord {
 export interface Claimed {
   id: string;
   queue: string;
-  payload: string;
+  /** The payload, parsed (a store may have it parsed along with the rest of its answer). */
+  payload: unknown;
   attempt: number;
   receipt: string;
   priority: number;
   key: string | null;
-  headers: string | null;
+  /** The headers, parsed; null when the message has none. */
+  headers: Record<string, string> | null;
   sentAt: number;
   leaseUntil: number;
   /** The lease length used, so a worker can renew by the same amount. */

@@ -28,11 +28,11 @@ export function claimTests(ctx: Ctx): void {
       const c = await claimOne(store, q, T0, 1500);
       assert.equal(c.id, id);
       assert.equal(c.queue, q);
-      assert.equal(c.payload, '[1]');
+      assert.deepEqual(c.payload, [1]);
       assert.equal(c.attempt, 1);
       assert.equal(c.priority, 2);
       assert.equal(c.key, 'k');
-      assert.equal(c.headers, '{"a":"b"}');
+      assert.deepEqual(c.headers, { a: 'b' });
       assert.equal(c.sentAt, T0 - 5);
       assert.equal(c.lease, 1500);
       assert.equal(c.leaseUntil, T0 + 1500);

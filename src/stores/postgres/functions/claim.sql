@@ -5,7 +5,8 @@
 -- due, not blocked behind an earlier message of their key, queue not paused, within its concurrency and rate
 -- limit and, with a keyRateLimit, the windows of their keys (a held key's messages are passed over, so they
 -- never hold back other keys); by priority, then runAt, then send order. The rows come back as a JSON array
--- in that order, their `active` events as comma-joined JSON. Each attempt's deadline is p_now plus the timeout
+-- in that order (payload and headers as the JSON they are stored as, so the client parses them once, with
+-- the rest), their `active` events as comma-joined JSON. Each attempt's deadline is p_now plus the timeout
 -- (p_timeout, else the message's, else the queue's; none: null), and caps the lease.
 CREATE FUNCTION {{schema}}.claim_items(p_queue text, p_max int, p_lease int, p_timeout int, p_now bigint, p_at text,
   p_default_lease int, p_max_attempts int, OUT n int, OUT events text, OUT claimed text, OUT expired int)
@@ -91,9 +92,9 @@ BEGIN
               m.lease_until, m.deadline,
               coalesce(p_lease, m.lease, (v_settings->>'lease')::int, p_default_lease) AS lease)
   SELECT count(*)::int,
-         '[' || string_agg('{"id":' || to_json(u.id) || ',"payload":' || to_json(u.payload) || ',"attempt":'
+         '[' || string_agg('{"id":' || to_json(u.id) || ',"payload":' || u.payload || ',"attempt":'
                    || u.attempts || ',"receipt":"' || u.receipt || '","priority":' || u.priority || ',"key":'
-                   || coalesce(to_json(u.key)::text, 'null') || ',"headers":' || coalesce(to_json(u.headers)::text, 'null')
+                   || coalesce(to_json(u.key)::text, 'null') || ',"headers":' || coalesce(u.headers, 'null')
                    || ',"sentAt":' || u.sent_at || ',"leaseUntil":' || u.lease_until || ',"lease":' || u.lease
                    || ',"deadline":' || coalesce(u.deadline::text, 'null') || '}',
                    ',' ORDER BY u.priority DESC, u.run_at, u.seq) || ']',
