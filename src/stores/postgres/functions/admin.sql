@@ -84,7 +84,7 @@ BEGIN
          array_agg(u.parent_id) FILTER (WHERE u.parent_id IS NOT NULL)
     INTO n, events, kq, kk, v_parents FROM u;
   IF v_parents IS NOT NULL THEN PERFORM {{schema}}.children_revived(v_parents); END IF;
-  PERFORM {{schema}}.release_keys(kq, kk);
+  IF kq IS NOT NULL THEN PERFORM {{schema}}.release_keys(kq, kk); END IF;
 END $$;
 
 -- Retries one message: a dead or cancelled one is queued again with fresh attempts; a delayed one becomes

@@ -76,9 +76,9 @@ BEGIN
   -- A receipt is unique per delivery: the message's seq and attempt, and a random nonce drawn once per claim
   -- (a strong random draw per row is a syscall's worth of work for every message claimed).
   -- The update names the rows by id alone: they were picked queued, FOR UPDATE, in this transaction, so
-  -- they are still queued. Given `m.state = 0` as well, a cached plan may find them through the
-  -- (queue, state, seq) index instead, walking every queued row of the queue (seen with auto_explain:
-  -- 111 buffers a claim in bench/pg-mixed.ts).
+  -- they are still queued. Given `m.state = 0` as well, a cached plan may find them through an index of
+  -- the queue's queued rows instead, walking every one of them (seen with auto_explain, with the index on
+  -- (queue, state, seq) of the time: 111 buffers a claim in bench/pg-mixed.ts).
   v_nonce := '.' || replace(gen_random_uuid()::text, '-', '');
   WITH u AS (
     UPDATE {{schema}}.messages m
@@ -91,16 +91,17 @@ BEGIN
     RETURNING m.seq, m.id, m.payload, m.attempts, m.receipt, m.priority, m.run_at, m.key, m.headers, m.sent_at,
               m.lease_until, m.deadline,
               coalesce(p_lease, m.lease, (v_settings->>'lease')::int, p_default_lease) AS lease)
-  SELECT count(*)::int,
-         '[' || string_agg('{"id":' || to_json(u.id) || ',"payload":' || u.payload || ',"attempt":'
+  -- Both texts in delivery order, from one sort (aggregates take a sorted subquery's rows in its order, as
+  -- the picking above relies on too; an ORDER BY in each aggregate sorted twice).
+  SELECT count(*)::int, '[' || string_agg(o.json, ',') || ']', string_agg(o.event, ',')
+    INTO v_n, claimed, v_events
+    FROM (SELECT '{"id":' || to_json(u.id) || ',"payload":' || u.payload || ',"attempt":'
                    || u.attempts || ',"receipt":"' || u.receipt || '","priority":' || u.priority || ',"key":'
                    || coalesce(to_json(u.key)::text, 'null') || ',"headers":' || coalesce(u.headers, 'null')
                    || ',"sentAt":' || u.sent_at || ',"leaseUntil":' || u.lease_until || ',"lease":' || u.lease
-                   || ',"deadline":' || coalesce(u.deadline::text, 'null') || '}',
-                   ',' ORDER BY u.priority DESC, u.run_at, u.seq) || ']',
-         string_agg({{schema}}.event('active', p_queue, u.id, p_at, u.attempts, NULL), ','
-                    ORDER BY u.priority DESC, u.run_at, u.seq)
-    INTO v_n, claimed, v_events FROM u;
+                   || ',"deadline":' || coalesce(u.deadline::text, 'null') || '}' AS json,
+                 {{schema}}.event('active', p_queue, u.id, p_at, u.attempts, NULL) AS event
+            FROM u ORDER BY u.priority DESC, u.run_at, u.seq) o;
   IF v_n = 0 THEN RETURN; END IF;
   IF v_rmax IS NOT NULL THEN
     UPDATE {{schema}}.queues SET rate_window = v_window, rate_count = coalesce(v_count, 0) + v_n WHERE name = p_queue;

@@ -67,8 +67,9 @@ BEGIN
   -- 106-123 us of backend CPU per message then, 96-99 now, in alternated runs of bench/pg-mixed.ts.)
   IF p_inline AND NOT EXISTS (SELECT 1 FROM {{schema}}.event_inbox)
      AND pg_try_advisory_xact_lock(hashtext('ferry.sequence'), hashtext('{{schema}}')) THEN
-    UPDATE {{schema}}.event_seq SET last = last + p_n RETURNING last - p_n + 1 INTO v_seq;
-    INSERT INTO {{schema}}.events (seq, n, at, origin, data) VALUES (v_seq, p_n, p_at, p_origin, v_data);
+    WITH s AS (UPDATE {{schema}}.event_seq SET last = last + p_n RETURNING last - p_n + 1 AS seq)
+    INSERT INTO {{schema}}.events (seq, n, at, origin, data) SELECT s.seq, p_n, p_at, p_origin, v_data FROM s
+    RETURNING seq INTO v_seq;
     RETURN '{"seq":' || v_seq || ',"events":' || v_data || '}';
   END IF;
   INSERT INTO {{schema}}.event_inbox (at, n, origin, data) VALUES (p_at, p_n, p_origin, v_data);

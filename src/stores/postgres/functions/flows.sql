@@ -24,7 +24,7 @@ BEGIN
          string_agg({{schema}}.event('cancelled', u.queue, u.id, p_at, u.attempts, NULL), ',' ORDER BY u.seq),
          array_agg(u.queue) FILTER (WHERE u.key IS NOT NULL), array_agg(u.key) FILTER (WHERE u.key IS NOT NULL)
     INTO n, events, kq, kk FROM u;
-  PERFORM {{schema}}.release_keys(kq, kk);
+  IF kq IS NOT NULL THEN PERFORM {{schema}}.release_keys(kq, kk); END IF;
 END $$;
 
 -- Messages p_ids (flow children) just ended in this transaction: their parents learn it (children_report).

@@ -8,7 +8,8 @@
 -- given the join alone it may hash-join a scan of the whole table.
 
 -- Completes leased messages (cancelled instead when a cancel was requested meanwhile); a flow's parents count
--- their children down. Answers, for the items that settled, their 1-based position and new state.
+-- their children down. Answers, for the items that settled, their 1-based position and new state (pairs in
+-- no particular order: the two arrays are aggregated from the same rows, so their entries correspond).
 CREATE FUNCTION {{schema}}.complete_items(p_ids text[], p_receipts text[], p_results text[], p_nows bigint[],
   p_ats text[], OUT n int, OUT events text, OUT ords int[], OUT states int[])
 LANGUAGE plpgsql AS $$
@@ -27,11 +28,11 @@ BEGIN
                                             ',"result":' || coalesce(u.result, 'null'))
                       ELSE {{schema}}.event('cancelled', u.queue, u.id, u.at, u.attempts, NULL) END,
                     ',' ORDER BY u.ord),
-         array_agg(u.ord::int ORDER BY u.ord), array_agg(u.state::int ORDER BY u.ord),
+         array_agg(u.ord::int), array_agg(u.state::int),
          array_agg(u.queue) FILTER (WHERE u.key IS NOT NULL), array_agg(u.key) FILTER (WHERE u.key IS NOT NULL),
          array_agg(u.id) FILTER (WHERE u.parent_id IS NOT NULL), max(u.now), max(u.at)
     INTO n, events, ords, states, kq, kk, e_ids, e_now, e_at FROM u;
-  PERFORM {{schema}}.release_keys(kq, kk);
+  IF kq IS NOT NULL THEN PERFORM {{schema}}.release_keys(kq, kk); END IF;
   -- The hot path (every ack): no call at all when no completed message has a parent.
   IF e_ids IS NOT NULL THEN
     SELECT x.n, x.events INTO e_n, e_events FROM {{schema}}.children_ended(e_ids, e_now, e_at) x;
@@ -71,13 +72,13 @@ BEGIN
                       u.queue, u.id, u.at, u.attempts,
                       ',"error":' || u.error || CASE WHEN u.state = 0 THEN ',"runAt":' || u.run_at ELSE '' END),
                     ',' ORDER BY u.ord),
-         array_agg(u.ord::int ORDER BY u.ord), array_agg(u.state::int ORDER BY u.ord),
+         array_agg(u.ord::int), array_agg(u.state::int),
          array_agg(u.queue) FILTER (WHERE u.key IS NOT NULL AND u.state >= 2),
          array_agg(u.key) FILTER (WHERE u.key IS NOT NULL AND u.state >= 2),
          array_agg(u.id) FILTER (WHERE u.parent_id IS NOT NULL AND u.state >= 2),
          array_agg(u.id) FILTER (WHERE u.state = 3)
     INTO v_n, v_events, ords, states, kq, kk, e_ids, v_dead FROM u;
-  PERFORM {{schema}}.release_keys(kq, kk);
+  IF kq IS NOT NULL THEN PERFORM {{schema}}.release_keys(kq, kk); END IF;
   IF v_dead IS NOT NULL THEN
     SELECT d.n, d.events INTO d_n, d_events FROM {{schema}}.dead_letter(v_dead, p_nows[1], p_ats[1]) d;
     IF d_n > 0 THEN
@@ -112,12 +113,12 @@ BEGIN
                       THEN {{schema}}.event('retrying', u.queue, u.id, p_at, u.attempts, ',"runAt":' || p_now)
                       ELSE {{schema}}.event('cancelled', u.queue, u.id, p_at, u.attempts, NULL) END,
                     ',' ORDER BY u.ord),
-         array_agg(u.ord::int ORDER BY u.ord), array_agg(u.state::int ORDER BY u.ord),
+         array_agg(u.ord::int), array_agg(u.state::int),
          array_agg(u.queue) FILTER (WHERE u.key IS NOT NULL AND u.state >= 2),
          array_agg(u.key) FILTER (WHERE u.key IS NOT NULL AND u.state >= 2),
          array_agg(u.id) FILTER (WHERE u.parent_id IS NOT NULL AND u.state >= 2)
     INTO v_n, v_events, ords, states, kq, kk, e_ids FROM u;
-  PERFORM {{schema}}.release_keys(kq, kk);
+  IF kq IS NOT NULL THEN PERFORM {{schema}}.release_keys(kq, kk); END IF;
   SELECT x.n, x.events INTO e_n, e_events FROM {{schema}}.children_ended(e_ids, p_now, p_at) x;
   IF e_n > 0 THEN v_n := v_n + e_n; v_events := concat_ws(',', v_events, e_events); END IF;
   data := {{schema}}.stage_events(v_events, v_n, p_now, p_origin);

@@ -80,7 +80,7 @@ BEGIN
          array_agg(u.id) FILTER (WHERE u.state = 3),
          array_agg(u.id) FILTER (WHERE u.parent_id IS NOT NULL AND u.state >= 2)
     INTO n, events, kq, kk, v_dead, e_ids FROM u;
-  PERFORM {{schema}}.release_keys(kq, kk);
+  IF kq IS NOT NULL THEN PERFORM {{schema}}.release_keys(kq, kk); END IF;
   n_events := n;
   IF v_dead IS NOT NULL THEN
     SELECT d.n, d.events INTO d_n, d_events FROM {{schema}}.dead_letter(v_dead, p_now, p_at) d;
