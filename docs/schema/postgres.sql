@@ -200,6 +200,6 @@ CREATE SEQUENCE ferry.webhook_attempts_id_seq;
 -- ferry.set_key_concurrency(p_queue text, p_n integer) -> void
 -- ferry.settle_lapsed(p_id text, p_now bigint, p_at text, p_max_attempts integer, OUT n integer, OUT events text) -> record
 -- ferry.stage_events(p_events text, p_n integer, p_at bigint, p_origin text, p_inline boolean) -> text
--- ferry.step(c_ids text[], c_receipts text[], c_results text[], c_nows bigint[], c_ats text[], q_queue text, q_max integer, q_lease integer, q_timeout integer, q_now bigint, q_at text, p_default_lease integer, p_max_attempts integer, p_origin text, OUT data text, OUT c_settled text, OUT claimed text) -> record
+-- ferry.step(c_ids text[], c_receipts text[], c_results text[], c_nows bigint[], c_ats text[], q_queue text, q_max integer, q_lease integer, q_timeout integer, q_now bigint, q_at text, p_default_lease integer, p_max_attempts integer, p_origin text, OUT data text, OUT c_settled text, OUT deliveries text) -> record
 -- ferry.sweep(p_now bigint, p_at text, p_event_before bigint, p_max_attempts integer, p_retention bigint, p_origin text, OUT expired integer, OUT removed integer, OUT data text) -> record
 -- ferry.unblock_next(p_queues text[], p_keys text[]) -> void

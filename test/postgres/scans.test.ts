@@ -83,12 +83,12 @@ describe('PostgreSQL: no statement of the hot path scans the messages table', ()
     }
   }
 
-  const stepSql = () => `SELECT data, c_settled, claimed FROM ${s}.step($1::text[], $2::text[], $3::text[],
+  const stepSql = () => `SELECT data, c_settled, deliveries FROM ${s}.step($1::text[], $2::text[], $3::text[],
     $4::int8[], $5::text[], $6::text, $7::int, $8::int, $9::int, $10::int8, $11::text, $12::int, $13::int, $14::text)`;
 
   async function step(what: string, acks: Claimed[], queue: string | null, max: number, at = now): Promise<Claimed[]> {
     const has = acks.length > 0;
-    const [row] = await scanFree<{ claimed: string | null }>(what, stepSql(), [
+    const [row] = await scanFree<{ deliveries: string | null }>(what, stepSql(), [
       has ? acks.map((a) => a.id) : null,
       has ? acks.map((a) => a.receipt) : null,
       has ? acks.map(() => '{"ok":true}') : null,
@@ -104,7 +104,7 @@ describe('PostgreSQL: no statement of the hot path scans the messages table', ()
       3,
       'scans',
     ]);
-    return row?.claimed ? (JSON.parse(row.claimed) as Claimed[]) : [];
+    return row?.deliveries ? (JSON.parse(row.deliveries) as Claimed[]) : [];
   }
 
   it('claims and acks, plain and keyed, in steps of 50, 200, 500 and 1', async () => {
@@ -364,7 +364,7 @@ describe('PostgreSQL: plans made while the table was small do not scan it once i
 
   it('steps whose plans were cached on a near-empty table find their rows by index after it grew', async () => {
     const s = `"${schema.schema}"`;
-    const sql = `SELECT c_settled, claimed FROM ${s}.step($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[],
+    const sql = `SELECT c_settled, deliveries FROM ${s}.step($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[],
       $6::text, $7::int, $8::int, $9::int, $10::int8, $11::text, $12::int, $13::int, $14::text)`;
     let held: Claimed[] = [];
     /** One step on this connection: acks what it holds, claims up to 5; answers the table's scans. */
@@ -373,7 +373,7 @@ describe('PostgreSQL: plans made while the table was small do not scan it once i
       const at = new Date(now).toISOString();
       const has = held.length > 0;
       await c.query('BEGIN');
-      const r = await c.query<{ claimed: string | null }>(sql, [
+      const r = await c.query<{ deliveries: string | null }>(sql, [
         has ? held.map((h) => h.id) : null,
         has ? held.map((h) => h.receipt) : null,
         has ? held.map(() => 'null') : null,
@@ -393,7 +393,7 @@ describe('PostgreSQL: plans made while the table was small do not scan it once i
         `SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relid = '${s}.messages'::regclass`,
       );
       await c.query('COMMIT');
-      const claimed = r.rows[0]?.claimed;
+      const claimed = r.rows[0]?.deliveries;
       held = claimed ? (JSON.parse(claimed) as Claimed[]) : [];
       return Number(scans.rows[0]?.seq_scan);
     };

@@ -15,7 +15,7 @@ interface StepRow {
   /** Each ack's new state code in order, one character each ('-': not settled). */
   c_settled: string | null;
   /** A JSON array of ClaimedRow, as text (built by concatenation in SQL). */
-  claimed: string | null;
+  deliveries: string | null;
 }
 
 interface ClaimCall {
@@ -48,7 +48,7 @@ export class Stepper {
     private readonly db: Database,
     private readonly log: EventLog,
   ) {
-    this.sql = `SELECT data, c_settled, claimed FROM ${db.s}.step(
+    this.sql = `SELECT data, c_settled, deliveries FROM ${db.s}.step(
       $1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text, $7::int, $8::int, $9::int, $10::int8,
       $11::text, $12::int, $13::int, $14::text)`;
   }
@@ -95,7 +95,7 @@ export class Stepper {
       ]);
       this.log.committed(row.data);
       if (has) settleEach(acks, settledCodes(items.length, row.c_settled));
-      if (claim) claim.resolve(claimedRows(claim, row.claimed));
+      if (claim) claim.resolve(claimedRows(claim, row.deliveries));
     } catch (error) {
       for (const call of acks) call.reject(error);
       claim?.reject(error);

@@ -119,11 +119,14 @@ END $$;
 -- out (the message is delivered again; the lost delivery's ack finds no lease). A step with any durable
 -- change (acks, expired leases settled) commits synchronously, and a synchronous commit flushes the WAL of
 -- every earlier asynchronous one, so a later durable step never depends on a lost claim.
+-- `deliveries` holds payloads and headers as their JSON (migration 012); before, as JSON strings, in a column
+-- named `claimed`. The new name makes a process still running the old code fail its claims loudly, with
+-- nothing leased, instead of reading the new text the old way after a newer process replaced this function.
 CREATE FUNCTION {{schema}}.step(
   c_ids text[], c_receipts text[], c_results text[], c_nows bigint[], c_ats text[],
   q_queue text, q_max int, q_lease int, q_timeout int, q_now bigint, q_at text,
   p_default_lease int, p_max_attempts int, p_origin text,
-  OUT data text, OUT c_settled text, OUT claimed text)
+  OUT data text, OUT c_settled text, OUT deliveries text)
 LANGUAGE plpgsql AS $$
 DECLARE v_n int := 0; v_events text; c_n int; c_ords int[]; c_states int[]; q_n int; q_events text; v_at bigint;
   q_expired int := 0;
@@ -142,7 +145,7 @@ BEGIN
     END IF;
   END IF;
   IF q_queue IS NOT NULL THEN
-    SELECT x.n, x.events, x.claimed, x.expired INTO q_n, q_events, claimed, q_expired
+    SELECT x.n, x.events, x.claimed, x.expired INTO q_n, q_events, deliveries, q_expired
       FROM {{schema}}.claim_items(q_queue, q_max, q_lease, q_timeout, q_now, q_at, p_default_lease, p_max_attempts) x;
     IF q_n > 0 THEN
       v_events := CASE WHEN v_events IS NULL THEN q_events ELSE v_events || ',' || q_events END;
