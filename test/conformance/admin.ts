@@ -102,6 +102,19 @@ export function adminTests(ctx: Ctx): void {
     it('list of an empty queue is empty with a null cursor', async () => {
       assert.deepEqual(await ctx.ferry.list(qname()), { messages: [], cursor: null });
     });
+
+    it('list refuses a state it does not know, a bad limit and a cursor it did not give, and changes nothing', async () => {
+      const q = qname();
+      await ctx.ferry.send(q, 'kept');
+      await expectError(() => ctx.ferry.list(q, { state: 'queued' as never }), InvalidRequestError, 'unknown state');
+      await expectError(() => ctx.ferry.list(q, { limit: 0 }), InvalidRequestError, 'limit 0');
+      await expectError(() => ctx.ferry.list(q, { cursor: 'abc' }), InvalidRequestError, 'foreign cursor');
+      const page = await ctx.ferry.list(q, { state: 'waiting' });
+      assert.deepEqual(
+        page.messages.map((m) => m.payload),
+        ['kept'],
+      );
+    });
   });
 
   describe('configure', () => {

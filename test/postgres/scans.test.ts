@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import type { Ferry } from '../../src/core/types.ts';
 import { open } from '../../src/index.ts';
-import { listSql, statsSql } from '../../src/stores/postgres/admin.ts';
+import { listQuery, statsSql } from '../../src/stores/postgres/admin.ts';
 import { testSchema } from '../support/postgres.ts';
 
 const FILLER = 20_000;
@@ -207,13 +207,8 @@ describe('PostgreSQL: no statement of the hot path scans the messages table', ()
     const seen: Record<string, number> = {};
     for (const state of states) {
       for (let r = 0; r < 6; r++) {
-        const timed = state === 'waiting' || state === 'delayed';
-        const rows = await scanFree<{ seq: string }>(`list ${state}`, listSql(s, state), [
-          'admin',
-          0,
-          100,
-          ...(timed ? [t] : []),
-        ]);
+        const { text, values } = listQuery(s, 'admin', { state, limit: 100, cursor: null }, t);
+        const rows = await scanFree<{ seq: string }>(`list ${state}`, text, values);
         seen[String(state)] = rows.length;
         const seqs = rows.map((row) => Number(row.seq));
         assert.deepEqual(
@@ -251,7 +246,8 @@ describe('PostgreSQL: no statement of the hot path scans the messages table', ()
         [[1, 3], t, new Date(t).toISOString()],
       );
     }
-    const left = await scanFree('list', listSql(s, null), ['admin', 0, 100]);
+    const all = listQuery(s, 'admin', { state: null, limit: 100, cursor: null }, t);
+    const left = await scanFree('list', all.text, all.values);
     assert.equal(left.length, 0, 'everything of the queue was purged');
   });
 

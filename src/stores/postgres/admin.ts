@@ -77,9 +77,8 @@ export class Admin {
   }
 
   async list(queue: string, q: ListQuery, now: number): Promise<RecordPage> {
-    const after = q.cursor === null ? 0 : Number(q.cursor);
-    const timed = q.state === 'waiting' || q.state === 'delayed';
-    const r = await this.db.query<Row>(listSql(this.db.s, q.state), [queue, after, q.limit, ...(timed ? [now] : [])]);
+    const { text, values } = listQuery(this.db.s, queue, q, now);
+    const r = await this.db.query<Row>(text, values);
     const last = r.rows[r.rows.length - 1];
     return {
       records: r.rows.map(toRecord),
@@ -97,7 +96,7 @@ export class Admin {
     const r = await this.db.query<{
       name: string;
       paused: boolean | null;
-      state: number | null;
+      state: number;
       n: string;
       later: string;
     }>(statsSql(s), [names, now]);
@@ -118,7 +117,6 @@ export class Admin {
     for (const row of r.rows) {
       const st = byName.get(row.name) as QueueStats;
       st.paused = row.paused ?? false;
-      if (row.state === null) continue;
       const n = Number(row.n);
       if (row.state === QUEUED) {
         st.delayed = Number(row.later);
@@ -168,20 +166,24 @@ export class Admin {
 }
 
 /**
- * A page of one queue's messages in send order, after the cursor's seq: `$1` queue, `$2` cursor, `$3` limit,
- * and for waiting and delayed `$4` now. No index holds every state (each state's rows are in the partial index of that state, see
- * migration 012), so the state is written into the text, where the planner can match it to its index, and a
- * page of every state merges a page of each.
+ * A page of one queue's messages in send order, after the cursor's seq. No index holds every state (each
+ * state's rows are in the partial index of that state, see migration 012), so the state is written into the
+ * text, where the planner can match it to its index, and a page of every state merges a page of each.
  */
-export function listSql(s: string, state: ListQuery['state']): string {
+export function listQuery(s: string, queue: string, q: ListQuery, now: number): { text: string; values: unknown[] } {
+  const values: unknown[] = [queue, q.cursor === null ? 0 : Number(q.cursor), q.limit];
   const page = (where: string) =>
     `${selectRow(s)} WHERE m.queue = $1 AND m.seq > $2 AND ${where} ORDER BY m.seq LIMIT $3`;
-  if (state === 'waiting') return page('m.state = 0 AND m.run_at <= $4');
-  if (state === 'delayed') return page('m.state = 0 AND m.run_at > $4');
-  if (state === 'active') return page('m.state = 1');
-  if (state !== null) return page(`m.state >= 2 AND m.state = ${STATE_NAMES.indexOf(state)}`);
-  return `SELECT * FROM ((${page('m.state = 0')}) UNION ALL (${page('m.state = 1')})
+  const { state } = q;
+  if (state === 'waiting' || state === 'delayed') {
+    values.push(now);
+    return { text: page(`m.state = 0 AND m.run_at ${state === 'waiting' ? '<=' : '>'} $4`), values };
+  }
+  if (state === 'active') return { text: page('m.state = 1'), values };
+  if (state !== null) return { text: page(`m.state >= 2 AND m.state = ${STATE_NAMES.indexOf(state)}`), values };
+  const text = `SELECT * FROM ((${page('m.state = 0')}) UNION ALL (${page('m.state = 1')})
     UNION ALL (${page('m.state >= 2')})) p ORDER BY p.seq LIMIT $3`;
+  return { text, values };
 }
 
 /** Each queue's count of messages by state (`$1` the queues' names, `$2` now), and whether it is paused. */

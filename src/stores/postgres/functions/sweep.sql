@@ -121,6 +121,7 @@ BEGIN
       CROSS JOIN (VALUES (2::smallint), (3::smallint), (4::smallint)) st(state)
       CROSS JOIN LATERAL (
         SELECT m.id FROM {{schema}}.messages m
+         -- `state >= 2` too: a constant the plan can match to the partial index (st.state is not one).
          WHERE m.queue = q.name AND m.state >= 2 AND m.state = st.state
            AND m.finished_at <= p_now - coalesce((q.settings->>'retention')::bigint, p_retention)
          ORDER BY m.finished_at LIMIT 1000) f
