@@ -24,7 +24,8 @@ function notify<E>(listener: (event: E) => void, event: E): void {
 }
 
 export class Bus {
-  private readonly queueWaiters = new Map<string, Set<() => void>>();
+  /** Consumers waiting for messages, per queue, oldest first, each with how many messages it asked for. */
+  private readonly queueWaiters = new Map<string, Set<{ want: number; wake: (counted: boolean) => void }>>();
   private readonly idWaiters = new Map<string, Set<(event: CommittedEvent) => void>>();
   private readonly cancelWatchers = new Map<string, () => void>();
   private readonly listeners = new Set<Listener>();
@@ -43,45 +44,53 @@ export class Bus {
     }
   }
 
-  /** Wakes the consumers and result waiters that `events` concern; in any order, any number of times. */
+  /**
+   * Wakes the consumers and result waiters that `events` concern; in any order, any number of times. A queue's
+   * consumers are woken for as many messages as became deliverable there, one at least when a message
+   * finished (it may free a key or a concurrency slot): waking every consumer for every commit made all but
+   * one of them claim nothing, a statement each (see `wake`).
+   */
   wakeFor(events: CommittedEvent[]): void {
     const now = this.clock.now();
-    let lastQueue: string | undefined;
+    const ready = new Map<string, number>();
     for (const event of events) {
       const { type, queue } = event;
       // `waiting`: a flow's parent whose children all finished is deliverable now (or at its runAt).
       if (type === 'sent' || type === 'retrying' || type === 'waiting') {
         const runAt = event.runAt ?? now;
         if (runAt > now) this.wakeAt(queue, runAt);
-        else if (queue !== lastQueue) {
-          this.wake(queue);
-          lastQueue = queue;
-        }
+        else ready.set(queue, (ready.get(queue) ?? 0) + 1);
       } else if (type === 'completed' || type === 'dead' || type === 'cancelled') {
-        // A finished message may unblock the next of its key or free a concurrency slot.
-        if (queue !== lastQueue && (this.queueWaiters.has(queue) || this.claiming.has(queue))) {
-          this.wake(queue);
-          lastQueue = queue;
-        }
+        if (!ready.has(queue)) ready.set(queue, 0);
         const waiters = this.idWaiters.get(event.id);
         if (waiters) for (const waiter of waiters) notify(waiter, event);
       }
     }
+    for (const [queue, count] of ready) this.wake(queue, count > 0 ? count : undefined);
   }
 
-  /** Wakes the consumers waiting on `queues` (null: on every queue). */
+  /** Wakes a consumer waiting on each of `queues` (null: on every queue): another process changed them. */
   wakeQueues(queues: readonly string[] | null): void {
     for (const queue of queues ?? new Set([...this.queueWaiters.keys(), ...this.claiming.keys()])) this.wake(queue);
   }
 
-  /** Wakes everyone waiting for messages on `queue`. */
-  wake(queue: string): void {
+  /**
+   * Wakes the consumers waiting on `queue`, oldest first, until those woken asked for `count` messages in all
+   * (one consumer at least), and tells the claims of `queue` in flight. Without a count (another process's
+   * hint, a resumed queue, a finished message) one consumer looks; if its claim comes back full it wakes the
+   * next (see Engine.claim), so a backlog still reaches every consumer.
+   */
+  wake(queue: string, count?: number): void {
     const claiming = this.claiming.get(queue);
     if (claiming) claiming.wakes++;
     const waiters = this.queueWaiters.get(queue);
     if (!waiters) return;
-    this.queueWaiters.delete(queue);
-    for (const wake of waiters) wake();
+    let left = count ?? 1;
+    for (const waiter of waiters) {
+      if (left <= 0) break;
+      left -= waiter.want;
+      waiter.wake(count !== undefined);
+    }
   }
 
   private wakeAt(queue: string, at: number): void {
@@ -121,27 +130,34 @@ export class Bus {
     };
   }
 
-  /** Resolves when `queue` may have a deliverable message, after `ms` at the latest, or when `signal` aborts. */
-  waitForQueue(queue: string, ms: number, signal?: AbortSignal): Promise<void> {
+  /**
+   * Resolves when `queue` may have a deliverable message for a consumer that takes up to `want` at once, after
+   * `ms` at the latest, or when `signal` aborts: true when a wake that counted the new messages woke it.
+   */
+  waitForQueue(queue: string, ms: number, signal?: AbortSignal, want = 1): Promise<boolean> {
     return new Promise((resolve) => {
       let waiters = this.queueWaiters.get(queue);
       if (!waiters) {
         waiters = new Set();
         this.queueWaiters.set(queue, waiters);
       }
-      const done = () => {
-        this.clock.clearTimeout(timer);
-        signal?.removeEventListener('abort', done);
-        const set = this.queueWaiters.get(queue);
-        if (set) {
-          set.delete(done);
-          if (set.size === 0) this.queueWaiters.delete(queue);
-        }
-        resolve();
+      const waiter = {
+        want,
+        wake: (counted: boolean) => {
+          this.clock.clearTimeout(timer);
+          signal?.removeEventListener('abort', stop);
+          const set = this.queueWaiters.get(queue);
+          if (set) {
+            set.delete(waiter);
+            if (set.size === 0) this.queueWaiters.delete(queue);
+          }
+          resolve(counted);
+        },
       };
-      const timer = this.clock.setTimeout(done, ms);
-      signal?.addEventListener('abort', done, { once: true });
-      waiters.add(done);
+      const stop = () => waiter.wake(false);
+      const timer = this.clock.setTimeout(stop, ms);
+      signal?.addEventListener('abort', stop, { once: true });
+      waiters.add(waiter);
     });
   }
 
@@ -181,7 +197,7 @@ export class Bus {
 
   /** Wakes every waiter (used at close). */
   wakeAll(): void {
-    for (const queue of [...this.queueWaiters.keys()]) this.wake(queue);
+    for (const queue of [...this.queueWaiters.keys()]) this.wake(queue, Number.POSITIVE_INFINITY);
     for (const { handle } of this.dueTimers.values()) this.clock.clearTimeout(handle);
     this.dueTimers.clear();
   }

@@ -386,6 +386,8 @@ export class Engine implements Ferry {
     const lease = o.lease === undefined ? null : checkLease(o.lease);
     const timeout = o.timeout === undefined ? null : checkTimeout(o.timeout);
     const deadline = this.clock.now() + wait;
+    /** Woken by a commit that counted its new messages: they were shared out, no need to pass the wake on. */
+    let counted = false;
     for (;;) {
       const woken = this.bus.watch(queue);
       let claimed: Claimed[];
@@ -395,11 +397,16 @@ export class Engine implements Ferry {
       } finally {
         missed = woken();
       }
-      if (claimed.length > 0) return claimed.map(toDelivery);
+      if (claimed.length > 0) {
+        // A full claim may have left more: the next waiting consumer looks. A wake without a count (another
+        // process's hint, a resumed queue) reaches only one, and this is how the others hear of a backlog.
+        if (claimed.length === max && !counted) this.bus.wake(queue);
+        return claimed.map(toDelivery);
+      }
       const left = deadline - this.clock.now();
       if (left <= 0 || o.signal?.aborted || this.closed) return [];
       // Woken while claiming: what woke it may have committed after the claim looked, so look again now.
-      if (!missed) await this.bus.waitForQueue(queue, Math.min(left, this.pollInterval), o.signal);
+      counted = !missed && (await this.bus.waitForQueue(queue, Math.min(left, this.pollInterval), o.signal, max));
     }
   }
 

@@ -1,4 +1,7 @@
-/** The Bus's rule for a listener that throws: reported as a warning; delivery to the others goes on. */
+/**
+ * The Bus's rules: a listener that throws is reported as a warning and delivery to the others goes on; a commit
+ * wakes as many waiting consumers as it made messages deliverable, not every consumer.
+ */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { describe, it } from 'node:test';
@@ -52,5 +55,30 @@ describe('Bus', () => {
     assert.equal(hinted(), true, 'another process hinted at every queue');
     const after = bus.watch('q');
     assert.equal(after(), false, 'wakes before the claim started do not count');
+  });
+
+  it('wakes the oldest waiting consumers until they asked for as many messages as became deliverable', async () => {
+    const bus = new Bus(systemClock);
+    const woken: string[] = [];
+    const wait = (name: string, want: number, queue = 'q') =>
+      void bus.waitForQueue(queue, 60_000, undefined, want).then(() => woken.push(name));
+    const settle = () => new Promise((resolve) => setImmediate(resolve));
+    wait('a', 1);
+    wait('b', 10);
+    wait('c', 1);
+    wait('d', 1);
+    wait('other', 1, 'other');
+    bus.wakeFor([event(1, 'sent'), event(2, 'sent')]);
+    await settle();
+    assert.deepEqual(woken, ['a', 'b'], 'two messages: a takes one, b may take the other');
+    bus.wakeFor([event(3, 'completed')]);
+    await settle();
+    assert.deepEqual(woken, ['a', 'b', 'c'], 'a finished message may free a key or a slot: one consumer looks');
+    bus.wakeQueues(['q']);
+    await settle();
+    assert.deepEqual(woken, ['a', 'b', 'c', 'd'], 'another process named the queue: one consumer looks');
+    bus.wakeAll();
+    await settle();
+    assert.deepEqual(woken, ['a', 'b', 'c', 'd', 'other']);
   });
 });
