@@ -10,6 +10,9 @@ import type { Clock, TimerHandle } from './clock.ts';
 
 type Listener = (event: FerryEvent) => void;
 
+/** What was done for published events already (see `Bus.publish`). */
+export type Woken = 'all' | 'consumers';
+
 /**
  * Calls one listener. Its throw is reported, never passed on: it must not stop delivery to the listeners
  * after it, nor reach the store that is publishing (from a timer or after a commit, where it would crash
@@ -35,9 +38,13 @@ export class Bus {
 
   constructor(private readonly clock: Clock) {}
 
-  /** Committed events in seq order: wakes waiters (unless `woken` says that was done), then every listener. */
-  publish(events: FerryEvent[], woken = false): void {
-    if (!woken) this.wakeFor(events);
+  /**
+   * Committed events in seq order: wakes waiters, then every listener. `woken`: 'all' when they were passed to
+   * `wakeFor` at commit already; 'consumers' when the store woke consumers for them another way (another
+   * process's hint), so only result waiters and due timers are left.
+   */
+  publish(events: FerryEvent[], woken?: Woken): void {
+    if (woken !== 'all') this.wakeFor(events, woken !== 'consumers');
     if (this.listeners.size === 0) return;
     for (const event of events) {
       for (const listener of this.listeners) notify(listener, event);
@@ -48,9 +55,11 @@ export class Bus {
    * Wakes the consumers and result waiters that `events` concern; in any order, any number of times. A queue's
    * consumers are woken for as many messages as became deliverable there, one at least when a message
    * finished (it may free a key or a concurrency slot): waking every consumer for every commit made all but
-   * one of them claim nothing, a statement each (see `wake`).
+   * one of them claim nothing, a statement each (see `wake`). `consumers` false: result waiters and due
+   * timers only. Answers the queues whose new work the consumers waiting here did not cover: other
+   * processes' consumers should hear of those.
    */
-  wakeFor(events: CommittedEvent[]): void {
+  wakeFor(events: CommittedEvent[], consumers = true): string[] {
     const now = this.clock.now();
     const ready = new Map<string, number>();
     for (const event of events) {
@@ -66,7 +75,12 @@ export class Bus {
         if (waiters) for (const waiter of waiters) notify(waiter, event);
       }
     }
-    for (const [queue, count] of ready) this.wake(queue, count > 0 ? count : undefined);
+    const uncovered: string[] = [];
+    if (!consumers) return uncovered;
+    for (const [queue, count] of ready) {
+      if (!this.wake(queue, count > 0 ? count : undefined)) uncovered.push(queue);
+    }
+    return uncovered;
   }
 
   /** Wakes a consumer waiting on each of `queues` (null: on every queue): another process changed them. */
@@ -78,19 +92,21 @@ export class Bus {
    * Wakes the consumers waiting on `queue`, oldest first, until those woken asked for `count` messages in all
    * (one consumer at least), and tells the claims of `queue` in flight. Without a count (another process's
    * hint, a resumed queue, a finished message) one consumer looks; if its claim comes back full it wakes the
-   * next (see Engine.claim), so a backlog still reaches every consumer.
+   * next (see Engine.claim), so a backlog still reaches every consumer. Answers whether the consumers woken
+   * asked for `count` (one, without a count).
    */
-  wake(queue: string, count?: number): void {
+  wake(queue: string, count?: number): boolean {
     const claiming = this.claiming.get(queue);
     if (claiming) claiming.wakes++;
     const waiters = this.queueWaiters.get(queue);
-    if (!waiters) return;
     let left = count ?? 1;
+    if (!waiters) return left <= 0;
     for (const waiter of waiters) {
       if (left <= 0) break;
       left -= waiter.want;
       waiter.wake(count !== undefined);
     }
+    return left <= 0;
   }
 
   private wakeAt(queue: string, at: number): void {

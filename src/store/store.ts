@@ -28,15 +28,18 @@ export interface StoreContext {
   retryDelay(attempt: number, backoff: BackoffSettings): number;
   /**
    * Receives every event the store commits, in seq order: its own as soon as they have seqs, other
-   * processes' when it learns of them. `woken`: these events were already passed to `onCommitted`.
+   * processes' when it learns of them. `woken`: 'all' when these events were passed to `onCommitted`
+   * already; 'consumers' when they are another process's and the store told consumers here of them through
+   * `onActivity` (as that process asked), so only result waiters are left to wake.
    */
-  onEvents(events: FerryEvent[], woken?: boolean): void;
+  onEvents(events: FerryEvent[], woken?: 'all' | 'consumers'): void;
   /**
    * This process's own events, as soon as their transaction commits and before they have seqs (a store
    * whose log is numbered after commit calls it), so waiters here wake without waiting for the log. In no
-   * particular order across calls; wakeups and result waiters only, never event streams.
+   * particular order across calls; wakeups and result waiters only, never event streams. Answers the
+   * queues whose new work no consumer waiting here took up: other processes' consumers should hear of them.
    */
-  onCommitted?(events: CommittedEvent[]): void;
+  onCommitted?(events: CommittedEvent[]): readonly string[];
   /**
    * Another process changed these queues (sent, retried or finished messages): consumers waiting on them
    * here may try again. A latency hint only; null: any queue.

@@ -6,27 +6,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Delivery } from '../../src/core/types.ts';
-import { Engine } from '../../src/engine/engine.ts';
-import { createStore } from '../../src/open.ts';
-import type { Store } from '../../src/store/store.ts';
+import { countingClaims } from '../support/counted.ts';
 
-async function counted(): Promise<{ ferry: Engine; claims: () => number }> {
-  const store = await createStore('memory:');
-  let claims = 0;
-  const spy = new Proxy(store, {
-    get(target, name, receiver) {
-      const value = Reflect.get(target, name, receiver);
-      if (name === 'claim' && typeof value === 'function') {
-        return (...args: unknown[]) => {
-          claims++;
-          return (value as (...a: unknown[]) => unknown).apply(target, args);
-        };
-      }
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-  }) as Store;
-  return { ferry: await Engine.create(spy, { pollInterval: 60_000 }), claims: () => claims };
-}
+const counted = () => countingClaims('memory:', { pollInterval: 60_000 });
 
 const settle = () => new Promise((resolve) => setTimeout(resolve, 20));
 

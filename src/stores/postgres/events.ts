@@ -194,12 +194,16 @@ export class EventLog {
     if (data === null || this.closed) return;
     const parsed = JSON.parse(data) as StoredEvent[] | { seq: number; events: StoredEvent[] };
     const events = Array.isArray(parsed) ? parsed : parsed.events;
+    // The queues whose new work this process's own waiting consumers did not take up: only those are named
+    // to the other processes, whose consumers would otherwise all look too, mostly finding nothing (a
+    // statement each: with four processes on one queue, claims per message tripled).
+    let uncovered: readonly string[] = [...new Set(events.map((e) => e.queue))];
     try {
-      this.context.onCommitted?.(events);
+      uncovered = this.context.onCommitted?.(events) ?? uncovered;
     } catch {
       // Waking waiters must not fail the commit that already happened.
     }
-    for (const e of events) this.hintQueues.add(e.queue);
+    for (const queue of uncovered) this.hintQueues.add(queue);
     if (Array.isArray(parsed)) {
       this.committedSinceFlush = true;
       this.hintStaged = true;
@@ -225,7 +229,7 @@ export class EventLog {
       this.clearHint();
       return;
     }
-    if (this.hinting || this.closed || (this.hintQueues.size === 0 && !this.hintSeq)) return;
+    if (this.hinting || this.closed || (this.hintQueues.size === 0 && !this.hintSeq && !this.hintStaged)) return;
     this.hinting = true;
     const wait = this.lastHint + HINT_GAP - performance.now();
     if (wait > 0) {
@@ -329,11 +333,15 @@ export class EventLog {
     }
   }
 
-  /** `own`: a block this process committed (its waiters were woken at commit). */
+  /**
+   * `own`: a block this process committed (its waiters were woken at commit). Another process's block: while
+   * this process listens, that process's hint named the queues its own consumers left (consumers here were
+   * woken then), so only result waiters are left; without LISTEN, the log is how consumers here hear of it.
+   */
   private emit(events: FerryEvent[], own: boolean): void {
     this.delivered = (events[events.length - 1] as FerryEvent).seq;
     try {
-      this.context.onEvents(events, own);
+      this.context.onEvents(events, own ? 'all' : this.listener !== null ? 'consumers' : undefined);
     } catch {
       // The engine's listeners report their own errors; nothing may stop delivery here.
     }
