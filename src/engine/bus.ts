@@ -53,13 +53,17 @@ export class Bus {
 
   /**
    * Wakes the consumers and result waiters that `events` concern; in any order, any number of times. A queue's
-   * consumers are woken for as many messages as became deliverable there, one at least when a message
-   * finished (it may free a key or a concurrency slot): waking every consumer for every commit made all but
-   * one of them claim nothing, a statement each (see `wake`). `consumers` false: result waiters and due
-   * timers only. Answers the queues whose new work the consumers waiting here did not cover: other
-   * processes' consumers should hear of those.
+   * consumers are woken for as many messages as may have become deliverable there: one per message sent, due
+   * or retried, and one per message finished (it may free a key's next message or a concurrency slot, never
+   * more than one). Waking every consumer for every commit made all but one of them claim nothing, a
+   * statement each (see `wake`). Answers the queues whose new work the consumers waiting here did not cover:
+   * other processes' consumers should hear of those.
+   *
+   * `consumers` false: another process's events, whose consumers were told through that process's hint of
+   * what was deliverable at its commit. Left to wake here: result waiters, and messages that were delayed at
+   * that commit (a timer if not yet due, a wake if due by now).
    */
-  wakeFor(events: CommittedEvent[], consumers = true): string[] {
+  wakeFor(events: (CommittedEvent & { at?: string })[], consumers = true): string[] {
     const now = this.clock.now();
     const ready = new Map<string, number>();
     for (const event of events) {
@@ -67,19 +71,17 @@ export class Bus {
       // `waiting`: a flow's parent whose children all finished is deliverable now (or at its runAt).
       if (type === 'sent' || type === 'retrying' || type === 'waiting') {
         const runAt = event.runAt ?? now;
+        if (!consumers && !(event.at === undefined || runAt > Date.parse(event.at))) continue;
         if (runAt > now) this.wakeAt(queue, runAt);
         else ready.set(queue, (ready.get(queue) ?? 0) + 1);
       } else if (type === 'completed' || type === 'dead' || type === 'cancelled') {
-        if (!ready.has(queue)) ready.set(queue, 0);
+        if (consumers) ready.set(queue, (ready.get(queue) ?? 0) + 1);
         const waiters = this.idWaiters.get(event.id);
         if (waiters) for (const waiter of waiters) notify(waiter, event);
       }
     }
     const uncovered: string[] = [];
-    if (!consumers) return uncovered;
-    for (const [queue, count] of ready) {
-      if (!this.wake(queue, count > 0 ? count : undefined)) uncovered.push(queue);
-    }
+    for (const [queue, count] of ready) if (!this.wake(queue, count)) uncovered.push(queue);
     return uncovered;
   }
 

@@ -394,6 +394,10 @@ export class Engine implements Ferry {
       let missed: boolean;
       try {
         claimed = await this.store.claim(queue, max, lease, this.clock.now(), timeout);
+      } catch (error) {
+        // This claim may be the one a wake chose: another waiting consumer looks in its place.
+        this.bus.wake(queue);
+        throw error;
       } finally {
         missed = woken();
       }

@@ -1,7 +1,8 @@
 /**
- * Idle consumers and the claims a send costs: a commit wakes as many waiting receives as it made messages
- * deliverable, so a fleet of idle consumers does not answer every send with a claim each (every claim is a
- * statement, on PostgreSQL a transaction). Counted at the store's claim, on the embedded store.
+ * Idle consumers and the claims a send costs: a commit wakes as many waiting receives as it may have made
+ * messages deliverable, so a fleet of idle consumers does not answer every send with a claim each (every
+ * claim is a statement, on PostgreSQL a transaction), and no deliverable message is left to a consumer's poll
+ * (a minute away here). Counted at the store's claim, on the embedded store.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -64,6 +65,67 @@ describe('waking idle consumers', () => {
       await settle();
       assert.equal(got.length, 5, 'every receive was answered');
       assert.equal(got.flat().length, 10, 'the ten messages, two each');
+      stop.abort();
+      await Promise.all(receives);
+    } finally {
+      stop.abort();
+      await ferry.close();
+    }
+  });
+
+  it('a finished message and a send in one commit wake a consumer for each', async () => {
+    for (const limit of ['key', 'concurrency'] as const) {
+      const { ferry } = await counted();
+      const stop = new AbortController();
+      try {
+        // The first message holds back the second: by its key, or by the queue's concurrency of one.
+        if (limit === 'concurrency') await ferry.configure('q', { concurrency: 1 });
+        const key = limit === 'key' ? { key: 'k' } : {};
+        await ferry.send('q', 'm1', key);
+        await ferry.send('q', 'm2', key);
+        const [first] = await ferry.receive('q', { max: 1 });
+        assert.equal(first?.payload, 'm1');
+        const got: unknown[] = [];
+        const receives = [0, 1].map(() =>
+          ferry
+            .receive('q', { max: 1, wait: '30s', signal: stop.signal })
+            .then((d) => got.push(...d.map((x) => x.payload))),
+        );
+        await settle();
+        // One tick: the ack and the send share a commit, whose events are [completed m1, sent m3].
+        await Promise.all([ferry.ack(first as Delivery), ferry.send('q', 'm3', limit === 'key' ? { key: 'j' } : {})]);
+        const deadline = Date.now() + 5000;
+        while (got.length < (limit === 'key' ? 2 : 1) && Date.now() < deadline) await settle();
+        // Keys: m2 (freed) and m3 (another key) both go; concurrency 1: one of them.
+        assert.deepEqual(got.sort(), limit === 'key' ? ['m2', 'm3'] : ['m2'], limit);
+        stop.abort();
+        await Promise.all(receives);
+      } finally {
+        stop.abort();
+        await ferry.close();
+      }
+    }
+  });
+
+  it('a woken receive whose claim fails hands the wake to another waiting receive', async () => {
+    const { ferry, failClaims } = await counted();
+    const stop = new AbortController();
+    try {
+      const got: unknown[] = [];
+      const errors: unknown[] = [];
+      const receives = [0, 1].map(() =>
+        ferry.receive('q', { max: 1, wait: '30s', signal: stop.signal }).then(
+          (d) => got.push(...d.map((x) => x.payload)),
+          (error) => errors.push(error),
+        ),
+      );
+      await settle();
+      failClaims(1);
+      await ferry.send('q', 'x');
+      const deadline = Date.now() + 5000;
+      while (got.length === 0 && Date.now() < deadline) await settle();
+      assert.equal(errors.length, 1, 'the woken receive failed');
+      assert.deepEqual(got, ['x'], 'the other one took the message');
       stop.abort();
       await Promise.all(receives);
     } finally {

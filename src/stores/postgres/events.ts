@@ -155,6 +155,8 @@ export class EventLog {
   private alone = false;
   private timer: ReturnType<typeof setInterval> | undefined;
   private listener: pg.Client | null = null;
+  /** The listener's LISTEN is in effect: other processes' hints reach this process. */
+  private listening = false;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   private closed = false;
   private readonly passSql: string;
@@ -336,12 +338,13 @@ export class EventLog {
   /**
    * `own`: a block this process committed (its waiters were woken at commit). Another process's block: while
    * this process listens, that process's hint named the queues its own consumers left (consumers here were
-   * woken then), so only result waiters are left; without LISTEN, the log is how consumers here hear of it.
+   * woken then), so only result waiters and messages delayed at that commit are left; without LISTEN, the
+   * log is how consumers here hear of it.
    */
   private emit(events: FerryEvent[], own: boolean): void {
     this.delivered = (events[events.length - 1] as FerryEvent).seq;
     try {
-      this.context.onEvents(events, own ? 'all' : this.listener !== null ? 'consumers' : undefined);
+      this.context.onEvents(events, own ? 'all' : this.listening ? 'consumers' : undefined);
     } catch {
       // The engine's listeners report their own errors; nothing may stop delivery here.
     }
@@ -475,6 +478,14 @@ export class EventLog {
     this.listener = client;
     await client.connect();
     await client.query(`LISTEN ${this.channel}`);
+    if (client !== this.listener) return;
+    this.listening = true;
+    // Hints sent while this process did not listen were lost: a consumer waiting here on each queue looks.
+    try {
+      this.context.onActivity?.(null);
+    } catch {
+      // A wake only.
+    }
     // Processes that were alone start hinting again.
     await client.query(NOTIFY, [this.channel, `hello:${this.origin}`]);
     await this.elect(client);
@@ -504,6 +515,7 @@ export class EventLog {
   private scheduleReconnect(): void {
     const old = this.listener;
     this.listener = null;
+    this.listening = false;
     this.leader = false;
     if (old) {
       old.removeAllListeners();
@@ -536,6 +548,7 @@ export class EventLog {
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     const l = this.listener;
     this.listener = null;
+    this.listening = false;
     this.leader = false;
     if (l) {
       l.removeAllListeners();
