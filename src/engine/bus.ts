@@ -10,6 +10,9 @@ import type { Clock, TimerHandle } from './clock.ts';
 
 type Listener = (event: FerryEvent) => void;
 
+/** Due times of delayed messages a queue's timer list keeps (see `Bus.due`). */
+const MAX_DUE = 256;
+
 /** What was done for published events already (see `Bus.publish`). */
 export type Woken = 'all' | 'consumers';
 
@@ -32,7 +35,11 @@ export class Bus {
   private readonly idWaiters = new Map<string, Set<(event: CommittedEvent) => void>>();
   private readonly cancelWatchers = new Map<string, () => void>();
   private readonly listeners = new Set<Listener>();
-  private readonly dueTimers = new Map<string, { at: number; handle: TimerHandle }>();
+  /**
+   * Per queue, when its delayed messages come due (distinct times, earliest first, with how many at each; at
+   * most MAX_DUE kept, later ones are found by the consumers' polls) and the timer armed for the first.
+   */
+  private readonly due = new Map<string, { times: [at: number, count: number][]; handle?: TimerHandle }>();
   /** Queues with a claim in flight (see `watch`): how many, and the wakes seen meanwhile. */
   private readonly claiming = new Map<string, { claims: number; wakes: number }>();
 
@@ -112,19 +119,56 @@ export class Bus {
   }
 
   private wakeAt(queue: string, at: number): void {
-    const current = this.dueTimers.get(queue);
-    if (current && current.at <= at) return;
-    if (current) this.clock.clearTimeout(current.handle);
+    let entry = this.due.get(queue);
+    if (!entry) {
+      entry = { times: [] };
+      this.due.set(queue, entry);
+    }
+    const times = entry.times;
+    // Binary search for the first time not before `at`.
+    let lo = 0;
+    let hi = times.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((times[mid] as [number, number])[0] < at) lo = mid + 1;
+      else hi = mid;
+    }
+    const same = times[lo];
+    if (same !== undefined && same[0] === at) same[1]++;
+    else if (lo < MAX_DUE) {
+      times.splice(lo, 0, [at, 1]);
+      if (times.length > MAX_DUE) times.pop();
+    } else return;
+    if (lo === 0) this.arm(queue, entry);
+  }
+
+  /** Arms `queue`'s timer for its first due time; when it fires, wakes a consumer per message due, and re-arms. */
+  private arm(queue: string, entry: { times: [number, number][]; handle?: TimerHandle }): void {
+    if (entry.handle !== undefined) this.clock.clearTimeout(entry.handle);
+    const first = entry.times[0];
+    if (first === undefined) {
+      entry.handle = undefined;
+      this.due.delete(queue);
+      return;
+    }
     const handle = this.clock.setTimeout(
       () => {
-        this.dueTimers.delete(queue);
-        this.wake(queue);
+        entry.handle = undefined;
+        const now = this.clock.now();
+        let due = 0;
+        let n = 0;
+        for (; n < entry.times.length && (entry.times[n] as [number, number])[0] <= now; n++) {
+          due += (entry.times[n] as [number, number])[1];
+        }
+        entry.times.splice(0, n);
+        this.arm(queue, entry);
+        if (due > 0) this.wake(queue, due);
       },
       // Node's timers hold at most 2^31 - 1 ms (~24.8 days); a later wake comes from a poll before then.
-      Math.min(at - this.clock.now() + 1, 2 ** 31 - 1),
+      Math.min(Math.max(0, first[0] - this.clock.now() + 1), 2 ** 31 - 1),
     );
     if (typeof (handle as { unref?: () => void }).unref === 'function') (handle as { unref: () => void }).unref();
-    this.dueTimers.set(queue, { at, handle });
+    entry.handle = handle;
   }
 
   /**
@@ -216,7 +260,7 @@ export class Bus {
   /** Wakes every waiter (used at close). */
   wakeAll(): void {
     for (const queue of [...this.queueWaiters.keys()]) this.wake(queue, Number.POSITIVE_INFINITY);
-    for (const { handle } of this.dueTimers.values()) this.clock.clearTimeout(handle);
-    this.dueTimers.clear();
+    for (const { handle } of this.due.values()) if (handle !== undefined) this.clock.clearTimeout(handle);
+    this.due.clear();
   }
 }

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Delivery } from '../../src/core/types.ts';
+import { ManualClock } from '../../src/engine/clock.ts';
 import { countingClaims } from '../support/counted.ts';
 
 const counted = () => countingClaims('memory:', { pollInterval: 60_000 });
@@ -126,6 +127,35 @@ describe('waking idle consumers', () => {
       while (got.length === 0 && Date.now() < deadline) await settle();
       assert.equal(errors.length, 1, 'the woken receive failed');
       assert.deepEqual(got, ['x'], 'the other one took the message');
+      stop.abort();
+      await Promise.all(receives);
+    } finally {
+      stop.abort();
+      await ferry.close();
+    }
+  });
+
+  it('each delayed message of a queue wakes a consumer when it comes due, not only the first', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 0, 1));
+    const { ferry } = await countingClaims('memory:', { pollInterval: 60_000, clock });
+    const stop = new AbortController();
+    try {
+      await ferry.send('q', 'first', { delay: '1s' });
+      await ferry.send('q', 'second', { delay: '3s' });
+      await ferry.send('q', 'third', { delay: '3s' });
+      const got: unknown[] = [];
+      const receives = [0, 1, 2].map(() =>
+        ferry
+          .receive('q', { max: 1, wait: '50s', signal: stop.signal })
+          .then((d) => got.push(...d.map((x) => x.payload))),
+      );
+      await settle();
+      await clock.advance(1001);
+      await settle();
+      assert.deepEqual(got, ['first']);
+      await clock.advance(2000);
+      await settle();
+      assert.deepEqual(got.sort(), ['first', 'second', 'third'], 'both messages due at 3 s woke a consumer each');
       stop.abort();
       await Promise.all(receives);
     } finally {
