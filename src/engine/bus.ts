@@ -61,8 +61,8 @@ export class Bus {
   /**
    * Wakes the consumers and result waiters that `events` concern; in any order, any number of times. A queue's
    * consumers are woken for as many messages as may have become deliverable there: one per message sent, due
-   * or retried, and one per message finished (it may free a key's next message or a concurrency slot, never
-   * more than one). Waking every consumer for every commit made all but one of them claim nothing, a
+   * or retried, and one per attempt ended (a finished message may free its key's next message, and it or a
+   * retry a concurrency slot; never more than one each). Waking every consumer for every commit made all but one of them claim nothing, a
    * statement each (see `wake`). Answers the queues whose new work the consumers waiting here did not cover:
    * other processes' consumers should hear of those.
    *
@@ -79,8 +79,12 @@ export class Bus {
       if (type === 'sent' || type === 'retrying' || type === 'waiting') {
         const runAt = event.runAt ?? now;
         if (!consumers && !(event.at === undefined || runAt > Date.parse(event.at))) continue;
-        if (runAt > now) this.wakeAt(queue, runAt);
-        else ready.set(queue, (ready.get(queue) ?? 0) + 1);
+        if (runAt <= now) ready.set(queue, (ready.get(queue) ?? 0) + 1);
+        else {
+          this.wakeAt(queue, runAt);
+          // A retry later still ended its attempt now: a concurrency slot is free.
+          if (type === 'retrying' && consumers) ready.set(queue, (ready.get(queue) ?? 0) + 1);
+        }
       } else if (type === 'completed' || type === 'dead' || type === 'cancelled') {
         if (consumers) ready.set(queue, (ready.get(queue) ?? 0) + 1);
         const waiters = this.idWaiters.get(event.id);

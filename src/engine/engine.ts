@@ -579,7 +579,10 @@ export class Engine implements Ferry {
     checkQueueName(queue);
     // A copy: the store's answer may be its cache (or the shared defaults), which callers must not reach.
     if (config === undefined) return copySettings(await this.store.settings(queue));
-    return copySettings(await this.store.configure(queue, checkQueueConfig(config, queue)));
+    const settings = copySettings(await this.store.configure(queue, checkQueueConfig(config, queue)));
+    // A limit raised or lifted may make messages deliverable: a waiting consumer looks.
+    this.bus.wake(queue);
+    return settings;
   }
 
   async pause(queue: string): Promise<void> {

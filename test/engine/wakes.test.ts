@@ -163,4 +163,37 @@ describe('waking idle consumers', () => {
       await ferry.close();
     }
   });
+
+  it('a raised concurrency limit, and a retry for later, wake a consumer for the slot they free', async () => {
+    const { ferry } = await counted();
+    const stop = new AbortController();
+    try {
+      await ferry.configure('q', { concurrency: 1 });
+      await ferry.sendBatch('q', [{ payload: 1 }, { payload: 2 }, { payload: 3 }]);
+      const [first] = await ferry.receive('q', { max: 1 });
+      const got: unknown[] = [];
+      const receive = () =>
+        ferry
+          .receive('q', { max: 1, wait: '50s', signal: stop.signal })
+          .then((d) => got.push(...d.map((x) => x.payload)));
+      const receives = [receive()];
+      await settle();
+      assert.deepEqual(got, [], 'held back by the limit');
+      await ferry.configure('q', { concurrency: 2 });
+      const deadline = Date.now() + 5000;
+      while (got.length < 1 && Date.now() < deadline) await settle();
+      assert.deepEqual(got, [2], 'the raised limit let the next message go');
+      receives.push(receive());
+      await settle();
+      // The first message goes back for a minute: its attempt ended, so its slot is free now.
+      await ferry.nack(first as Delivery, { delay: '1m' });
+      while (got.length < 2 && Date.now() < deadline) await settle();
+      assert.deepEqual(got, [2, 3]);
+      stop.abort();
+      await Promise.all(receives);
+    } finally {
+      stop.abort();
+      await ferry.close();
+    }
+  });
 });

@@ -116,6 +116,17 @@ describe('PostgreSQL: hints between processes', () => {
     }
   });
 
+  it("a queue resumed in one process is claimed from in another's waiting consumers at once", async () => {
+    await a.ferry.pause('resumed');
+    await a.ferry.send('resumed', 'held');
+    const theirs = waiting(b, 'resumed', 1);
+    await sleep(300);
+    assert.deepEqual(theirs.got, [], 'paused');
+    await a.ferry.resume('resumed');
+    await until(() => theirs.got.length === 1, 3000);
+    assert.deepEqual(theirs.got, ['held']);
+  });
+
   it('after its LISTEN connection is cut and back, a process looks for what it missed', async () => {
     // D reads the log only at its start and then once a minute: what it missed, it learns from no poll.
     const d = await countingClaims(`${schema.url}&application_name=hints-d`, { pollInterval: 60_000 });

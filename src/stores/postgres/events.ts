@@ -218,6 +218,15 @@ export class EventLog {
     this.hint();
   }
 
+  /**
+   * This process changed `queues` in a way that may make messages deliverable without an event (a queue
+   * resumed, a limit raised): the other processes' consumers are told, as for uncovered work.
+   */
+  touched(queues: readonly string[]): void {
+    for (const queue of queues) this.hintQueues.add(queue);
+    this.hint();
+  }
+
   /** What changed since the last hint, forgotten (sent, or no one to send it to). */
   private clearHint(): void {
     this.hintQueues.clear();
