@@ -8,17 +8,32 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Delivery } from '../../src/core/types.ts';
 import { ManualClock } from '../../src/engine/clock.ts';
-import { countingClaims } from '../support/counted.ts';
+import type { EngineOptions } from '../../src/engine/engine.ts';
+import { type CountedFerry, countingClaims } from '../support/counted.ts';
 
-const counted = () => countingClaims('memory:', { pollInterval: 60_000 });
+/**
+ * Runs `test` on a fresh embedded Ferry whose claims are counted, with a signal for its receives; then aborts
+ * them and closes it. Consumers poll once a minute: any wake a test relies on must come from a commit.
+ */
+async function withFerry(
+  test: (f: CountedFerry & { stop: AbortController }) => Promise<void>,
+  options: EngineOptions = { pollInterval: 60_000 },
+): Promise<void> {
+  const f = await countingClaims('memory:', options);
+  const stop = new AbortController();
+  try {
+    await test({ ...f, stop });
+  } finally {
+    stop.abort();
+    await f.ferry.close();
+  }
+}
 
 const settle = () => new Promise((resolve) => setTimeout(resolve, 20));
 
 describe('waking idle consumers', () => {
-  it('one send wakes one of twenty waiting receives, and a batch as many as it holds', async () => {
-    const { ferry, claims } = await counted();
-    const stop = new AbortController();
-    try {
+  it('one send wakes one of twenty waiting receives, and a batch as many as it holds', () =>
+    withFerry(async ({ ferry, claims, stop }) => {
       const got: Delivery[][] = [];
       const receives = Array.from({ length: 20 }, () =>
         ferry.receive('q', { max: 1, wait: '30s', signal: stop.signal }).then((d) => got.push(d)),
@@ -40,16 +55,10 @@ describe('waking idle consumers', () => {
       stop.abort();
       await Promise.all(receives);
       assert.equal(got.flat().length, 4, 'no message was claimed twice or lost');
-    } finally {
-      stop.abort();
-      await ferry.close();
-    }
-  });
+    }));
 
-  it('a wake that names no count still reaches every waiting receive, through the full claims', async () => {
-    const { ferry } = await counted();
-    const stop = new AbortController();
-    try {
+  it('a wake that names no count still reaches every waiting receive, through the full claims', () =>
+    withFerry(async ({ ferry, stop }) => {
       await ferry.pause('q');
       await ferry.sendBatch(
         'q',
@@ -68,17 +77,11 @@ describe('waking idle consumers', () => {
       assert.equal(got.flat().length, 10, 'the ten messages, two each');
       stop.abort();
       await Promise.all(receives);
-    } finally {
-      stop.abort();
-      await ferry.close();
-    }
-  });
+    }));
 
   it('a finished message and a send in one commit wake a consumer for each', async () => {
     for (const limit of ['key', 'concurrency'] as const) {
-      const { ferry } = await counted();
-      const stop = new AbortController();
-      try {
+      await withFerry(async ({ ferry, stop }) => {
         // The first message holds back the second: by its key, or by the queue's concurrency of one.
         if (limit === 'concurrency') await ferry.configure('q', { concurrency: 1 });
         const key = limit === 'key' ? { key: 'k' } : {};
@@ -101,17 +104,12 @@ describe('waking idle consumers', () => {
         assert.deepEqual(got.sort(), limit === 'key' ? ['m2', 'm3'] : ['m2'], limit);
         stop.abort();
         await Promise.all(receives);
-      } finally {
-        stop.abort();
-        await ferry.close();
-      }
+      });
     }
   });
 
-  it('a woken receive whose claim fails hands the wake to another waiting receive', async () => {
-    const { ferry, failClaims } = await counted();
-    const stop = new AbortController();
-    try {
+  it('a woken receive whose claim fails hands the wake to another waiting receive', () =>
+    withFerry(async ({ ferry, failClaims, stop }) => {
       const got: unknown[] = [];
       const errors: unknown[] = [];
       const receives = [0, 1].map(() =>
@@ -129,45 +127,37 @@ describe('waking idle consumers', () => {
       assert.deepEqual(got, ['x'], 'the other one took the message');
       stop.abort();
       await Promise.all(receives);
-    } finally {
-      stop.abort();
-      await ferry.close();
-    }
-  });
+    }));
 
-  it('each delayed message of a queue wakes a consumer when it comes due, not only the first', async () => {
+  it('each delayed message of a queue wakes a consumer when it comes due, not only the first', () => {
     const clock = new ManualClock(Date.UTC(2026, 0, 1));
-    const { ferry } = await countingClaims('memory:', { pollInterval: 60_000, clock });
-    const stop = new AbortController();
-    try {
-      await ferry.send('q', 'first', { delay: '1s' });
-      await ferry.send('q', 'second', { delay: '3s' });
-      await ferry.send('q', 'third', { delay: '3s' });
-      const got: unknown[] = [];
-      const receives = [0, 1, 2].map(() =>
-        ferry
-          .receive('q', { max: 1, wait: '50s', signal: stop.signal })
-          .then((d) => got.push(...d.map((x) => x.payload))),
-      );
-      await settle();
-      await clock.advance(1001);
-      await settle();
-      assert.deepEqual(got, ['first']);
-      await clock.advance(2000);
-      await settle();
-      assert.deepEqual(got.sort(), ['first', 'second', 'third'], 'both messages due at 3 s woke a consumer each');
-      stop.abort();
-      await Promise.all(receives);
-    } finally {
-      stop.abort();
-      await ferry.close();
-    }
+    return withFerry(
+      async ({ ferry, stop }) => {
+        await ferry.send('q', 'first', { delay: '1s' });
+        await ferry.send('q', 'second', { delay: '3s' });
+        await ferry.send('q', 'third', { delay: '3s' });
+        const got: unknown[] = [];
+        const receives = [0, 1, 2].map(() =>
+          ferry
+            .receive('q', { max: 1, wait: '50s', signal: stop.signal })
+            .then((d) => got.push(...d.map((x) => x.payload))),
+        );
+        await settle();
+        await clock.advance(1001);
+        await settle();
+        assert.deepEqual(got, ['first']);
+        await clock.advance(2000);
+        await settle();
+        assert.deepEqual(got.sort(), ['first', 'second', 'third'], 'both messages due at 3 s woke a consumer each');
+        stop.abort();
+        await Promise.all(receives);
+      },
+      { pollInterval: 60_000, clock },
+    );
   });
 
-  it('a raised concurrency limit, and a retry for later, wake a consumer for the slot they free', async () => {
-    const { ferry } = await counted();
-    const stop = new AbortController();
-    try {
+  it('a raised concurrency limit, and a retry for later, wake a consumer for the slot they free', () =>
+    withFerry(async ({ ferry, stop }) => {
       await ferry.configure('q', { concurrency: 1 });
       await ferry.sendBatch('q', [{ payload: 1 }, { payload: 2 }, { payload: 3 }]);
       const [first] = await ferry.receive('q', { max: 1 });
@@ -191,9 +181,5 @@ describe('waking idle consumers', () => {
       assert.deepEqual(got, [2, 3]);
       stop.abort();
       await Promise.all(receives);
-    } finally {
-      stop.abort();
-      await ferry.close();
-    }
-  });
+    }));
 });
