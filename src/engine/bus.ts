@@ -60,11 +60,12 @@ export class Bus {
 
   /**
    * Wakes the consumers and result waiters that `events` concern; in any order, any number of times. A queue's
-   * consumers are woken for as many messages as may have become deliverable there: one per message sent, due
-   * or retried, and one per attempt ended (a finished message may free its key's next message, and it or a
-   * retry a concurrency slot; never more than one each). Waking every consumer for every commit made all but one of them claim nothing, a
-   * statement each (see `wake`). Answers the queues whose new work the consumers waiting here did not cover:
-   * other processes' consumers should hear of those.
+   * consumers are woken for as many messages as became deliverable there (one per message sent, due or
+   * retried now), and one more when an attempt ended (a finished message may free its key's next message,
+   * it or a retry for later a concurrency slot; on a queue with neither, nothing): a claim that comes back
+   * full passes that wake on (see Engine.claim). Waking every consumer for every commit made all but one of
+   * them claim nothing, a statement each. Answers the queues whose new work the consumers waiting here did
+   * not cover: other processes' consumers should hear of those.
    *
    * `consumers` false: another process's events, whose consumers were told through that process's hint of
    * what was deliverable at its commit. Left to wake here: result waiters, and messages that were delayed at
@@ -72,27 +73,39 @@ export class Bus {
    */
   wakeFor(events: (CommittedEvent & { at?: string })[], consumers = true): string[] {
     const now = this.clock.now();
-    const ready = new Map<string, number>();
+    /** Per queue: messages deliverable now, and whether an attempt ended. */
+    const touched = new Map<string, { ready: number; ended: boolean }>();
+    const entry = (queue: string) => {
+      let e = touched.get(queue);
+      if (!e) {
+        e = { ready: 0, ended: false };
+        touched.set(queue, e);
+      }
+      return e;
+    };
     for (const event of events) {
       const { type, queue } = event;
       // `waiting`: a flow's parent whose children all finished is deliverable now (or at its runAt).
       if (type === 'sent' || type === 'retrying' || type === 'waiting') {
-        const runAt = event.runAt ?? now;
-        if (!consumers && !(event.at === undefined || runAt > Date.parse(event.at))) continue;
-        if (runAt <= now) ready.set(queue, (ready.get(queue) ?? 0) + 1);
+        const runAt = event.runAt;
+        if (!consumers && !(runAt !== undefined && event.at !== undefined && runAt > Date.parse(event.at))) continue;
+        if (runAt === undefined || runAt <= now) entry(queue).ready++;
         else {
           this.wakeAt(queue, runAt);
-          // A retry later still ended its attempt now: a concurrency slot is free.
-          if (type === 'retrying' && consumers) ready.set(queue, (ready.get(queue) ?? 0) + 1);
+          if (type === 'retrying' && consumers) entry(queue).ended = true;
         }
       } else if (type === 'completed' || type === 'dead' || type === 'cancelled') {
-        if (consumers) ready.set(queue, (ready.get(queue) ?? 0) + 1);
+        if (consumers) entry(queue).ended = true;
         const waiters = this.idWaiters.get(event.id);
         if (waiters) for (const waiter of waiters) notify(waiter, event);
       }
     }
     const uncovered: string[] = [];
-    for (const [queue, count] of ready) if (!this.wake(queue, count)) uncovered.push(queue);
+    for (const [queue, { ready, ended }] of touched) {
+      const readyCovered = ready === 0 || this.wake(queue, ready);
+      const endedCovered = !ended || this.wake(queue);
+      if (!readyCovered || !endedCovered) uncovered.push(queue);
+    }
     return uncovered;
   }
 
@@ -138,11 +151,13 @@ export class Bus {
       else hi = mid;
     }
     const same = times[lo];
-    if (same !== undefined && same[0] === at) same[1]++;
-    else if (lo < MAX_DUE) {
-      times.splice(lo, 0, [at, 1]);
-      if (times.length > MAX_DUE) times.pop();
-    } else return;
+    if (same !== undefined && same[0] === at) {
+      same[1]++;
+      return;
+    }
+    if (lo >= MAX_DUE) return;
+    times.splice(lo, 0, [at, 1]);
+    if (times.length > MAX_DUE) times.pop();
     if (lo === 0) this.arm(queue, entry);
   }
 

@@ -402,9 +402,10 @@ export class Engine implements Ferry {
         missed = woken();
       }
       if (claimed.length > 0) {
-        // A full claim may have left more: the next waiting consumer looks. A wake without a count (another
-        // process's hint, a resumed queue) reaches only one, and this is how the others hear of a backlog.
-        if (claimed.length === max && !counted) this.bus.wake(queue);
+        // A full claim may have left more: the next waiting consumer looks, or, with none waiting here, the
+        // other processes' consumers. A wake without a count (another process's hint, a resumed queue, a
+        // finished message) reaches only one, and this is how the others hear of a backlog.
+        if (claimed.length === max && !counted && !this.bus.wake(queue)) this.store.touched?.([queue]);
         return claimed.map(toDelivery);
       }
       const left = deadline - this.clock.now();

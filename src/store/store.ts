@@ -181,6 +181,11 @@ export interface Store {
   /** Inserts all or none. A message whose queue has a live message with its dedupeId is not inserted. */
   send(messages: NewMessage[], now: number, transaction?: unknown): Promise<SendOutcome[]>;
   /**
+   * `queues` may have deliverable messages that no consumer waiting in this process will take: a store shared
+   * by processes that tell each other of work (PostgreSQL's hints) tells the others' consumers. A wake only.
+   */
+  touched?(queues: readonly string[]): void;
+  /**
    * Inserts a flow in one transaction: every node, in order, a parent `pending` with its count of unfinished
    * children. A node deduplicated (as `send` does) inserts nothing of its subtree, and its parent does not
    * wait for it. Answers an outcome per node, null for a node under a deduplicated one.

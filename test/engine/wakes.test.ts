@@ -182,4 +182,25 @@ describe('waking idle consumers', () => {
       stop.abort();
       await Promise.all(receives);
     }));
+
+  it('acks of many messages in one commit wake one waiting receive on a queue with no keys or limits', () =>
+    withFerry(async ({ ferry, claims, stop }) => {
+      await ferry.sendBatch(
+        'q',
+        Array.from({ length: 20 }, (_, i) => ({ payload: i })),
+      );
+      const held = await ferry.receive('q', { max: 20 });
+      assert.equal(held.length, 20);
+      const receives = Array.from({ length: 20 }, () =>
+        ferry.receive('q', { max: 1, wait: '50s', signal: stop.signal }),
+      );
+      await settle();
+      const before = claims();
+      // One tick: one commit ends twenty attempts, and frees nothing.
+      await Promise.all(held.map((d) => ferry.ack(d)));
+      await settle();
+      assert.equal(claims() - before, 1, 'one receive looked, found nothing, and woke no other');
+      stop.abort();
+      await Promise.all(receives);
+    }));
 });

@@ -153,6 +153,8 @@ export class EventLog {
    * starts listening says hello, which ends this at once.
    */
   private alone = false;
+  /** Hellos heard from other processes (a poll's count taken before one is stale). */
+  private hellos = 0;
   private timer: ReturnType<typeof setInterval> | undefined;
   private listener: pg.Client | null = null;
   /** The listener's LISTEN is in effect: other processes' hints reach this process. */
@@ -236,10 +238,9 @@ export class EventLog {
 
   /** Tells the other processes (and the sequencer) what changed. One NOTIFY in flight; the rest merge. */
   private hint(): void {
-    if (this.alone) {
-      this.clearHint();
-      return;
-    }
+    // Alone, what changed is kept (a set of queue names, a seq, a flag): a process that starts listening may
+    // have missed it, and gets it once this one learns that it listens.
+    if (this.alone) return;
     if (this.hinting || this.closed || (this.hintQueues.size === 0 && !this.hintSeq && !this.hintStaged)) return;
     this.hinting = true;
     const wait = this.lastHint + HINT_GAP - performance.now();
@@ -429,6 +430,7 @@ export class EventLog {
 
   private async poll(): Promise<void> {
     if (this.closed) return;
+    const hellos = this.hellos;
     try {
       if (this.listener && !this.leader) await this.elect(this.listener);
       // node-postgres keeps the backend's pid from BackendKeyData (not in its types).
@@ -451,8 +453,10 @@ export class EventLog {
       );
       const row = r.rows[0];
       if (!row) return;
-      // Alone only when our own listener is among those counted (so the count sees it) and is the only one.
-      this.alone = row.ours === 1 && row.listeners === 1;
+      // Alone only when our own listener is among those counted (so the count sees it) and is the only one,
+      // and no process said hello while the count was taken (it may have started listening after).
+      if (row.ours === 1 && row.listeners === 1 && this.hellos === hellos) this.alone = true;
+      else this.notAlone();
       // A block already there at the last poll is still unnumbered: no sequencer is at work (none elected, or
       // LISTEN is off behind a pooler), so this process numbers it. The sequencer itself passes on any block.
       const stale = row.min_id !== null && this.lastMaxId !== null && Number(row.min_id) <= this.lastMaxId;
@@ -462,6 +466,13 @@ export class EventLog {
     } catch {
       // Unreachable: the next poll tries again.
     }
+  }
+
+  /** Another process listens: what changed while this one thought itself alone goes out now. */
+  private notAlone(): void {
+    if (!this.alone) return;
+    this.alone = false;
+    this.hint();
   }
 
   /** The newest unnumbered block seen by the last poll. */
@@ -504,7 +515,10 @@ export class EventLog {
 
   private notified(payload: string): void {
     if (payload.startsWith('hello:')) {
-      if (payload !== `hello:${this.origin}`) this.alone = false;
+      if (payload !== `hello:${this.origin}`) {
+        this.hellos++;
+        this.notAlone();
+      }
       return;
     }
     const hint = parseHint(payload);

@@ -180,6 +180,10 @@ export class PostgresStore implements Store {
   settings(queue: string): Promise<QueueSettings> {
     return this.admin.settings(queue);
   }
+  touched(queues: readonly string[]): void {
+    this.log.touched(queues);
+  }
+
   configure(queue: string, patch: SettingsPatch): Promise<QueueSettings> {
     return this.admin.configure(queue, patch);
   }
