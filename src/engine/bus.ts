@@ -5,16 +5,13 @@
  */
 import { reportListenerError } from '../core/report.ts';
 import type { FerryEvent } from '../core/types.ts';
-import type { CommittedEvent } from '../store/store.ts';
+import type { CommittedEvent, Woken } from '../store/store.ts';
 import type { Clock, TimerHandle } from './clock.ts';
 
 type Listener = (event: FerryEvent) => void;
 
 /** Due times of delayed messages a queue's timer list keeps (see `Bus.due`). */
 const MAX_DUE = 256;
-
-/** What was done for published events already (see `Bus.publish`). */
-export type Woken = 'all' | 'consumers';
 
 /**
  * Calls one listener. Its throw is reported, never passed on: it must not stop delivery to the listeners

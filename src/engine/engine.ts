@@ -581,9 +581,17 @@ export class Engine implements Ferry {
     // A copy: the store's answer may be its cache (or the shared defaults), which callers must not reach.
     if (config === undefined) return copySettings(await this.store.settings(queue));
     const settings = copySettings(await this.store.configure(queue, checkQueueConfig(config, queue)));
-    // A limit raised or lifted may make messages deliverable: a waiting consumer looks.
-    this.bus.wake(queue);
+    this.settingsChanged(queue);
     return settings;
+  }
+
+  /**
+   * A queue resumed or reconfigured (a limit raised or lifted) may have deliverable messages that no commit
+   * announced: a consumer waiting on it looks, here and in the processes that share the store.
+   */
+  private settingsChanged(queue: string): void {
+    this.bus.wake(queue);
+    this.store.touched?.([queue]);
   }
 
   async pause(queue: string): Promise<void> {
@@ -596,7 +604,7 @@ export class Engine implements Ferry {
     this.guard();
     checkQueueName(queue);
     await this.store.configure(queue, { paused: false });
-    this.bus.wake(queue);
+    this.settingsChanged(queue);
   }
 
   async redrive(queue: string): Promise<{ moved: number }> {

@@ -22,6 +22,9 @@ export interface StoreCapabilities {
 /** The store's stored form of a backoff: durations in milliseconds. */
 export type BackoffSettings = QueueSettings['backoff'];
 
+/** What was done for committed events already (see `StoreContext.onEvents`). */
+export type Woken = 'all' | 'consumers';
+
 /** Given to a store once, at `init`. */
 export interface StoreContext {
   /** Delay before attempt `attempt + 1` after attempt `attempt` failed, by the message's backoff. */
@@ -32,7 +35,7 @@ export interface StoreContext {
    * already; 'consumers' when they are another process's and the store told consumers here of them through
    * `onActivity` (as that process asked), so only result waiters are left to wake.
    */
-  onEvents(events: FerryEvent[], woken?: 'all' | 'consumers'): void;
+  onEvents(events: FerryEvent[], woken?: Woken): void;
   /**
    * This process's own events, as soon as their transaction commits and before they have seqs (a store
    * whose log is numbered after commit calls it), so waiters here wake without waiting for the log. In no

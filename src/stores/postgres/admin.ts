@@ -141,8 +141,6 @@ export class Admin {
       `SELECT settings, paused FROM ${this.db.s}.configure_queue($1, $2::jsonb, $3)`,
       [queue, JSON.stringify(rest), paused === undefined ? null : paused],
     );
-    // Resumed, or a limit changed: consumers waiting in other processes look again.
-    if (paused === false || Object.keys(rest).length > 0) this.log.touched([queue]);
     return mergeSettings(row.settings, row.paused);
   }
 

@@ -201,13 +201,13 @@ export class EventLog {
     // The queues whose new work this process's own waiting consumers did not take up: only those are named
     // to the other processes, whose consumers would otherwise all look too, mostly finding nothing (a
     // statement each: with four processes on one queue, claims per message tripled).
-    let uncovered: readonly string[] = [...new Set(events.map((e) => e.queue))];
+    let uncovered: readonly string[] | undefined;
     try {
-      uncovered = this.context.onCommitted?.(events) ?? uncovered;
+      uncovered = this.context.onCommitted?.(events);
     } catch {
       // Waking waiters must not fail the commit that already happened.
     }
-    for (const queue of uncovered) this.hintQueues.add(queue);
+    for (const queue of uncovered ?? events.map((e) => e.queue)) this.hintQueues.add(queue);
     if (Array.isArray(parsed)) {
       this.committedSinceFlush = true;
       this.hintStaged = true;
@@ -221,8 +221,9 @@ export class EventLog {
   }
 
   /**
-   * This process changed `queues` in a way that may make messages deliverable without an event (a queue
-   * resumed, a limit raised): the other processes' consumers are told, as for uncovered work.
+   * `queues` may have deliverable messages that no hint named (a queue resumed or reconfigured, a backlog a
+   * full claim here left over with no consumer waiting here): the other processes' consumers are told, as
+   * for uncovered work.
    */
   touched(queues: readonly string[]): void {
     for (const queue of queues) this.hintQueues.add(queue);
