@@ -13,6 +13,7 @@ import pg from 'pg';
 import type { Ferry } from '../../src/core/types.ts';
 import { open } from '../../src/index.ts';
 import { listQuery, statsSql } from '../../src/stores/postgres/admin.ts';
+import { loneSendSql } from '../../src/stores/postgres/send.ts';
 import { testSchema } from '../support/postgres.ts';
 
 const FILLER = 20_000;
@@ -291,6 +292,42 @@ describe('PostgreSQL: no statement of the hot path scans the messages table', ()
         `SELECT ${s}.send_one($1, 'singles', 0, $2::int8, '{}', NULL, NULL, NULL, NULL, NULL, $2::int8, $3, $4, 'scans')`,
         [`scan-one-${r}`, now, at, r === 0],
       );
+    }
+  });
+
+  it('a lone send probes the event inbox by its key, not by reading the table', async () => {
+    // An inbox emptied by the sequencer and not vacuumed yet: every block staged and numbered leaves a dead row.
+    // On a connection of its own: a backend's scan counters include its earlier transactions' until flushed.
+    const other = new pg.Client({ connectionString: schema.url.replace(/[?&]schema=[^&]*/, '') });
+    await other.connect();
+    try {
+      await other.query(
+        `INSERT INTO ${s}.event_inbox (at, n, origin, data) SELECT 0, 1, 'filler', '[]' FROM generate_series(1, 2000)`,
+      );
+      await other.query(`DELETE FROM ${s}.event_inbox WHERE origin = 'filler'`);
+    } finally {
+      await other.end();
+    }
+    for (let r = 0; r < 7; r++) {
+      const at = new Date(now).toISOString();
+      await c.query('BEGIN');
+      try {
+        const row = await c.query<{ data: string }>({
+          name: 'lone-send',
+          text: loneSendSql(s),
+          values: [`scan-lone-${r}`, 'singles', 0, now, '{}', null, null, null, null, null, now, at, 'scans'],
+        });
+        assert.match(row.rows[0]?.data ?? '', /"type":"sent"/);
+        const scans = await c.query<{ relname: string; seq_scan: string }>(
+          `SELECT relname, seq_scan FROM pg_stat_xact_user_tables
+            WHERE relid IN ('${s}.messages'::regclass, '${s}.event_inbox'::regclass)`,
+        );
+        for (const t of scans.rows) assert.equal(Number(t.seq_scan), 0, `a lone send scanned ${t.relname}`);
+        await c.query('COMMIT');
+      } catch (error) {
+        await c.query('ROLLBACK');
+        throw error;
+      }
     }
   });
   it("settling one queue's expired leases reads none of another queue's, call after call", async () => {

@@ -1,8 +1,9 @@
 /**
  * Sending: every way in runs the `send` function (functions/send.sql), where dedupe, ordering keys and the
- * `sent` events are decided. Single sends of one turn share one statement and one commit, so 32 callers
- * awaiting `send` at once cost one round trip, not 32 transactions; a batch stays all-or-none with the
- * sends it shares a statement with.
+ * `sent` events are decided, except a lone message with no key or dedupe id, which one statement inserts
+ * (`loneSendSql`). Single sends of one turn share one statement and one commit, so 32 callers awaiting
+ * `send` at once cost one round trip, not 32 transactions; a batch stays all-or-none with the sends it
+ * shares a statement with.
  */
 import type pg from 'pg';
 import { InvalidRequestError } from '../../core/errors.ts';
@@ -29,6 +30,7 @@ interface SendRow {
 export class Sender {
   private readonly knownQueues = new Set<string>();
   private readonly sql: string;
+  private readonly loneSql: string;
   private readonly oneSql: string;
   private readonly batches = new SameTick<SendCall>((calls) => void this.run(calls));
 
@@ -39,6 +41,7 @@ export class Sender {
     this.sql = `SELECT data, ids, deduplicated FROM ${db.s}.send(
       $1::text[], $2::text[], $3::int[], $4::int8[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int[],
       $10::text[], $11::int[], $12::int[], $13::int8, $14::text, $15::text[], $16::text, $17::boolean)`;
+    this.loneSql = loneSendSql(db.s);
     this.oneSql = `SELECT ${db.s}.send_one($1::text, $2::text, $3::int, $4::int8, $5::text, $6::text, $7::int,
       $8::text, $9::int, $10::int, $11::int8, $12::text, $13::boolean, $14::text) AS data`;
   }
@@ -54,25 +57,20 @@ export class Sender {
     return [...messageColumns(messages), now, iso(now), queues, this.log.origin, true];
   }
 
-  /** A lone message with no key or dedupe id, as `send_one` takes it (no arrays to bind and unnest). */
-  private oneParams(m: NewMessage, now: number): unknown[] {
-    const newQueue = !this.knownQueues.has(m.queue);
-    return [
-      m.id,
-      m.queue,
-      m.priority,
-      m.runAt,
-      m.payload,
-      m.headers,
-      m.maxAttempts,
-      backoffText(m),
-      m.lease,
-      m.timeout,
-      now,
-      iso(now),
-      newQueue,
-      this.log.origin,
-    ];
+  /**
+   * A lone message with no key or dedupe id (no arrays to bind and unnest): {@link loneSendSql} when this
+   * connection prepares statements and the queue is known here; else `send_one`, which creates the queue if
+   * need be, and which an unprepared statement costs less to parse and plan than the statement's five parts
+   * (behind PgBouncer in transaction mode: `npx tsx bench/pg-prepared.ts`, its `extended` runs).
+   */
+  private lone(m: NewMessage, now: number): Promise<{ data: string | null }> {
+    const known = this.knownQueues.has(m.queue);
+    const statement = known && this.db.prepares;
+    const values: unknown[] = [m.id, m.queue, m.priority, m.runAt, m.payload, m.headers, m.maxAttempts, backoffText(m)];
+    values.push(m.lease, m.timeout, now, iso(now));
+    if (!statement) values.push(!known);
+    values.push(this.log.origin);
+    return this.db.call<{ data: string | null }>(statement ? this.loneSql : this.oneSql, values);
   }
 
   private async run(calls: SendCall[]): Promise<void> {
@@ -83,11 +81,7 @@ export class Sender {
     try {
       const row =
         lone !== null && lone.key === null && lone.dedupeId === null
-          ? {
-              ...(await this.db.call<{ data: string | null }>(this.oneSql, this.oneParams(lone, now))),
-              ids: null,
-              deduplicated: null,
-            }
+          ? { ...(await this.lone(lone, now)), ids: null, deduplicated: null }
           : await this.db.call<SendRow>(this.sql, this.params(messages, now));
       for (const m of messages) this.knownQueues.add(m.queue);
       this.log.committed(row.data);
@@ -191,6 +185,42 @@ export class Sender {
     const out = await this.send(messages, now);
     return out.map((o, i) => ({ queue: (messages[i] as NewMessage).queue, id: o.id }));
   }
+}
+
+/**
+ * A lone send of a message with no key, dedupe id or parent, to a queue this process has seen (else
+ * `send_one` creates the queue): what `send_one` does for it, as one statement. The message is inserted and its `sent`
+ * event numbered at once when nothing is staged and the numbering lock is free, else staged, as
+ * `stage_events` does (functions/events.sql); the answer has stage_events' form. One statement rather than
+ * a PL/pgSQL call: a single awaited send is one call per transaction, and PL/pgSQL sets each of its
+ * expressions up again in every transaction and runs each statement through an executor of its own.
+ * Alternated on one connection, `send_one` spent 156 us of server time a call and this statement 74
+ * (pg_stat_statements); `npx tsx bench/pg-prepared.ts` has them at 0.535-0.553 against 0.505-0.543 ms a
+ * call (a raw single-row insert 0.311-0.335). The lock is taken in `g` after the snapshot: `n`'s update then
+ * reads the latest `event_seq` row (READ COMMITTED follows a row updated since), and the previous holder is
+ * committed by the time the lock is free. The inbox is probed by its key in order, so an inbox emptied but
+ * not yet vacuumed costs a walk of its index's emptied pages, not of every dead row (`EXISTS` would scan the
+ * table: 455 pages after 10,000 staged and numbered blocks).
+ */
+export function loneSendSql(s: string): string {
+  // The numbering lock's key, as functions/events.sql names it: the quoted schema, as text.
+  return `WITH m AS (
+      INSERT INTO ${s}.messages (id, seq, queue, state, priority, run_at, payload, headers, max_attempts,
+        backoff, lease, timeout, sent_at)
+      VALUES ($1::text, nextval('${s}.messages_seq'), $2::text, 0, $3::int, $4::int8, $5::text, $6::text, $7::int,
+        $8::text, $9::int, $10::int, $11::int8)
+      RETURNING '[' || ${s}.event('sent', queue, id, $12::text, NULL, ',"runAt":' || run_at) || ']' AS events),
+    g AS MATERIALIZED (
+      SELECT CASE WHEN (SELECT i.id FROM ${s}.event_inbox i ORDER BY i.id LIMIT 1) IS NOT NULL THEN false
+                  ELSE pg_try_advisory_xact_lock(hashtext('ferry.sequence'), hashtext('${s.replaceAll("'", "''")}')) END AS inline),
+    n AS (UPDATE ${s}.event_seq SET last = last + 1 WHERE (SELECT g.inline FROM g) RETURNING last),
+    e AS (INSERT INTO ${s}.events (seq, n, at, origin, data)
+          SELECT n.last, 1, $11::int8, $13::text, m.events FROM n, m RETURNING seq),
+    i AS (INSERT INTO ${s}.event_inbox (at, n, origin, data)
+          SELECT $11::int8, 1, $13::text, m.events FROM m WHERE NOT (SELECT g.inline FROM g))
+    SELECT CASE WHEN (SELECT g.inline FROM g) THEN '{"seq":' || (SELECT e.seq FROM e) || ',"events":' || m.events || '}'
+                ELSE m.events END AS data
+      FROM m`;
 }
 
 function outcomes(messages: NewMessage[], row: SendRow): SendOutcome[] {

@@ -108,8 +108,10 @@ END $$;
 -- One message with no key, dedupe id or parent, sent alone (not in a caller's transaction): what `send` does
 -- for it, with each column a plain parameter. A single awaited send is what this path serves: arrays to bind
 -- and unnest, and the general function's nesting, cost it more than its insert (bench/pg-sends.ts, alternated
--- with the commit before: 0.41-0.54x -> 0.60-0.67x of raw single-row commits). Answers the events as `send`
--- does.
+-- with the commit before: 0.41-0.54x -> 0.60-0.67x of raw single-row commits). Where statements are prepared
+-- and the queue is known, the store runs the same as one statement instead (send.ts, loneSendSql); this
+-- function serves a queue's first send, unprepared statements (PgBouncer in transaction mode), and processes
+-- of the previous release. Answers the events as `send` does.
 CREATE FUNCTION {{schema}}.send_one(
   p_id text, p_queue text, p_priority int, p_run_at bigint, p_payload text, p_headers text, p_max_attempts int,
   p_backoff text, p_lease int, p_timeout int, p_now bigint, p_at text, p_new_queue boolean, p_origin text)
