@@ -179,6 +179,7 @@ CREATE SEQUENCE ferry.webhook_attempts_id_seq;
 -- ferry.insert_messages(p_ids text[], p_queues text[], p_priorities integer[], p_run_ats bigint[], p_payloads text[], p_headers text[], p_keys text[], p_dedupes text[], p_max_attempts integer[], p_backoffs text[], p_leases integer[], p_timeouts integer[], p_now bigint, p_at text, p_parents text[], p_children integer[], p_ignore boolean[], p_seqs bigint[], OUT n integer, OUT events text, OUT ids text[], OUT deduplicated boolean[]) -> record
 -- ferry.lock_keys(p_queues text[], p_keys text[]) -> void
 -- ferry.lock_queue_keys(p_queue text) -> void
+-- ferry.may_number() -> boolean
 -- ferry.new_id(p_now bigint) -> text
 -- ferry.number_blocks(p_max integer, OUT last_seq bigint, OUT moved text) -> record
 -- ferry.progress_item(p_id text, p_receipt text, p_value text, p_now bigint, p_at text, p_origin text, OUT ok boolean, OUT data text) -> record

@@ -1,9 +1,9 @@
 /**
  * Sending: every way in runs the `send` function (functions/send.sql), where dedupe, ordering keys and the
- * `sent` events are decided, except a lone message with no key or dedupe id, which one statement inserts
- * (`loneSendSql`). Single sends of one turn share one statement and one commit, so 32 callers awaiting
- * `send` at once cost one round trip, not 32 transactions; a batch stays all-or-none with the sends it
- * shares a statement with.
+ * `sent` events are decided, except a lone message with no key or dedupe id: `send_one` inserts it, or the
+ * statement `loneSendSql` where statements are prepared and the queue is known here. Single sends of one
+ * turn share one statement and one commit, so 32 callers awaiting `send` at once cost one round trip, not
+ * 32 transactions; a batch stays all-or-none with the sends it shares a statement with.
  */
 import type pg from 'pg';
 import { InvalidRequestError } from '../../core/errors.ts';
@@ -60,8 +60,9 @@ export class Sender {
   /**
    * A lone message with no key or dedupe id (no arrays to bind and unnest): {@link loneSendSql} when this
    * connection prepares statements and the queue is known here; else `send_one`, which creates the queue if
-   * need be, and which an unprepared statement costs less to parse and plan than the statement's five parts
-   * (behind PgBouncer in transaction mode: `npx tsx bench/pg-prepared.ts`, its `extended` runs).
+   * need be, and which costs less to parse and plan, unprepared, than the statement's five parts (behind
+   * PgBouncer in transaction mode): `npx tsx bench/pg-prepared.ts` had `send_one` at 0.67-0.99 ms a call
+   * unprepared and the statement at 1.12-1.79.
    */
   private lone(m: NewMessage, now: number): Promise<{ data: string | null }> {
     const known = this.knownQueues.has(m.queue);
@@ -189,30 +190,27 @@ export class Sender {
 
 /**
  * A lone send of a message with no key, dedupe id or parent, to a queue this process has seen (else
- * `send_one` creates the queue): what `send_one` does for it, as one statement. The message is inserted and its `sent`
- * event numbered at once when nothing is staged and the numbering lock is free, else staged, as
- * `stage_events` does (functions/events.sql); the answer has stage_events' form. One statement rather than
- * a PL/pgSQL call: a single awaited send is one call per transaction, and PL/pgSQL sets each of its
- * expressions up again in every transaction and runs each statement through an executor of its own.
- * Alternated on one connection, `send_one` spent 156 us of server time a call and this statement 74
- * (pg_stat_statements); `npx tsx bench/pg-prepared.ts` has them at 0.535-0.553 against 0.505-0.543 ms a
- * call (a raw single-row insert 0.311-0.335). The lock is taken in `g` after the snapshot: `n`'s update then
- * reads the latest `event_seq` row (READ COMMITTED follows a row updated since), and the previous holder is
- * committed by the time the lock is free. The inbox is probed by its key in order, so an inbox emptied but
- * not yet vacuumed costs a walk of its index's emptied pages, not of every dead row (`EXISTS` would scan the
- * table: 455 pages after 10,000 staged and numbered blocks).
+ * `send_one` creates the queue): what `send_one` does for it, as one statement. The message is inserted and
+ * its `sent` event numbered at once when `may_number` lets it (nothing staged, the numbering lock free),
+ * else staged, as `stage_events` does (functions/events.sql); the answer has stage_events' form. `n`
+ * updates `event_seq` only when `g` took the lock; it reads the row as last committed (READ COMMITTED
+ * follows a row updated since the statement's snapshot), and the lock's previous holder has committed by
+ * the time the lock is free.
+ * One statement rather than a PL/pgSQL call: a single awaited send is one call per transaction, and
+ * PL/pgSQL sets each of its expressions up again in every transaction and runs each statement through an
+ * executor of its own. The gain is a few percent: alternated in one process against the commit before
+ * (scratch scripts, 2026-12-01), the database's processes spent 413 against 440 us of CPU per send
+ * (medians of eight rounds), and sequential sends ran 0.94-1.14 times as fast (five runs, median 1.03);
+ * `npx tsx bench/pg-prepared.ts` has the two within each other's noise on this machine.
  */
 export function loneSendSql(s: string): string {
-  // The numbering lock's key, as functions/events.sql names it: the quoted schema, as text.
   return `WITH m AS (
       INSERT INTO ${s}.messages (id, seq, queue, state, priority, run_at, payload, headers, max_attempts,
         backoff, lease, timeout, sent_at)
       VALUES ($1::text, nextval('${s}.messages_seq'), $2::text, 0, $3::int, $4::int8, $5::text, $6::text, $7::int,
         $8::text, $9::int, $10::int, $11::int8)
       RETURNING '[' || ${s}.event('sent', queue, id, $12::text, NULL, ',"runAt":' || run_at) || ']' AS events),
-    g AS MATERIALIZED (
-      SELECT CASE WHEN (SELECT i.id FROM ${s}.event_inbox i ORDER BY i.id LIMIT 1) IS NOT NULL THEN false
-                  ELSE pg_try_advisory_xact_lock(hashtext('ferry.sequence'), hashtext('${s.replaceAll("'", "''")}')) END AS inline),
+    g AS MATERIALIZED (SELECT ${s}.may_number() AS inline),
     n AS (UPDATE ${s}.event_seq SET last = last + 1 WHERE (SELECT g.inline FROM g) RETURNING last),
     e AS (INSERT INTO ${s}.events (seq, n, at, origin, data)
           SELECT n.last, 1, $11::int8, $13::text, m.events FROM n, m RETURNING seq),

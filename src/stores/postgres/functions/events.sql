@@ -49,6 +49,22 @@ BEGIN
   END IF;
 END $$;
 
+-- Whether the calling transaction numbers its own block now: nothing is staged (so no block committed before
+-- it still waits for a number) and it takes the numbering lock, which it then holds to its commit. Numbered
+-- here only when nothing is staged: otherwise the block is staged behind the others, and the writer leaves
+-- the numbering lock to the sequencer, which numbers the staged blocks many at a time. (Writers used to
+-- number staged blocks along with their own, holding the lock through their commit: producers and workers
+-- on one schema cost 106-123 us of backend CPU per message then, 96-99 now, in alternated runs of
+-- bench/pg-mixed.ts.) A function, so that its probe of the inbox runs with the store's planner settings
+-- (an index scan, which passes over an emptied inbox's dead rows by their index) wherever it is called
+-- from: stage_events, and a lone send's statement (send.ts).
+CREATE FUNCTION {{schema}}.may_number() RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM {{schema}}.event_inbox) THEN RETURN false; END IF;
+  RETURN pg_try_advisory_xact_lock(hashtext('ferry.sequence'), hashtext('{{schema}}'));
+END $$;
+
 -- The events (p_n comma-joined) of the calling transaction: numbered at once when nothing is staged and the
 -- numbering lock is free (answered as {"seq":first,"events":[…]}), else staged in the inbox (answered as the
 -- JSON array). Null when
@@ -60,13 +76,7 @@ DECLARE v_data text; v_seq bigint;
 BEGIN
   IF coalesce(p_n, 0) = 0 THEN RETURN NULL; END IF;
   v_data := '[' || p_events || ']';
-  -- Numbered here only when nothing is staged: then no block committed before this one is still waiting
-  -- for a number. Otherwise this block is staged behind them, and the writer leaves the numbering lock to
-  -- the sequencer, which numbers the staged blocks many at a time. (Writers used to number staged blocks
-  -- along with their own, holding the lock through their commit: producers and workers on one schema cost
-  -- 106-123 us of backend CPU per message then, 96-99 now, in alternated runs of bench/pg-mixed.ts.)
-  IF p_inline AND NOT EXISTS (SELECT 1 FROM {{schema}}.event_inbox)
-     AND pg_try_advisory_xact_lock(hashtext('ferry.sequence'), hashtext('{{schema}}')) THEN
+  IF p_inline AND {{schema}}.may_number() THEN
     WITH s AS (UPDATE {{schema}}.event_seq SET last = last + p_n RETURNING last - p_n + 1 AS seq)
     INSERT INTO {{schema}}.events (seq, n, at, origin, data) SELECT s.seq, p_n, p_at, p_origin, v_data FROM s
     RETURNING seq INTO v_seq;
