@@ -118,6 +118,12 @@ const FINAL = new Set(['completed', 'dead', 'cancelled']);
 /** The largest time a Date holds: a schedule's next tick when there is none. */
 const NEVER = 8.64e15;
 const MAX_WAIT = 12 * 3_600_000;
+/**
+ * How long a reading of a queue's settings that found no concurrency limit is trusted for settling quietly
+ * (Engine.settle): a limit set by another process meanwhile leaves its freed slots to the consumers' polls
+ * for at most this long.
+ */
+const LIMITS_TRUSTED_MS = 1000;
 
 export class Engine implements Ferry {
   private readonly clock: Clock;
@@ -133,6 +139,9 @@ export class Engine implements Ferry {
   private readonly closeWaiters = new Set<() => void>();
   private sweepTimer: ReturnType<Clock['setTimeout']> | undefined;
   private closed = false;
+  /** Queues whose settings, read lately, set no concurrency limit: until when that reading is trusted. */
+  private readonly unlimited = new Map<string, number>();
+  private readonly readingLimits = new Set<string>();
   /** Set when close() starts: workers are draining, and a new one would never be closed. */
   private closing = false;
   private closingDone: Promise<void> | undefined;
@@ -427,8 +436,37 @@ export class Engine implements Ferry {
     this.guard();
     const { id, receipt } = this.ref(delivery);
     const text = result === undefined ? null : serialize(result, 'result', this.maxPayload);
-    const [settled] = await this.store.complete([{ id, receipt, result: text }], this.clock.now());
+    const [settled] = await this.settle(delivery, () =>
+      this.store.complete([{ id, receipt, result: text }], this.clock.now()),
+    );
     if (!settled) throw new LeaseLostError();
+  }
+
+  /**
+   * Runs a settle that ends an attempt of `delivery`: quietly (its ended event wakes no consumer, see
+   * Bus.settlesQuietly) when the delivery is one this Ferry handed out with no key, on a queue whose settings,
+   * read lately, set no concurrency limit; then its end frees no other message. Otherwise, or while the
+   * settings are being read, as any commit.
+   */
+  private settle<T>(delivery: DeliveryRef, settle: () => Promise<T>): Promise<T> {
+    const { key, queue } = delivery as Partial<Delivery>;
+    if (key !== null || typeof queue !== 'string') return settle();
+    const until = this.unlimited.get(queue);
+    if (until !== undefined && until > this.clock.now()) return this.bus.settlesQuietly(delivery.id, settle);
+    if (!this.readingLimits.has(queue) && !this.closed) {
+      this.readingLimits.add(queue);
+      this.store
+        .settings(queue)
+        .then((s) => {
+          if (s.concurrency === null) this.unlimited.set(queue, this.clock.now() + LIMITS_TRUSTED_MS);
+          else this.unlimited.delete(queue);
+        })
+        .catch(() => {
+          // Unread: settles wake as any commit does until a later reading.
+        })
+        .finally(() => this.readingLimits.delete(queue));
+    }
+    return settle();
   }
 
   async nack(delivery: DeliveryRef, options: NackOptions = {}): Promise<{ state: MessageState }> {
@@ -445,9 +483,11 @@ export class Engine implements Ferry {
     if (o.retry !== undefined && typeof o.retry !== 'boolean') throw new InvalidRequestError('retry must be a boolean');
     const delay = o.delay === undefined ? null : parseDuration(o.delay, 'delay', 0, 366 * 86_400_000);
     const now = this.clock.now();
-    const [settled] = await this.store.fail(
-      [{ id, receipt, error: serialize(error, 'error', this.maxPayload), retry: o.retry !== false, delay }],
-      now,
+    const [settled] = await this.settle(delivery, () =>
+      this.store.fail(
+        [{ id, receipt, error: serialize(error, 'error', this.maxPayload), retry: o.retry !== false, delay }],
+        now,
+      ),
     );
     if (!settled) throw new LeaseLostError();
     if (settled !== 'queued') return { state: settled };
@@ -590,6 +630,7 @@ export class Engine implements Ferry {
    * announced: a consumer waiting on it looks, here and in the processes that share the store.
    */
   private settingsChanged(queue: string): void {
+    this.unlimited.delete(queue);
     this.bus.wake(queue);
     this.store.touched?.([queue]);
   }

@@ -183,24 +183,59 @@ describe('waking idle consumers', () => {
       await Promise.all(receives);
     }));
 
-  it('acks of many messages in one commit wake one waiting receive on a queue with no keys or limits', () =>
-    withFerry(async ({ ferry, claims, stop }) => {
-      await ferry.sendBatch(
-        'q',
-        Array.from({ length: 20 }, (_, i) => ({ payload: i })),
-      );
-      const held = await ferry.receive('q', { max: 20 });
-      assert.equal(held.length, 20);
-      const receives = Array.from({ length: 20 }, () =>
-        ferry.receive('q', { max: 1, wait: '50s', signal: stop.signal }),
-      );
-      await settle();
-      const before = claims();
-      // One tick: one commit ends twenty attempts, and frees nothing.
-      await Promise.all(held.map((d) => ferry.ack(d)));
-      await settle();
-      assert.equal(claims() - before, 1, 'one receive looked, found nothing, and woke no other');
-      stop.abort();
-      await Promise.all(receives);
+  it('acks of many messages in one commit wake one waiting receive on a queue with no keys or limits, then none', () =>
+    withFerry(async ({ ferry, claims }) => {
+      /** Twenty messages held, twenty receives waiting, then the twenty acked in one tick: the claims it caused. */
+      const round = async () => {
+        await ferry.sendBatch(
+          'q',
+          Array.from({ length: 20 }, (_, i) => ({ payload: i })),
+        );
+        const held = await ferry.receive('q', { max: 20 });
+        assert.equal(held.length, 20);
+        const stop = new AbortController();
+        const waiting = Array.from({ length: 20 }, () =>
+          ferry.receive('q', { max: 1, wait: '50s', signal: stop.signal }),
+        );
+        await settle();
+        const before = claims();
+        await Promise.all(held.map((d) => ferry.ack(d)));
+        await settle();
+        const caused = claims() - before;
+        stop.abort();
+        assert.equal((await Promise.all(waiting)).flat().length, 0);
+        return caused;
+      };
+      // One commit ends twenty attempts and frees nothing; the engine does not know that yet.
+      assert.equal(await round(), 1, 'one receive looked, found nothing, and woke no other');
+      // Now it has read the queue's settings (no concurrency limit), and the messages have no key.
+      assert.equal(await round(), 0, 'no receive looked');
     }));
+
+  it('an ack of a keyed message, or on a queue with a concurrency limit, still wakes a receive after the settings are known', async () => {
+    for (const limit of ['key', 'concurrency'] as const) {
+      await withFerry(async ({ ferry, claims, stop }) => {
+        if (limit === 'concurrency') await ferry.configure('q', { concurrency: 1 });
+        const options = limit === 'key' ? { key: 'k' } : {};
+        for (let i = 0; i < 3; i++) await ferry.send('q', i, options);
+        // A first ack lets the engine read the queue's settings.
+        const [first] = await ferry.receive('q', { max: 1 });
+        await ferry.ack(first as Delivery);
+        await settle();
+        const [second] = await ferry.receive('q', { max: 1 });
+        assert.ok(second, `${limit}: the second message`);
+        const got: Delivery[][] = [];
+        const waiting = ferry.receive('q', { max: 1, wait: '50s', signal: stop.signal }).then((d) => got.push(d));
+        await settle();
+        assert.equal(got.length, 0, `${limit}: the third is held back`);
+        const before = claims();
+        await ferry.ack(second as Delivery);
+        await settle();
+        assert.equal(got.flat().length, 1, `${limit}: the freed message reached the waiting receive`);
+        assert.equal(claims() - before, 1, `${limit}: one claim`);
+        stop.abort();
+        await waiting;
+      });
+    }
+  });
 });
