@@ -142,6 +142,8 @@ export class Engine implements Ferry {
   /** Queues whose settings, read lately, set no concurrency limit: until when that reading is trusted. */
   private readonly unlimited = new Map<string, number>();
   private readonly readingLimits = new Set<string>();
+  /** Bumped by every local change of settings: a reading begun before one is not kept. */
+  private settingsGeneration = 0;
   /** Set when close() starts: workers are draining, and a new one would never be closed. */
   private closing = false;
   private closingDone: Promise<void> | undefined;
@@ -444,22 +446,32 @@ export class Engine implements Ferry {
 
   /**
    * Runs a settle that ends an attempt of `delivery`: quietly (its ended event wakes no consumer, see
-   * Bus.settlesQuietly) when the delivery is one this Ferry handed out with no key, on a queue whose settings,
-   * read lately, set no concurrency limit; then its end frees no other message. Otherwise, or while the
-   * settings are being read, as any commit.
+   * Bus.settlesQuietly) when the delivery is one this Ferry handed out (marked by its lease's end in
+   * milliseconds), with no key, on a queue whose settings, read lately, set no concurrency limit; then its end
+   * frees no other message. Otherwise, or while the settings are being read, as any commit.
    */
   private settle<T>(delivery: DeliveryRef, settle: () => Promise<T>): Promise<T> {
-    const { key, queue } = delivery as Partial<Delivery>;
+    if (!(LEASE_UNTIL_MS in delivery)) return settle();
+    const { key, queue } = delivery as unknown as Delivery;
     if (key !== null || typeof queue !== 'string') return settle();
+    const now = this.clock.now();
     const until = this.unlimited.get(queue);
-    if (until !== undefined && until > this.clock.now()) return this.bus.settlesQuietly(delivery.id, settle);
+    if (until !== undefined && until > now) return this.bus.settlesQuietly(delivery.id, settle);
+    if (until !== undefined) this.unlimited.delete(queue);
     if (!this.readingLimits.has(queue) && !this.closed) {
       this.readingLimits.add(queue);
+      const generation = this.settingsGeneration;
       this.store
         .settings(queue)
         .then((s) => {
-          if (s.concurrency === null) this.unlimited.set(queue, this.clock.now() + LIMITS_TRUSTED_MS);
+          if (generation !== this.settingsGeneration) return;
+          // Trusted from when it was asked for, not answered: the settings may have changed since.
+          if (s.concurrency === null) this.unlimited.set(queue, now + LIMITS_TRUSTED_MS);
           else this.unlimited.delete(queue);
+          // Many queues (names made per tenant, say): the readings gone stale go, not only when asked again.
+          if (this.unlimited.size > 1024) {
+            for (const [q, until] of this.unlimited) if (until <= now) this.unlimited.delete(q);
+          }
         })
         .catch(() => {
           // Unread: settles wake as any commit does until a later reading.
@@ -630,6 +642,7 @@ export class Engine implements Ferry {
    * announced: a consumer waiting on it looks, here and in the processes that share the store.
    */
   private settingsChanged(queue: string): void {
+    this.settingsGeneration++;
     this.unlimited.delete(queue);
     this.bus.wake(queue);
     this.store.touched?.([queue]);

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Delivery } from '../../src/core/types.ts';
+import type { Delivery, DeliveryRef } from '../../src/core/types.ts';
 import { ManualClock } from '../../src/engine/clock.ts';
 import type { EngineOptions } from '../../src/engine/engine.ts';
 import { type CountedFerry, countingClaims } from '../support/counted.ts';
@@ -186,23 +186,25 @@ describe('waking idle consumers', () => {
   it('acks of many messages in one commit wake one waiting receive on a queue with no keys or limits, then none', () =>
     withFerry(async ({ ferry, claims }) => {
       /** Twenty messages held, twenty receives waiting, then the twenty acked in one tick: the claims it caused. */
-      const round = async () => {
+      const round = async (refs = false) => {
         await ferry.sendBatch(
           'q',
           Array.from({ length: 20 }, (_, i) => ({ payload: i })),
         );
         const held = await ferry.receive('q', { max: 20 });
         assert.equal(held.length, 20);
-        const stop = new AbortController();
-        const waiting = Array.from({ length: 20 }, () =>
-          ferry.receive('q', { max: 1, wait: '50s', signal: stop.signal }),
-        );
+        const stops = Array.from({ length: 20 }, () => new AbortController());
+        const waiting = stops.map((stop) => ferry.receive('q', { max: 1, wait: '50s', signal: stop.signal }));
         await settle();
         const before = claims();
-        await Promise.all(held.map((d) => ferry.ack(d)));
+        await Promise.all(
+          held.map((d) =>
+            ferry.ack(refs ? ({ id: d.id, receipt: d.receipt, queue: 'q', key: null } as DeliveryRef) : d),
+          ),
+        );
         await settle();
         const caused = claims() - before;
-        stop.abort();
+        for (const stop of stops) stop.abort();
         assert.equal((await Promise.all(waiting)).flat().length, 0);
         return caused;
       };
@@ -210,6 +212,32 @@ describe('waking idle consumers', () => {
       assert.equal(await round(), 1, 'one receive looked, found nothing, and woke no other');
       // Now it has read the queue's settings (no concurrency limit), and the messages have no key.
       assert.equal(await round(), 0, 'no receive looked');
+      // Acked by objects the caller made: only a delivery this Ferry handed out is trusted to have no key.
+      assert.equal(await round(true), 1, "acks by the caller's own objects woke one receive");
+    }));
+
+  it('a concurrency limit set here is heeded at once by the acks that follow', () =>
+    withFerry(async ({ ferry, claims, stop }) => {
+      await ferry.send('q', 0);
+      const [first] = await ferry.receive('q', { max: 1 });
+      await ferry.ack(first as Delivery);
+      await settle();
+      // The engine has read the settings: no limit. Now one is set.
+      await ferry.configure('q', { concurrency: 1 });
+      await ferry.sendBatch('q', [{ payload: 1 }, { payload: 2 }]);
+      const [held] = await ferry.receive('q', { max: 1 });
+      assert.ok(held, 'one message within the limit');
+      const got: Delivery[][] = [];
+      const waiting = ferry.receive('q', { max: 1, wait: '50s', signal: stop.signal }).then((d) => got.push(d));
+      await settle();
+      assert.equal(got.length, 0, 'the other is held back by the limit');
+      const before = claims();
+      await ferry.ack(held as Delivery);
+      await settle();
+      assert.equal(got.flat().length, 1, 'the freed slot reached the waiting receive');
+      assert.equal(claims() - before, 1, 'one claim');
+      stop.abort();
+      await waiting;
     }));
 
   it('an ack of a keyed message, or on a queue with a concurrency limit, still wakes a receive after the settings are known', async () => {
@@ -218,7 +246,7 @@ describe('waking idle consumers', () => {
         if (limit === 'concurrency') await ferry.configure('q', { concurrency: 1 });
         const options = limit === 'key' ? { key: 'k' } : {};
         for (let i = 0; i < 3; i++) await ferry.send('q', i, options);
-        // A first ack lets the engine read the queue's settings.
+        // A first ack (on the limited queue, it lets the engine read the settings and find the limit).
         const [first] = await ferry.receive('q', { max: 1 });
         await ferry.ack(first as Delivery);
         await settle();
