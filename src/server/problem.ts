@@ -84,14 +84,34 @@ function validationDetail(error: FastifyError, schema: unknown): string {
   const where = error.validationContext ?? 'request';
   // TypeBox reports an unknown field twice: as "schema is false" at the field and as additionalProperties at
   // its object. The second says more.
-  const errors = (error.validation ?? []).filter(
+  let errors = (error.validation ?? []).filter(
     (v) => !(v.keyword === 'boolean' && v.schemaPath.endsWith('/additionalProperties')),
   );
+  // A choice among constants (a state, a backoff type) fails once per choice, each "must be equal to
+  // constant", and then as a whole: said once, with the choices.
+  const choices = new Map<string, string[]>();
+  for (const v of errors) {
+    if (v.keyword !== 'anyOf') continue;
+    // The union itself (TypeBox's compiler names it) or its anyOf list (Ajv names that).
+    const node = pointer(schema, v.schemaPath);
+    const branches = Array.isArray(node) ? node : (node as { anyOf?: unknown } | undefined)?.anyOf;
+    if (!Array.isArray(branches)) continue;
+    const values = branches.map((b) => (b as { const?: unknown } | null)?.const);
+    if (values.every((value) => value !== undefined))
+      choices.set(
+        v.schemaPath,
+        values.map((value) => String(value)),
+      );
+  }
+  errors = errors.filter((v) => ![...choices.keys()].some((path) => v.schemaPath.startsWith(`${path}/`)));
   const parts = errors.slice(0, 3).map((v) => {
     const path = v.instancePath ? v.instancePath.replace(/^\//, '').replaceAll('/', '.') : '';
     const params = v.params as Record<string, unknown> | undefined;
     let what = v.message ?? 'is invalid';
-    if (v.keyword === 'additionalProperties' && params?.additionalProperties !== undefined) {
+    const among = choices.get(v.schemaPath);
+    if (among !== undefined) {
+      what = `must be one of ${among.join(', ')}`;
+    } else if (v.keyword === 'additionalProperties' && params?.additionalProperties !== undefined) {
       what = unknownFields([params.additionalProperties].flat().map(String), pointer(schema, v.schemaPath));
     } else if (v.keyword === 'required' && params?.requiredProperties !== undefined) {
       what = `is missing ${JSON.stringify(params.requiredProperties)}`;

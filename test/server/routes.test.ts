@@ -368,6 +368,19 @@ describe('HTTP routes', () => {
     assert.doesNotMatch(`${top.body.detail} ${nested.body.detail}`, /schema is false/);
   });
 
+  it('a value outside a set of choices is refused once, with the choices', async () => {
+    const q = qname();
+    const list = await call('GET', `/v1/queues/${q}/messages?state=bogus`);
+    assert.equal(list.status, 400);
+    assert.equal(
+      list.body.detail,
+      'querystring.state must be one of pending, waiting, delayed, active, completed, dead, cancelled',
+    );
+    const send = await call('POST', `/v1/queues/${q}/messages`, { payload: 1, backoff: { type: 'linear' } });
+    assert.equal(send.status, 400);
+    assert.match(send.body.detail, /^body\.backoff\.type must be one of exponential, fixed$/);
+  });
+
   it('unknown routes are 404 problems', async () => {
     const r = await call('GET', '/v2/nothing');
     assert.deepEqual([r.status, r.body.type], [404, 'not_found']);
