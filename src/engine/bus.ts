@@ -66,9 +66,10 @@ export class Bus {
    * retried now), and one more when an attempt ended (a finished message may free its key's next message,
    * it or a retry for later a concurrency slot), unless the attempt was settled quietly (no key, and a queue
    * with no concurrency limit: the wake would cost a claim that finds nothing, here or, when no consumer
-   * waits here, in another process): a claim that comes back full passes that wake on (see Engine.claim). Waking every consumer for every commit made all but one of
-   * them claim nothing, a statement each. Answers the queues whose new work the consumers waiting here did
-   * not cover: other processes' consumers should hear of those.
+   * waits here, in another process): a claim that comes back full passes that wake on (see Engine.claim).
+   * Waking every consumer for every commit made all but one of them claim nothing, a statement each. Answers
+   * the queues whose new work the consumers waiting here did not cover: other processes' consumers should
+   * hear of those.
    *
    * `consumers` false: another process's events, whose consumers were told through that process's hint of
    * what was deliverable at its commit. Left to wake here: result waiters, and messages that were delayed at

@@ -450,13 +450,13 @@ export class Engine implements Ferry {
    * milliseconds), with no key, on a queue whose settings, read lately, set no concurrency limit; then its end
    * frees no other message. Otherwise, or while the settings are being read, as any commit.
    */
-  private settle<T>(delivery: DeliveryRef, settle: () => Promise<T>): Promise<T> {
-    if (!(LEASE_UNTIL_MS in delivery)) return settle();
+  private settle<T>(delivery: DeliveryRef, run: () => Promise<T>): Promise<T> {
+    if (!(LEASE_UNTIL_MS in delivery)) return run();
     const { key, queue } = delivery as unknown as Delivery;
-    if (key !== null || typeof queue !== 'string') return settle();
+    if (key !== null || typeof queue !== 'string') return run();
     const now = this.clock.now();
     const until = this.unlimited.get(queue);
-    if (until !== undefined && until > now) return this.bus.settlesQuietly(delivery.id, settle);
+    if (until !== undefined && until > now) return this.bus.settlesQuietly(delivery.id, run);
     if (until !== undefined) this.unlimited.delete(queue);
     if (!this.readingLimits.has(queue) && !this.closed) {
       this.readingLimits.add(queue);
@@ -478,7 +478,7 @@ export class Engine implements Ferry {
         })
         .finally(() => this.readingLimits.delete(queue));
     }
-    return settle();
+    return run();
   }
 
   async nack(delivery: DeliveryRef, options: NackOptions = {}): Promise<{ state: MessageState }> {

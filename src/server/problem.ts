@@ -97,11 +97,7 @@ function validationDetail(error: FastifyError, schema: unknown): string {
     const branches = Array.isArray(node) ? node : (node as { anyOf?: unknown } | undefined)?.anyOf;
     if (!Array.isArray(branches)) continue;
     const values = branches.map((b) => (b as { const?: unknown } | null)?.const);
-    if (values.every((value) => value !== undefined))
-      choices.set(
-        v.schemaPath,
-        values.map((value) => String(value)),
-      );
+    if (values.every((value) => value !== undefined)) choices.set(v.schemaPath, values.map(String));
   }
   errors = errors.filter((v) => ![...choices.keys()].some((path) => v.schemaPath.startsWith(`${path}/`)));
   const parts = errors.slice(0, 3).map((v) => {

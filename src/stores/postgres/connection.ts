@@ -74,12 +74,12 @@ export class Database {
    * otherwise does both for every call). Off for good once a statement turns out unprepared.
    */
   private named = true;
+  private readonly names = new Map<string, string>();
 
   /** Whether `call` still names its statements (no pooler in transaction mode has turned up). */
   get prepares(): boolean {
     return this.named;
   }
-  private readonly names = new Map<string, string>();
 
   private nameOf(text: string): string {
     let name = this.names.get(text);
