@@ -15,6 +15,12 @@ export const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 export const MAX_RECEIPT = 256;
 /** The most messages one receive may ask for. */
 export const MAX_RECEIVE = 1000;
+/**
+ * The deepest nesting of a payload, result or error. The HTTP server refuses bodies nested deeper than 1024
+ * before parsing them (server/json-body.ts), and a body wraps its values in a few levels of its own, so every
+ * value this allows passes over HTTP too: a value is refused alike by every store and over HTTP.
+ */
+export const MAX_JSON_DEPTH = 1000;
 const MAX_DELAY = 366 * 86_400_000;
 const MAX_TEXT = 512;
 const MAX_HEADERS_BYTES = 16 * 1024;
@@ -118,7 +124,7 @@ export function checkTimeout(value: Duration, what = 'timeout'): number {
   return parseDuration(value, what, TIMEOUT_MIN, TIMEOUT_MAX);
 }
 
-/** Serializes a JSON value and checks its size. `undefined` is stored as null. */
+/** Serializes a JSON value and checks its size and nesting. `undefined` is stored as null. */
 export function serialize(value: unknown, what: string, maxBytes: number): string {
   let text: string | undefined;
   try {
@@ -127,6 +133,10 @@ export function serialize(value: unknown, what: string, maxBytes: number): strin
     throw new InvalidRequestError(`${what} must be JSON-serializable: ${(error as Error).message}`);
   }
   if (text === undefined) throw new InvalidRequestError(`${what} must be a JSON value; got ${typeof value}`);
+  // Nesting deeper than the limit takes two characters a level, so short texts skip the scan.
+  if (text.length > 2 * MAX_JSON_DEPTH && jsonDepth(text, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) {
+    throw new InvalidRequestError(`${what} is nested deeper than ${MAX_JSON_DEPTH} levels`);
+  }
   // UTF-8 is at most 3 bytes per UTF-16 unit, so short strings skip the exact count.
   if (text.length * 3 > maxBytes) {
     const bytes = utf8Length(text);
@@ -135,6 +145,28 @@ export function serialize(value: unknown, what: string, maxBytes: number): strin
     }
   }
   return text;
+}
+
+/** The deepest `[`/`{` nesting in a JSON text, outside strings; stops counting past `limit`. */
+export function jsonDepth(text: string, limit: number): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92 /* \ */) i++;
+      else if (c === 34 /* " */) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 123 /* { */ || c === 91 /* [ */) {
+      depth++;
+      if (depth > deepest) {
+        deepest = depth;
+        if (deepest > limit) return deepest;
+      }
+    } else if (c === 125 /* } */ || c === 93 /* ] */) depth--;
+  }
+  return deepest;
 }
 
 const encoder = new TextEncoder();

@@ -147,22 +147,27 @@ describe('connect(): every call answers for itself', () => {
   });
   after(async () => h.close());
 
-  it('a send the server refuses only when joined (a __proto__ key) makes its request go alone: the others land', async () => {
-    const client = await connect(url);
+  it('a send the server refuses only when joined (nesting past its limit) makes its request go alone: the others land', async () => {
+    // A server whose body limit is 20 levels: a payload 20 deep is refused alone (its body is 21 deep) and
+    // takes a joined request (23 deep) down with it, which the client then sends item by item.
+    const shallow = await served({ maxDepth: 20 });
+    const client = await connect(shallow.url);
     try {
       const q = qname();
-      const poisoned = JSON.parse('{"__proto__": {"x": 1}}') as unknown;
+      let deep: unknown = 'bottom';
+      for (let i = 0; i < 20; i++) deep = { a: deep };
       const settled = await Promise.allSettled(
-        Array.from({ length: 12 }, (_, i) => client.send(q, i === 7 ? poisoned : { i })),
+        Array.from({ length: 12 }, (_, i) => client.send(q, i === 7 ? deep : { i })),
       );
       assert.deepEqual(
         settled.map((s) => s.status),
         settled.map((_, i) => (i === 7 ? 'rejected' : 'fulfilled')),
       );
       assert.ok((settled[7] as PromiseRejectedResult).reason instanceof InvalidRequestError);
-      assert.equal((await h.ferry.stats(q)).waiting, 11);
+      assert.equal((await shallow.h.ferry.stats(q)).waiting, 11);
     } finally {
       await client.close();
+      await shallow.h.close();
     }
   });
 

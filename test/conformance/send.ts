@@ -418,6 +418,41 @@ export function sendTests(ctx: Ctx): void {
       assert.deepEqual((await mustGet(ctx.ferry, c.id)).payload, objects);
     });
 
+    it('refuses a payload or result nested deeper than 1000 levels, alike everywhere', async () => {
+      const q = qname();
+      await expectError(() => ctx.ferry.send(q, nested(1001)), InvalidRequestError, 'payload 1001 deep');
+      await expectError(
+        () => ctx.ferry.sendBatch(q, [{ payload: 1 }, { payload: nested(1001) }]),
+        InvalidRequestError,
+        'a batch with a payload 1001 deep',
+      );
+      assert.equal((await ctx.ferry.stats(q)).waiting, 0, 'nothing of a refused batch is stored');
+      const sent = await ctx.ferry.send(q, nested(1000));
+      assert.deepEqual((await mustGet(ctx.ferry, sent.id)).payload, nested(1000));
+      const [d] = await ctx.ferry.receive(q);
+      assert.ok(d);
+      await expectError(() => ctx.ferry.ack(d, nested(1001)), InvalidRequestError, 'result 1001 deep');
+      await ctx.ferry.ack(d, nested(1000));
+      assert.deepEqual(await ctx.ferry.result(sent.id, { timeout: '5s' }), nested(1000));
+    });
+
+    it('keeps keys named __proto__ and constructor in payloads and results, and pollutes no prototype', async () => {
+      const q = qname();
+      const text = '{"user":{"__proto__":{"admin":true}},"constructor":{"prototype":{"polluted":1}}}';
+      const payload = JSON.parse(text) as Record<string, unknown>;
+      const sent = await ctx.ferry.send(q, payload);
+      assert.equal(JSON.stringify((await mustGet(ctx.ferry, sent.id)).payload), text);
+      const [d] = await ctx.ferry.receive(q);
+      assert.ok(d);
+      assert.equal(JSON.stringify(d.payload), text);
+      await ctx.ferry.ack(d, payload);
+      assert.equal(JSON.stringify(await ctx.ferry.result(sent.id, { timeout: '5s' })), text);
+      assert.equal((await mustGet(ctx.ferry, sent.id)).state, 'completed');
+      const plain: Record<string, unknown> = {};
+      assert.equal(plain.admin, undefined);
+      assert.equal(plain.polluted, undefined);
+    });
+
     it('refuses values that are not JSON with InvalidRequestError', async () => {
       const q = qname();
       const circular: Record<string, unknown> = {};
