@@ -179,7 +179,7 @@ export const FlowReply = Type.Object({
 });
 
 export const BatchBody = Type.Object(
-  { messages: Type.Array(SendBody, { minItems: 1, maxItems: 100_000 }) },
+  { messages: Type.Array(SendBody, { minItems: 0, maxItems: 100_000 }) },
   { additionalProperties: false },
 );
 

@@ -133,6 +133,13 @@ describe('ferry CLI against --store', () => {
     assert.equal(refused.code, 2);
     assert.match(refused.stderr, /line 3/);
     assert.equal(json<QueueStats>(await run(['stats', 'bulk-bad', '--json'])).waiting, 0);
+
+    // A file that cannot be read is bad input too (exit 2, naming it), not a store error (exit 1).
+    for (const path of [join(temp.dir, 'missing.ndjson'), temp.dir]) {
+      const unreadable = await run(['send', 'bulk-bad', '--file', path]);
+      assert.equal(unreadable.code, 2, unreadable.stderr);
+      assert.match(unreadable.stderr, /cannot read .*(ENOENT|EISDIR)/);
+    }
   });
 
   it('nack, redrive, cancel and retry change states and print them', async () => {

@@ -20,6 +20,24 @@ const FIXED = (delay: number) => ({ type: 'fixed' as const, delay });
 
 export function failureTests(ctx: Ctx): void {
   describe('nack and retries', () => {
+    it("the last failed attempt's error stays through a later success and through a redrive", async () => {
+      const q = qname();
+      const sent = await ctx.ferry.send(q, 'x', { backoff: FIXED(0) });
+      await ctx.ferry.nack(await receiveOne(ctx.ferry, q, '30s', 0), { error: { message: 'first try' } });
+      await ctx.ferry.ack(await receiveOne(ctx.ferry, q, '30s', 2000), 'ok');
+      const done = await mustGet(ctx.ferry, sent.id);
+      assert.deepEqual([done.state, done.result, done.error?.message], ['completed', 'ok', 'first try']);
+
+      const dead = await ctx.ferry.send(q, 'y', { maxAttempts: 1 });
+      const d = await receiveOne(ctx.ferry, q, '30s', 0);
+      await ctx.ferry.nack(d, { error: { message: 'gave up' } });
+      assert.equal((await mustGet(ctx.ferry, dead.id)).state, 'dead');
+      await ctx.ferry.redrive(q);
+      const again = await mustGet(ctx.ferry, dead.id);
+      assert.deepEqual([again.state, again.attempts, again.error?.message], ['waiting', 0, 'gave up']);
+      assert.notEqual(again.startedAt, null, 'startedAt is that of the last delivery');
+    });
+
     it('nack waits the backoff, then redelivers with attempt + 1; the error is kept', async () => {
       const q = qname();
       const sent = await ctx.ferry.send(q, 'x', { backoff: FIXED(150) });

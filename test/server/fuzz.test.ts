@@ -10,7 +10,8 @@ import fc from 'fast-check';
 import { QUEUE_NAME } from '../../src/core/validate.ts';
 import { type Harness, harness } from './helpers.ts';
 
-type Tag = 'int' | 'duration' | 'string' | 'bool' | 'object' | 'failure' | 'array' | 'seq';
+/** `items`: an array that may be empty (a batch's messages); `array`: one that may not. */
+type Tag = 'int' | 'duration' | 'string' | 'bool' | 'object' | 'failure' | 'array' | 'items' | 'seq';
 
 interface Template {
   method: 'POST' | 'PATCH' | 'GET' | 'DELETE' | 'PUT';
@@ -57,7 +58,7 @@ const TEMPLATES: Template[] = [
     method: 'POST',
     path: '/v1/queues/Q/batch',
     body: { messages: [{ payload: 1 }] },
-    fields: { messages: 'array' },
+    fields: { messages: 'items' },
     required: ['messages'],
   },
   {
@@ -223,6 +224,7 @@ const WRONG: Record<Tag, fc.Arbitrary<unknown>> = {
     fc.constant([]),
     fc.object({ maxDepth: 1 }),
   ),
+  items: fc.oneof(fc.integer(), fc.string(), fc.boolean(), fc.constant(null), fc.object({ maxDepth: 1 })),
   // A valid seq would open a stream that never ends; these never are.
   seq: fc.oneof(
     fc.constantFrom('abc', '-1', '1.5', 'true', '[]'),

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { gzipSync } from 'node:zlib';
 import { type Harness, harness, qname } from './helpers.ts';
 
 describe('HTTP routes', () => {
@@ -211,6 +212,41 @@ describe('HTTP routes', () => {
     assert.deepEqual((await call('GET', `/v1/queues/${q}/messages`)).body.messages, []);
     const unknown = await call('GET', '/v1/messages/0190b6d2-0000-7000-8000-000000000009/children');
     assert.equal(unknown.status, 404);
+  });
+
+  it('a text/plain or compressed body is refused as its media type or coding (415), storing nothing', async () => {
+    const q = qname();
+    const cases = [
+      { 'content-type': 'text/plain;charset=UTF-8' },
+      { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+    ];
+    for (const headers of cases) {
+      const r = await h.app.inject({
+        method: 'POST',
+        url: `/v1/queues/${q}/messages`,
+        headers,
+        payload: headers['content-encoding'] ? gzipSync('{"payload":1}') : '{"payload":1}',
+      });
+      assert.equal(r.statusCode, 415, `${JSON.stringify(headers)}: ${r.body}`);
+      assert.match(JSON.parse(r.body).detail, /application\/json|not supported/);
+    }
+    const identity = await h.app.inject({
+      method: 'POST',
+      url: `/v1/queues/${q}/messages`,
+      headers: { 'content-type': 'application/json', 'content-encoding': 'identity' },
+      payload: '{"payload":1}',
+    });
+    assert.equal(identity.statusCode, 201, identity.body);
+    assert.equal((await call('GET', `/v1/queues/${q}/messages`)).body.messages.length, 1);
+  });
+
+  it('an empty batch is sent as the SDK sends it: nothing stored, an empty answer', async () => {
+    const q = qname();
+    const r = await call('POST', `/v1/queues/${q}/batch`, { messages: [] });
+    assert.deepEqual([r.status, r.body], [201, { messages: [] }]);
+    assert.deepEqual((await call('GET', `/v1/queues/${q}/messages`)).body.messages, []);
+    const bad = await call('POST', `/v1/queues/${q}/batch`, { messages: [{}] });
+    assert.equal(bad.status, 400, JSON.stringify(bad.body));
   });
 
   it('receive with no body uses the defaults; an empty queue answers at once', async () => {

@@ -55,12 +55,24 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** Yields [line number, payload] for each non-blank line; a line that is not JSON is a usage error. */
+/**
+ * Yields [line number, payload] for each non-blank line; a line that is not JSON, or a file that cannot be
+ * read (missing, a directory, not allowed), is a usage error, as for `flow`.
+ */
 async function* ndjson(path: string): AsyncGenerator<[number, unknown]> {
   const input = path === '-' ? process.stdin : createReadStream(path, { encoding: 'utf8' });
   const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
   let n = 0;
-  for await (const line of lines) {
+  let line: string;
+  const iterator = lines[Symbol.asyncIterator]();
+  for (;;) {
+    try {
+      const next = await iterator.next();
+      if (next.done) return;
+      line = next.value;
+    } catch (error) {
+      throw new UsageError(`cannot read ${path}: ${(error as Error).message}`);
+    }
     n++;
     if (line.trim() === '') continue;
     yield [n, parseJson(line, `line ${n} of ${path}`)];
