@@ -4,7 +4,10 @@
  * function call with `-M extended` (unnamed statements, parsed and planned on every call, as node-postgres
  * sends them unnamed) and with `-M prepared` (named, as the store's `Database.call` sends them), and the
  * statement the store sends a lone message with now (`loneSendSql`, both ways: unnamed is how it runs
- * behind PgBouncer in transaction mode), and prints each run's mean latency. Needs `pgbench` on the PATH and the database the tests use.
+ * behind PgBouncer in transaction mode), and prints each run's mean latency. `row prepared` is the message's
+ * row alone, inserted as the statement inserts it but with no event: what a send costs without its durable
+ * `sent` event, the floor of any send that keeps the contract. Needs `pgbench` on the PATH and the database
+ * the tests use.
  *
  *   npx tsx bench/pg-prepared.ts [--rounds 3] [--seconds 4]
  */
@@ -36,6 +39,7 @@ const id = "to_char(clock_timestamp(), 'YYYYMMDDHH24MISSUS') || md5(random()::te
 const lone = [id, "'q'", '0', '1000', `'{"i":1}'`, 'null', 'null', 'null', 'null', 'null', '1000', at, "'pgbench'"];
 const scripts = {
   raw: `INSERT INTO ${s}.raw_sends (payload) VALUES ('{"i":1}');\n`,
+  row: `INSERT INTO ${s}.messages (id, seq, queue, state, priority, run_at, payload, sent_at) VALUES (${id}, nextval('${s}.messages_seq'), 'q', 0, 0, 1000, '{"i":1}', 1000);\n`,
   send_one: `SELECT ${s}.send_one(${id}, 'q', 0, 1000, '{"i":1}', null, null, null, null, null, 1000, ${at}, false, 'pgbench');\n`,
   statement: `${loneSendSql(s)
     .replace(/\$(\d+)(::\w+)?/g, (_, n: string) => `(${lone[Number(n) - 1]})`)
@@ -62,6 +66,7 @@ try {
     const line: string[] = [];
     const runs: [string, string][] = [
       ['raw', 'prepared'],
+      ['row', 'prepared'],
       ['send_one', 'extended'],
       ['send_one', 'prepared'],
       ['statement', 'extended'],
