@@ -16,9 +16,9 @@ export const MAX_RECEIPT = 256;
 /** The most messages one receive may ask for. */
 export const MAX_RECEIVE = 1000;
 /**
- * The deepest nesting of a payload, result or error. The HTTP server refuses bodies nested deeper than 1024
- * before parsing them (server/json-body.ts), and a body wraps its values in a few levels of its own, so every
- * value this allows passes over HTTP too: a value is refused alike by every store and over HTTP.
+ * The deepest nesting of a payload, result or error. The HTTP server refuses bodies nested deeper than its
+ * limit before parsing them, and its default leaves room for this depth wherever a body puts a value
+ * (server/json-body.ts), so a value is refused alike by every store and over HTTP.
  */
 export const MAX_JSON_DEPTH = 1000;
 const MAX_DELAY = 366 * 86_400_000;
@@ -133,16 +133,16 @@ export function serialize(value: unknown, what: string, maxBytes: number): strin
     throw new InvalidRequestError(`${what} must be JSON-serializable: ${(error as Error).message}`);
   }
   if (text === undefined) throw new InvalidRequestError(`${what} must be a JSON value; got ${typeof value}`);
-  // Nesting deeper than the limit takes two characters a level, so short texts skip the scan.
-  if (text.length > 2 * MAX_JSON_DEPTH && jsonDepth(text, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) {
-    throw new InvalidRequestError(`${what} is nested deeper than ${MAX_JSON_DEPTH} levels`);
-  }
   // UTF-8 is at most 3 bytes per UTF-16 unit, so short strings skip the exact count.
   if (text.length * 3 > maxBytes) {
     const bytes = utf8Length(text);
     if (bytes > maxBytes) {
       throw new PayloadTooLargeError(`${what} is ${bytes} bytes as JSON; the limit is ${maxBytes} bytes`);
     }
+  }
+  // Nesting deeper than the limit takes two characters a level, so short texts skip the scan.
+  if (text.length > 2 * MAX_JSON_DEPTH && jsonDepth(text, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) {
+    throw new InvalidRequestError(`${what} is nested deeper than ${MAX_JSON_DEPTH} levels`);
   }
   return text;
 }

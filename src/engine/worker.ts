@@ -21,6 +21,7 @@ import type {
   Delivery,
   DeliveryRef,
   Duration,
+  FailureInfo,
   Handler,
   Job,
   MessageInfo,
@@ -344,7 +345,7 @@ export class WorkerLoop<P, R> implements Worker {
           running,
           traced(
             span,
-            this.persist(running, () => this.host.nack(delivery, { error: failure, retry })),
+            this.persist(running, () => this.nackOrPlain(delivery, failure, retry)),
           ),
         );
       },
@@ -376,6 +377,22 @@ export class WorkerLoop<P, R> implements Worker {
       if (!(error instanceof InvalidRequestError || error instanceof PayloadTooLargeError)) throw error;
       const failure = { message: `the handler's result could not be stored: ${error.message}`, name: error.name };
       return this.host.nack(delivery, { error: failure, retry: false });
+    });
+  }
+
+  /**
+   * A nack whose error cannot be stored (its `data` too large or nested too deep) is made again with the
+   * message and name alone, saying why, so the attempt still ends as the handler's failure and not, a lease
+   * later, as an expiry.
+   */
+  private nackOrPlain(delivery: Delivery, failure: FailureInfo, retry: boolean): Promise<unknown> {
+    return this.host.nack(delivery, { error: failure, retry }).catch((error: unknown) => {
+      if (!(error instanceof InvalidRequestError || error instanceof PayloadTooLargeError)) throw error;
+      const message = `${failure.message.slice(0, 10_000)} (its data could not be stored: ${error.message})`;
+      return this.host.nack(delivery, {
+        error: failure.name === undefined ? { message } : { message, name: failure.name },
+        retry,
+      });
     });
   }
 

@@ -16,7 +16,7 @@ import { allowedMethods } from './allow.ts';
 import { Cancellations } from './cancellations.ts';
 import type { App, RouteDeps } from './deps.ts';
 import { WriteHealth, writesStore } from './health.ts';
-import { registerJsonParser } from './json-body.ts';
+import { MAX_BODY_DEPTH, registerJsonParser } from './json-body.ts';
 import { registerLinger } from './linger.ts';
 import { Metrics } from './metrics.ts';
 import { clientErrorHandler, errorHandler, notFoundHandler } from './problem.ts';
@@ -133,7 +133,7 @@ export async function createServer(ferry: Ferry, options: ServerOptions = {}): P
   app.setValidatorCompiler(TypeBoxValidatorCompiler);
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler((path) => allowedMethods(app.ferryRoutes, path)));
-  registerJsonParser(app, options.maxDepth ?? 1024);
+  registerJsonParser(app, options.maxDepth ?? MAX_BODY_DEPTH);
 
   app.decorate('ferryRoutes', [] as RouteEntry[]);
   app.addHook('onRoute', (route) => {

@@ -147,24 +147,32 @@ describe('connect(): every call answers for itself', () => {
   });
   after(async () => h.close());
 
-  it('a send the server refuses only when joined (nesting past its limit) makes its request go alone: the others land', async () => {
-    // A server whose body limit is 20 levels: a payload 20 deep is refused alone (its body is 21 deep) and
-    // takes a joined request (23 deep) down with it, which the client then sends item by item.
+  it('a joined request the server refuses whole (nesting past its limit) goes item by item: each answers for itself', async () => {
+    // A server whose bodies may nest 20 levels: alone, a payload 19 deep makes a body of 20 (taken) and one
+    // 20 deep a body of 21 (refused); joined, either makes 22 or 23, refusing the whole request, which the
+    // client then sends item by item.
     const shallow = await served({ maxDepth: 20 });
     const client = await connect(shallow.url);
+    const deep = (depth: number) => {
+      let value: unknown = 'bottom';
+      for (let i = 0; i < depth; i++) value = { a: value };
+      return value;
+    };
     try {
-      const q = qname();
-      let deep: unknown = 'bottom';
-      for (let i = 0; i < 20; i++) deep = { a: deep };
-      const settled = await Promise.allSettled(
-        Array.from({ length: 12 }, (_, i) => client.send(q, i === 7 ? deep : { i })),
-      );
-      assert.deepEqual(
-        settled.map((s) => s.status),
-        settled.map((_, i) => (i === 7 ? 'rejected' : 'fulfilled')),
-      );
-      assert.ok((settled[7] as PromiseRejectedResult).reason instanceof InvalidRequestError);
-      assert.equal((await shallow.h.ferry.stats(q)).waiting, 11);
+      for (const depth of [19, 20]) {
+        const q = qname();
+        const settled = await Promise.allSettled(
+          Array.from({ length: 12 }, (_, i) => client.send(q, i === 7 ? deep(depth) : { i })),
+        );
+        const refused = depth === 20 ? [7] : [];
+        assert.deepEqual(
+          settled.flatMap((s, i) => (s.status === 'rejected' ? [i] : [])),
+          refused,
+          `payload ${depth} deep`,
+        );
+        for (const i of refused) assert.ok((settled[i] as PromiseRejectedResult).reason instanceof InvalidRequestError);
+        assert.equal((await shallow.h.ferry.stats(q)).waiting, 12 - refused.length);
+      }
     } finally {
       await client.close();
       await shallow.h.close();

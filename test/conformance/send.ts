@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { InvalidRequestError, PayloadTooLargeError } from '../../src/core/errors.ts';
-import type { SendOptions } from '../../src/core/types.ts';
+import type { FlowNode, SendOptions } from '../../src/core/types.ts';
 import { type Ctx, expectAllRefused, expectError, isoMs, mustGet, nested, qname } from './helpers.ts';
 
 const MIB = 1024 * 1024;
@@ -434,6 +434,21 @@ export function sendTests(ctx: Ctx): void {
       await expectError(() => ctx.ferry.ack(d, nested(1001)), InvalidRequestError, 'result 1001 deep');
       await ctx.ferry.ack(d, nested(1000));
       assert.deepEqual(await ctx.ferry.result(sent.id, { timeout: '5s' }), nested(1000));
+      await expectError(() => ctx.ferry.publish(qname('topic'), nested(1001)), InvalidRequestError, 'publish');
+    });
+
+    it('takes a flow 32 levels deep whose leaf payload nests 1000 levels, and refuses one level more', async () => {
+      const q = qname();
+      const flow = (leaf: unknown) => {
+        let node: FlowNode = { queue: q, payload: leaf };
+        for (let level = 1; level < 32; level++) node = { queue: q, payload: level, children: [node] };
+        return node;
+      };
+      await expectError(() => ctx.ferry.sendFlow(flow(nested(1001))), InvalidRequestError, 'leaf 1001 deep');
+      assert.equal((await ctx.ferry.stats(q)).pending, 0, 'nothing of a refused flow is stored');
+      let node = await ctx.ferry.sendFlow(flow(nested(1000)));
+      while (node.children?.[0]) node = node.children[0];
+      assert.deepEqual((await mustGet(ctx.ferry, node.id)).payload, nested(1000));
     });
 
     it('keeps keys named __proto__ and constructor in payloads and results, and pollutes no prototype', async () => {

@@ -68,6 +68,28 @@ export function workTests(ctx: Ctx): void {
       }
     });
 
+    it("a handler's error whose data cannot be stored still ends the attempt as its failure, without the data", async () => {
+      const q = qname();
+      let data: unknown = 'bottom';
+      for (let i = 0; i < 1000; i++) data = { a: data };
+      const worker = ctx.ferry.work(
+        q,
+        () => {
+          throw Object.assign(new Error('handler broke'), { name: 'BrokeError', data });
+        },
+        { onError: () => {} },
+      );
+      try {
+        const sent = await ctx.ferry.send(q, 1, { maxAttempts: 1 });
+        const info = await waitState(ctx.ferry, sent.id, 'dead', 5000);
+        assert.equal(info.error?.name, 'BrokeError');
+        assert.match(info.error?.message ?? '', /^handler broke \(its data could not be stored: .*nested deeper/);
+        assert.equal(info.error?.data, undefined);
+      } finally {
+        await worker.close();
+      }
+    });
+
     it('a worker with more room than one receive may ask for (concurrency + prefetch > 1000) still works', async () => {
       const q = qname();
       const errors: unknown[] = [];

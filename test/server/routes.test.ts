@@ -237,7 +237,22 @@ describe('HTTP routes', () => {
       payload: '{"payload":1}',
     });
     assert.equal(identity.statusCode, 201, identity.body);
-    assert.equal((await call('GET', `/v1/queues/${q}/messages`)).body.messages.length, 1);
+    const blank = await h.app.inject({
+      method: 'POST',
+      url: `/v1/queues/${q}/messages`,
+      headers: { 'content-type': 'application/json', 'content-encoding': '' },
+      payload: '{"payload":2}',
+    });
+    assert.equal(blank.statusCode, 201, blank.body);
+    assert.equal((await call('GET', `/v1/queues/${q}/messages`)).body.messages.length, 2);
+    // No body at all, as fetch sends `body: ''` (text/plain): the route runs as without one.
+    const redriven = await h.app.inject({
+      method: 'POST',
+      url: `/v1/queues/${q}/redrive`,
+      headers: { 'content-type': 'text/plain;charset=UTF-8' },
+      payload: '',
+    });
+    assert.deepEqual([redriven.statusCode, JSON.parse(redriven.body).moved], [200, 0], redriven.body);
   });
 
   it('an empty batch is sent as the SDK sends it: nothing stored, an empty answer', async () => {

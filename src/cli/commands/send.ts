@@ -65,17 +65,21 @@ async function* ndjson(path: string): AsyncGenerator<[number, unknown]> {
   let n = 0;
   let line: string;
   const iterator = lines[Symbol.asyncIterator]();
-  for (;;) {
-    try {
-      const next = await iterator.next();
-      if (next.done) return;
-      line = next.value;
-    } catch (error) {
-      throw new UsageError(`cannot read ${path}: ${(error as Error).message}`);
+  try {
+    for (;;) {
+      try {
+        const next = await iterator.next();
+        if (next.done) return;
+        line = next.value;
+      } catch (error) {
+        throw new UsageError(`cannot read ${path}: ${(error as Error).message}`);
+      }
+      n++;
+      if (line.trim() === '') continue;
+      yield [n, parseJson(line, `line ${n} of ${path}`)];
     }
-    n++;
-    if (line.trim() === '') continue;
-    yield [n, parseJson(line, `line ${n} of ${path}`)];
+  } finally {
+    lines.close();
   }
 }
 
