@@ -178,15 +178,22 @@ export class Engine implements Ferry {
 
   static async create(store: Store, options: EngineOptions = {}): Promise<Engine> {
     const engine = new Engine(store, options);
-    await store.init({
-      retryDelay: (attempt, backoff) => retryDelay(attempt, backoff, engine.random),
-      onEvents: (events, woken) => {
-        engine.bus.publish(events, woken);
-        engine.relay?.notice(events);
-      },
-      onCommitted: (events) => engine.bus.wakeFor(events),
-      onActivity: (queues) => engine.bus.wakeQueues(queues),
-    });
+    try {
+      await store.init({
+        retryDelay: (attempt, backoff) => retryDelay(attempt, backoff, engine.random),
+        onEvents: (events, woken) => {
+          engine.bus.publish(events, woken);
+          engine.relay?.notice(events);
+        },
+        onCommitted: (events) => engine.bus.wakeFor(events),
+        onActivity: (queues) => engine.bus.wakeQueues(queues),
+      });
+    } catch (error) {
+      // A store that could not start (a newer schema, no database) lets go of what it opened: connections
+      // left in a pool kept a CLI alive for the pool's idle timeout after it had said why it failed.
+      await store.close().catch(() => {});
+      throw error;
+    }
     engine.scheduleSweep();
     engine.relay?.start();
     return engine;

@@ -62,8 +62,10 @@ export interface ServerOptions {
   bodyLimit?: number;
   /** Largest body of the routes that carry many items (`POST …/batch`, `/v1/sends`, `/v1/acks`). Default 32 MiB. */
   batchBodyLimit?: number;
-  /** Deepest JSON nesting accepted in a body. Default 1024. */
+  /** Deepest JSON nesting accepted in a body. Default 1072 (MAX_BODY_DEPTH, room for every value the SDK takes). */
   maxDepth?: number;
+  /** How long /healthz waits for the store before answering 503 (`check: store`). Default 5s. */
+  healthTimeout?: Duration;
   /**
    * A connection with no request in progress and no traffic for this long is closed: before its first
    * request, and between keep-alive requests. Default 90s. Long polls and event streams are not cut by it
@@ -94,6 +96,7 @@ export async function createServer(ferry: Ferry, options: ServerOptions = {}): P
   const streams = new StreamTokens(options.streamSecret);
   const limiter = options.rateLimit ? new RateLimiter(options.rateLimit) : null;
   const heartbeatMs = parseDuration(options.heartbeat ?? '15s', 'heartbeat', 10, 3_600_000);
+  const healthTimeoutMs = parseDuration(options.healthTimeout ?? '5s', 'healthTimeout', 10, 3_600_000);
   const bodyLimit = options.bodyLimit ?? 2 * MiB;
   const batchBodyLimit = options.batchBodyLimit ?? 32 * MiB;
   const idleMs = parseDuration(options.idleTimeout ?? '90s', 'idleTimeout', 10, 3_600_000);
@@ -213,7 +216,16 @@ export async function createServer(ferry: Ferry, options: ServerOptions = {}): P
 
   registerAccess(app, { tokens, streams, limiter, ferry });
   const cancellations = new Cancellations();
-  const deps: RouteDeps = { ferry, shutdown: shutdown.signal, metrics, streams, heartbeatMs, cancellations, writes };
+  const deps: RouteDeps = {
+    ferry,
+    shutdown: shutdown.signal,
+    metrics,
+    streams,
+    heartbeatMs,
+    healthTimeoutMs,
+    cancellations,
+    writes,
+  };
   for (const routes of [
     messageRoutes,
     flowRoutes,

@@ -33,4 +33,6 @@ export interface RouteDeps {
   writes: WriteHealth;
   /** Milliseconds between SSE heartbeat comments. */
   heartbeatMs: number;
+  /** Milliseconds /healthz waits for the store. */
+  healthTimeoutMs: number;
 }

@@ -266,3 +266,32 @@ describe('a store whose writes fail', () => {
     }
   });
 });
+
+describe('a store that stops answering', () => {
+  it('/healthz answers 503 (check: store) after its timeout instead of hanging, and 200 once the store answers', async () => {
+    const memory = await open('memory:');
+    let stalled = true;
+    const ferry = new Proxy(memory, {
+      get(target, key, receiver) {
+        if (key === 'get' && stalled) return () => new Promise(() => {});
+        const value = Reflect.get(target, key, receiver);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const app = await createServer(ferry, { logger: false, healthTimeout: '200ms' });
+    try {
+      const started = Date.now();
+      const sick = await app.inject({ method: 'GET', url: '/healthz' });
+      assert.equal(sick.statusCode, 503);
+      const body = JSON.parse(sick.body);
+      assert.equal(body.check, 'store');
+      assert.match(body.detail, /no answer within 200 ms/);
+      assert.ok(Date.now() - started < 2000, 'answered at its timeout');
+      stalled = false;
+      assert.deepEqual(JSON.parse((await app.inject({ method: 'GET', url: '/healthz' })).body), { ok: true });
+    } finally {
+      await app.close();
+      await memory.close();
+    }
+  });
+});

@@ -22,12 +22,25 @@ export async function opsRoutes(app: App, deps: RouteDeps): Promise<void> {
       config: publicAccess,
     },
     async (_request, reply) => {
-      // A point lookup of an id that cannot exist: the cheapest question that still reaches the store.
+      // A point lookup of an id that cannot exist: the cheapest question that still reaches the store. A store
+      // that does not answer within the health timeout is as unhealthy as one that refuses (a probe waits that
+      // long at most, not forever: a paused pooler, a database host that stopped answering).
+      let timer: ReturnType<typeof setTimeout> | undefined;
       try {
-        await deps.ferry.get('healthz');
+        await Promise.race([
+          deps.ferry.get('healthz'),
+          new Promise((_resolve, reject) => {
+            timer = setTimeout(
+              () => reject(new Error(`no answer within ${deps.healthTimeoutMs} ms`)),
+              deps.healthTimeoutMs,
+            );
+          }),
+        ]);
       } catch (error) {
         const detail = `the store does not answer: ${(error as Error).message}`;
         return sendProblem(reply, { ...problem('unavailable', 503, detail), check: 'store' }, UNAVAILABLE_RETRY_MS);
+      } finally {
+        clearTimeout(timer);
       }
       const failing = deps.writes.failing();
       if (failing) {

@@ -21,18 +21,25 @@ export function isConnectionError(error: unknown): boolean {
   if (code.startsWith('08') || code.startsWith('57P') || code === '53300') return true;
   if (['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH'].includes(code)) return true;
   const message = e.message ?? '';
-  return /Connection terminated|connection timeout|Client has encountered a connection error|not queryable/i.test(
+  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable/i.test(
     message,
   );
 }
 
 /** Failures to open a connection: nothing reached the database, so nothing was applied. */
 const NOT_CONNECTED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', '53300', '57P03']);
+/**
+ * The same, told by their message: the pool's wait for a connection ran out (`connect_timeout`), or a
+ * pooler refused the connection before any statement (PgBouncer answers these with SQLSTATE 08P01).
+ */
+const NOT_CONNECTED_MESSAGE =
+  /^(timeout exceeded when trying to connect|Connection terminated due to connection timeout|no such database|no such user|password authentication failed|pgbouncer cannot connect to server)/i;
 
 export function unavailable(error: unknown): unknown {
   if (error instanceof UnavailableError || !isConnectionError(error)) return error;
   const why = (error as Error).message || String(error);
-  const outcome = NOT_CONNECTED.has((error as { code?: string }).code ?? '')
+  const notConnected = NOT_CONNECTED.has((error as { code?: string }).code ?? '') || NOT_CONNECTED_MESSAGE.test(why);
+  const outcome = notConnected
     ? 'nothing was applied: retry when it is back'
     : 'the operation may or may not have been applied: retry it (with a dedupeId, a send creates no duplicate)';
   return new UnavailableError(`PostgreSQL is unavailable (${why}); ${outcome}`, { cause: error });

@@ -55,13 +55,15 @@ export function createPostgresStore(url: string, options: PostgresOptions = {}):
   parsed.searchParams.delete('schema');
   const listenParam = parsed.searchParams.get('listen');
   parsed.searchParams.delete('listen');
+  const connectionTimeoutMillis = connectTimeout(parsed.searchParams.get('connect_timeout'));
+  parsed.searchParams.delete('connect_timeout');
   const connectionString = parsed.toString();
   const poolSize = options.poolSize ?? 10;
   if (!Number.isInteger(poolSize) || poolSize < 1 || poolSize > 1000) {
     throw new InvalidRequestError(`poolSize must be an integer from 1 to 1000; got ${String(options.poolSize)}`);
   }
   const own = options.pool === undefined;
-  const pool = options.pool ?? new pg.Pool({ connectionString, max: poolSize });
+  const pool = options.pool ?? new pg.Pool({ connectionString, max: poolSize, connectionTimeoutMillis });
   // An idle pooled connection dropped by a server restart must not crash the process; the pool replaces it.
   if (own) pool.on('error', () => {});
   const listenOption =
@@ -74,10 +76,10 @@ export function createPostgresStore(url: string, options: PostgresOptions = {}):
         `listen must be a postgres:// URL (a direct connection for LISTEN) or off; got ${JSON.stringify(redactUrl(listenOption))}`,
       );
     }
-    listen = { connectionString: listenOption };
+    listen = { connectionString: listenOption, connectionTimeoutMillis };
   } else {
     listen = own
-      ? { connectionString }
+      ? { connectionString, connectionTimeoutMillis }
       : ({ ...(pool as unknown as { options: pg.ClientConfig }).options } as pg.ClientConfig);
   }
   return new PostgresStore({
@@ -88,6 +90,23 @@ export function createPostgresStore(url: string, options: PostgresOptions = {}):
     pollInterval: options.pollInterval ?? 250,
     vacuum: vacuumOptions(options.vacuum),
   });
+}
+
+/**
+ * How long opening a connection, or waiting for a free one of the pool, may take (`?connect_timeout=` in
+ * seconds, as libpq names it; default 10): a database that accepts connections and never answers (a
+ * stopped host behind a proxy, a paused pooler) fails the call as unavailable instead of hanging it, and
+ * `ferry serve` or the CLI exits with the reason instead of waiting forever.
+ */
+function connectTimeout(text: string | null): number {
+  if (text === null) return 10_000;
+  const seconds = Number(text);
+  if (text.trim() === '' || !Number.isFinite(seconds) || seconds <= 0 || seconds > 3600) {
+    throw new InvalidRequestError(
+      `connect_timeout must be a number of seconds from 0 to 3600 (not 0); got ${JSON.stringify(text)}`,
+    );
+  }
+  return Math.ceil(seconds * 1000);
 }
 
 function vacuumOptions(option: PostgresOptions['vacuum']): VacuumOptions | null {
