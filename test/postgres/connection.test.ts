@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { Database } from '../../src/stores/postgres/connection.ts';
+import { Database, unavailable } from '../../src/stores/postgres/connection.ts';
 import { testDatabase } from '../support/postgres.ts';
 
 describe('postgres connection: named statements', () => {
@@ -36,5 +36,31 @@ describe('postgres connection: named statements', () => {
     const db = new Database(pool, '"public"');
     await assert.rejects(db.call('SELECT 1 / $1::int AS n', [0]), /division by zero/);
     assert.deepEqual(await db.call('SELECT 1 / $1::int AS n', [1]), { n: 1 });
+  });
+});
+
+describe('postgres connection: what an unavailable database is said to have done', () => {
+  const said = (error: object) => (unavailable(Object.assign(new Error(), error)) as Error).message;
+
+  it('a refusal before any statement ran says nothing was applied; a cut mid-statement says it may have been', () => {
+    for (const error of [
+      { code: 'ECONNREFUSED', message: 'connect ECONNREFUSED 127.0.0.1:5432' },
+      { code: '57P03', message: 'the database system is starting up' },
+      { message: 'timeout exceeded when trying to connect' },
+      { message: 'Connection terminated due to connection timeout' },
+      // PgBouncer refuses these with SQLSTATE 08P01, a class that also covers cuts mid-statement.
+      { code: '08P01', message: 'no such database: nosuchdb' },
+      { code: '08P01', message: 'pgbouncer cannot connect to server' },
+    ]) {
+      assert.match(said(error), /nothing was applied/, JSON.stringify(error));
+    }
+    for (const error of [
+      { code: 'ECONNRESET', message: 'read ECONNRESET' },
+      { code: '57P01', message: 'terminating connection due to administrator command' },
+      { message: 'Connection terminated unexpectedly' },
+      { code: '08P01', message: 'server conn crashed?' },
+    ]) {
+      assert.match(said(error), /may or may not have been applied/, JSON.stringify(error));
+    }
   });
 });
