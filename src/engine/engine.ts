@@ -177,20 +177,22 @@ export class Engine implements Ferry {
   }
 
   static async create(store: Store, options: EngineOptions = {}): Promise<Engine> {
-    const engine = new Engine(store, options);
+    let engine: Engine | undefined;
     try {
+      const started = new Engine(store, options);
+      engine = started;
       await store.init({
-        retryDelay: (attempt, backoff) => retryDelay(attempt, backoff, engine.random),
+        retryDelay: (attempt, backoff) => retryDelay(attempt, backoff, started.random),
         onEvents: (events, woken) => {
-          engine.bus.publish(events, woken);
-          engine.relay?.notice(events);
+          started.bus.publish(events, woken);
+          started.relay?.notice(events);
         },
-        onCommitted: (events) => engine.bus.wakeFor(events),
-        onActivity: (queues) => engine.bus.wakeQueues(queues),
+        onCommitted: (events) => started.bus.wakeFor(events),
+        onActivity: (queues) => started.bus.wakeQueues(queues),
       });
     } catch (error) {
-      // A store that could not start (a newer schema, no database) lets go of what it opened: connections
-      // left in a pool kept a CLI alive for the pool's idle timeout after it had said why it failed.
+      // A store that could not start (a newer schema, no database), or options refused, lets go of what it
+      // opened: connections left in a pool kept a CLI alive for the pool's idle timeout after it said why.
       await store.close().catch(() => {});
       throw error;
     }

@@ -268,12 +268,20 @@ describe('a store whose writes fail', () => {
 });
 
 describe('a store that stops answering', () => {
-  it('/healthz answers 503 (check: store) after its timeout instead of hanging, and 200 once the store answers', async () => {
+  it('/healthz answers 503 (check: store) after its timeout instead of hanging, and 200 once the store answers', {
+    timeout: 10_000,
+  }, async () => {
     const memory = await open('memory:');
     let stalled = true;
+    let asked = 0;
     const ferry = new Proxy(memory, {
       get(target, key, receiver) {
-        if (key === 'get' && stalled) return () => new Promise(() => {});
+        if (key === 'get' && stalled) {
+          return () => {
+            asked++;
+            return new Promise(() => {});
+          };
+        }
         const value = Reflect.get(target, key, receiver);
         return typeof value === 'function' ? value.bind(target) : value;
       },
@@ -287,6 +295,13 @@ describe('a store that stops answering', () => {
       assert.equal(body.check, 'store');
       assert.match(body.detail, /no answer within 200 ms/);
       assert.ok(Date.now() - started < 2000, 'answered at its timeout');
+      // Probes while the store hangs share a question (one per timeout), not one each.
+      const again = await Promise.all([1, 2, 3, 4].map(() => app.inject({ method: 'GET', url: '/healthz' })));
+      assert.deepEqual(
+        again.map((r) => r.statusCode),
+        [503, 503, 503, 503],
+      );
+      assert.equal(asked, 2, 'a question per timeout to a hung store');
       stalled = false;
       assert.deepEqual(JSON.parse((await app.inject({ method: 'GET', url: '/healthz' })).body), { ok: true });
     } finally {

@@ -9,6 +9,21 @@ import { Health, Problem } from '../schemas.ts';
 
 export async function opsRoutes(app: App, deps: RouteDeps): Promise<void> {
   const publicAccess = { access: { scopes: 'public' } } as const;
+  // One question to the store per health timeout: while the last one is unanswered and younger than that,
+  // later health checks wait on it, so a prober polling a hung store does not take a connection per poll;
+  // an older one (a connection that may never answer) is not waited on again.
+  let asking: { question: Promise<unknown>; at: number } | null = null;
+  const ask = (): Promise<unknown> => {
+    const now = performance.now();
+    if (asking === null || now - asking.at >= deps.healthTimeoutMs) {
+      // A point lookup of an id that cannot exist: the cheapest question that still reaches the store.
+      const question: Promise<unknown> = deps.ferry.get('healthz').finally(() => {
+        if (asking?.question === question) asking = null;
+      });
+      asking = { question, at: now };
+    }
+    return asking.question;
+  };
 
   app.get(
     '/healthz',
@@ -22,13 +37,12 @@ export async function opsRoutes(app: App, deps: RouteDeps): Promise<void> {
       config: publicAccess,
     },
     async (_request, reply) => {
-      // A point lookup of an id that cannot exist: the cheapest question that still reaches the store. A store
-      // that does not answer within the health timeout is as unhealthy as one that refuses (a probe waits that
-      // long at most, not forever: a paused pooler, a database host that stopped answering).
+      // A store that does not answer within the health timeout is as unhealthy as one that refuses (a probe
+      // waits that long at most, not forever: a database host that stopped answering).
       let timer: ReturnType<typeof setTimeout> | undefined;
       try {
         await Promise.race([
-          deps.ferry.get('healthz'),
+          ask(),
           new Promise((_resolve, reject) => {
             timer = setTimeout(
               () => reject(new Error(`no answer within ${deps.healthTimeoutMs} ms`)),

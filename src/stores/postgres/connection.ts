@@ -21,7 +21,7 @@ export function isConnectionError(error: unknown): boolean {
   if (code.startsWith('08') || code.startsWith('57P') || code === '53300') return true;
   if (['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH'].includes(code)) return true;
   const message = e.message ?? '';
-  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable/i.test(
+  return /Connection terminated|connection timeout|timeout expired|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable|query_wait_timeout/i.test(
     message,
   );
 }
@@ -29,11 +29,12 @@ export function isConnectionError(error: unknown): boolean {
 /** Failures to open a connection: nothing reached the database, so nothing was applied. */
 const NOT_CONNECTED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', '53300', '57P03']);
 /**
- * The same, told by their message: the pool's wait for a connection ran out (`connect_timeout`), or a
- * pooler refused the connection before any statement (PgBouncer answers these with SQLSTATE 08P01).
+ * The same, told by their message: connecting ran out of time (`connect_timeout`), a pool's wait for a
+ * connection did (an application's own pool), or a pooler refused the connection or gave up waiting for a
+ * server connection before any statement ran (PgBouncer answers these with SQLSTATE 08P01).
  */
 const NOT_CONNECTED_MESSAGE =
-  /^(timeout exceeded when trying to connect|Connection terminated due to connection timeout|no such database|no such user|password authentication failed|pgbouncer cannot connect to server)/i;
+  /^(timeout expired|timeout exceeded when trying to connect|Connection terminated due to connection timeout|no such database|no such user|password authentication failed|pgbouncer cannot connect to server|query_wait_timeout)/i;
 
 export function unavailable(error: unknown): unknown {
   if (error instanceof UnavailableError || !isConnectionError(error)) return error;

@@ -63,7 +63,10 @@ export function createPostgresStore(url: string, options: PostgresOptions = {}):
     throw new InvalidRequestError(`poolSize must be an integer from 1 to 1000; got ${String(options.poolSize)}`);
   }
   const own = options.pool === undefined;
-  const pool = options.pool ?? new pg.Pool({ connectionString, max: poolSize, connectionTimeoutMillis });
+  // The limit is each client's own, for connecting: on the pool it would also bound the wait for a free
+  // connection, failing calls only queued behind slow ones (a caller's transaction holding a key's lock).
+  const pool =
+    options.pool ?? new pg.Pool({ connectionString, max: poolSize, Client: clientWith(connectionTimeoutMillis) });
   // An idle pooled connection dropped by a server restart must not crash the process; the pool replaces it.
   if (own) pool.on('error', () => {});
   const listenOption =
@@ -93,20 +96,33 @@ export function createPostgresStore(url: string, options: PostgresOptions = {}):
 }
 
 /**
- * How long opening a connection, or waiting for a free one of the pool, may take (`?connect_timeout=` in
- * seconds, as libpq names it; default 10): a database that accepts connections and never answers (a
- * stopped host behind a proxy, a paused pooler) fails the call as unavailable instead of hanging it, and
- * `ferry serve` or the CLI exits with the reason instead of waiting forever.
+ * How long opening a connection may take (`?connect_timeout=` in seconds, as libpq names it; default 10; 0:
+ * no limit, as in libpq): a database that accepts connections and never answers (a stopped host behind a
+ * proxy) fails the call as unavailable instead of hanging it, and `ferry serve` or the CLI exits with the
+ * reason instead of waiting forever. Statements on open connections have no limit here.
  */
 function connectTimeout(text: string | null): number {
   if (text === null) return 10_000;
   const seconds = Number(text);
-  if (text.trim() === '' || !Number.isFinite(seconds) || seconds <= 0 || seconds > 3600) {
+  if (text.trim() === '' || !Number.isFinite(seconds) || seconds < 0 || seconds > 3600) {
     throw new InvalidRequestError(
-      `connect_timeout must be a number of seconds from 0 to 3600 (not 0); got ${JSON.stringify(text)}`,
+      `connect_timeout must be a number of seconds from 0 (no limit) to 3600; got ${JSON.stringify(text)}`,
     );
   }
   return Math.ceil(seconds * 1000);
+}
+
+/** node-postgres's client, connecting within `ms` (0: no limit). */
+function clientWith(ms: number): typeof pg.Client {
+  return class extends pg.Client {
+    constructor(config?: string | pg.ClientConfig) {
+      super(
+        typeof config === 'string'
+          ? { connectionString: config, connectionTimeoutMillis: ms }
+          : { ...config, connectionTimeoutMillis: ms },
+      );
+    }
+  };
 }
 
 function vacuumOptions(option: PostgresOptions['vacuum']): VacuumOptions | null {
