@@ -177,18 +177,17 @@ export class Engine implements Ferry {
   }
 
   static async create(store: Store, options: EngineOptions = {}): Promise<Engine> {
-    let engine: Engine | undefined;
+    let engine: Engine;
     try {
-      const started = new Engine(store, options);
-      engine = started;
+      engine = new Engine(store, options);
       await store.init({
-        retryDelay: (attempt, backoff) => retryDelay(attempt, backoff, started.random),
+        retryDelay: (attempt, backoff) => retryDelay(attempt, backoff, engine.random),
         onEvents: (events, woken) => {
-          started.bus.publish(events, woken);
-          started.relay?.notice(events);
+          engine.bus.publish(events, woken);
+          engine.relay?.notice(events);
         },
-        onCommitted: (events) => started.bus.wakeFor(events),
-        onActivity: (queues) => started.bus.wakeQueues(queues),
+        onCommitted: (events) => engine.bus.wakeFor(events),
+        onActivity: (queues) => engine.bus.wakeQueues(queues),
       });
     } catch (error) {
       // A store that could not start (a newer schema, no database), or options refused, lets go of what it

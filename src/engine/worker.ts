@@ -374,7 +374,7 @@ export class WorkerLoop<P, R> implements Worker {
    */
   private ackOrFail(delivery: Delivery, result: unknown): Promise<unknown> {
     return this.host.ack(delivery, result).catch((error: unknown) => {
-      if (!(error instanceof InvalidRequestError || error instanceof PayloadTooLargeError)) throw error;
+      if (!unstorable(error)) throw error;
       const failure = { message: `the handler's result could not be stored: ${error.message}`, name: error.name };
       return this.host.nack(delivery, { error: failure, retry: false });
     });
@@ -387,7 +387,7 @@ export class WorkerLoop<P, R> implements Worker {
    */
   private nackOrPlain(delivery: Delivery, failure: FailureInfo, retry: boolean): Promise<unknown> {
     return this.host.nack(delivery, { error: failure, retry }).catch((error: unknown) => {
-      if (!(error instanceof InvalidRequestError || error instanceof PayloadTooLargeError)) throw error;
+      if (!unstorable(error)) throw error;
       const message = `${failure.message.slice(0, 10_000)} (its data could not be stored: ${error.message})`;
       return this.host.nack(delivery, {
         error: failure.name === undefined ? { message } : { message, name: failure.name },
@@ -576,4 +576,9 @@ class RunningJob<P> implements Job<P> {
   children(): Promise<MessageInfo[]> {
     return this.worker.childrenOf(this.id);
   }
+}
+
+/** A settle refused for what it would store (a result or error too large, nested too deep, not JSON). */
+function unstorable(error: unknown): error is InvalidRequestError | PayloadTooLargeError {
+  return error instanceof InvalidRequestError || error instanceof PayloadTooLargeError;
 }

@@ -23,8 +23,8 @@ export function registerJsonParser(app: FastifyInstance, maxDepth: number): void
   app.removeContentTypeParser('application/json');
   // Every body is JSON: a text/plain one (a browser's fetch with a string body and no Content-Type) is
   // refused as the media type it is (415, naming application/json), not parsed into a string that the
-  // route's schema then calls "not an object".
-  // An empty one is no body at all (`fetch(url, { method: 'POST', body: '' })` sends text/plain).
+  // route's schema then calls "not an object". An empty one is no body at all (`fetch(url, { method:
+  // 'POST', body: '' })` sends text/plain).
   app.removeContentTypeParser('text/plain');
   app.addContentTypeParser('text/plain', { parseAs: 'string' }, (_request, body, done) => {
     if (body.length === 0) done(null, undefined);
